@@ -1,0 +1,31 @@
+#pragma once
+// Nearest-neighbour matching of embeddings, as DocArray's `da.match(...)`:
+// batched matrix products on BLAS and a running top-k, so that an index of
+// any size is matched in memory bounded by `batch_size`.
+#include <cstddef>
+#include <string>
+
+#include "docarray/document.hpp"
+
+namespace docarray {
+
+struct MatchOptions {
+  // "cosine" (1 - cosine similarity), "euclidean", "sqeuclidean": distances,
+  // ascending. "dot": the inner product, a similarity, descending.
+  std::string metric = "cosine";
+  std::size_t limit = 20;
+  bool exclude_self = false;      // drop index documents whose id is the query's
+  std::size_t batch_size = 16384; // index rows per matrix product
+  std::string query_path = "@r";  // which documents of `queries` get matches
+  std::string index_path = "@r";  // which documents of `index` are candidates
+  std::string metric_name;        // the scores key; defaults to `metric`
+};
+
+// Appends to each selected query, in order, up to `limit` matches: copies of
+// index documents without their own matches, with
+// scores[metric_name] = {value, op_name = metric, ref_id = query id}.
+// Throws docarray::Error for an unknown metric, a missing embedding or
+// mismatched dimensions.
+void match(DocumentArray& queries, const DocumentArray& index, const MatchOptions& options = {});
+
+}  // namespace docarray

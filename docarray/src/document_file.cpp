@@ -1,0 +1,53 @@
+#include "docarray/document_file.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+
+#include "docarray/error.hpp"
+
+namespace docarray {
+
+FileFormat format_for_path(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".jsonl" || ext == ".ndjson" || ext == ".json" ? FileFormat::Jsonl : FileFormat::Binary;
+}
+
+DocumentFileReader::DocumentFileReader(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw Error("document file not found: " + path);
+  if (is_binary_file(path)) binary_ = std::make_unique<BinaryReader>(path);
+  else jsonl_ = std::make_unique<JsonlReader>(path);
+}
+
+bool DocumentFileReader::next(Document& doc) { return binary_ ? binary_->next(doc) : jsonl_->next(doc); }
+
+DocumentFileWriter::DocumentFileWriter(const std::string& path, Compression compression) {
+  if (format_for_path(path) == FileFormat::Jsonl) {
+    if (compression != Compression::None)
+      throw Error("compression applies to the binary format only, not to " + path);
+    jsonl_ = std::make_unique<JsonlWriter>(path);
+  } else {
+    binary_ = std::make_unique<BinaryWriter>(path, compression);
+  }
+}
+
+void DocumentFileWriter::write(const Document& doc) { binary_ ? binary_->write(doc) : jsonl_->write(doc); }
+void DocumentFileWriter::close() { binary_ ? binary_->close() : jsonl_->close(); }
+
+DocumentArray load_documents(const std::string& path) {
+  DocumentFileReader r(path);
+  DocumentArray out;
+  Document d{std::string()};
+  while (r.next(d)) out.append(std::move(d));
+  return out;
+}
+
+void save_documents(const DocumentArray& docs, const std::string& path, Compression compression) {
+  DocumentFileWriter w(path, compression);
+  for (const auto& d : docs) w.write(d);
+  w.close();
+}
+
+}  // namespace docarray

@@ -1,0 +1,99 @@
+#include "docarray/evaluate.hpp"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "docarray/error.hpp"
+#include "docarray/metrics.hpp"
+
+namespace docarray {
+namespace {
+
+std::string field_of(const Document& d, const std::string& field) {
+  if (field == "id") return d.id;
+  if (field == "text") return d.text;
+  if (field == "uri") return d.uri;
+  if (field.rfind("tags.", 0) == 0) {
+    const Value* v = d.find_tag(field.substr(5));
+    return v ? v->dump() : std::string();
+  }
+  throw Error("evaluate: hash_field must be id, text, uri or tags.NAME, got '" + field + "'");
+}
+
+double score(const std::string& metric, const metrics::Relevance& r, std::optional<int> max_rel,
+             const EvaluateOptions& o) {
+  if (metric == "precision_at_k") return metrics::precision_at_k(r, o.k);
+  if (metric == "hit_at_k") return metrics::hit_at_k(r, o.k);
+  if (metric == "recall_at_k") return metrics::recall_at_k(r, max_rel, o.k);
+  if (metric == "f1_score_at_k") return metrics::f1_score_at_k(r, max_rel, o.k);
+  if (metric == "r_precision") return metrics::r_precision(r);
+  if (metric == "average_precision") return metrics::average_precision(r);
+  if (metric == "reciprocal_rank") return metrics::reciprocal_rank(r);
+  if (metric == "dcg_at_k") return metrics::dcg_at_k(r, o.dcg_method, o.k);
+  if (metric == "ndcg_at_k") return metrics::ndcg_at_k(r, o.dcg_method, o.k);
+  std::string known;
+  for (const auto& n : metrics::names()) known += (known.empty() ? "" : ", ") + n;
+  throw Error("evaluate: unknown metric '" + metric + "' (known: " + known + ")");
+}
+
+}  // namespace
+
+std::map<std::string, double> evaluate(DocumentArray& queries, const EvaluateOptions& o) {
+  if (o.metrics.empty()) throw Error("evaluate: no metrics given");
+  if (o.k && *o.k < 1) throw Error("evaluate: k must be at least 1, got " + std::to_string(*o.k));
+  for (const auto& metric : o.metrics) score(metric, {}, 0, o);  // rejects unknown names before any work
+  std::vector<Document*> qs = queries.traverse_flat(o.query_path);
+  std::vector<const Document*> gts;
+  if (o.ground_truth) {
+    gts = o.ground_truth->traverse_flat(o.query_path);
+    if (gts.size() != qs.size())
+      throw Error("evaluate: " + std::to_string(qs.size()) + " queries but " + std::to_string(gts.size()) +
+                  " ground-truth documents");
+  }
+
+  std::map<std::string, double> sums;
+  for (std::size_t i = 0; i < qs.size(); ++i) {
+    Document& q = *qs[i];
+    metrics::Relevance r;
+    r.reserve(q.matches.size());
+    std::optional<int> max_rel;
+    if (o.ground_truth) {
+      const Document& gt = *gts[i];
+      if (o.strict && gt.id != q.id)
+        throw Error("evaluate: query " + std::to_string(i) + " has id '" + q.id + "' but its ground truth has id '" +
+                    gt.id + "' (pass strict = false to pair them by position)");
+      std::unordered_set<std::string> relevant;
+      for (const auto& m : gt.matches) relevant.insert(field_of(m, o.hash_field));
+      for (const auto& m : q.matches) r.push_back(relevant.count(field_of(m, o.hash_field)) ? 1.0 : 0.0);
+      max_rel = static_cast<int>(relevant.size());
+    } else {
+      const Value* label = q.find_tag(o.label_tag);
+      if (!label)
+        throw Error("evaluate: query '" + q.id + "' has no tag '" + o.label_tag +
+                    "' and no ground truth was given");
+      for (const auto& m : q.matches) {
+        const Value* ml = m.find_tag(o.label_tag);
+        r.push_back(ml && *ml == *label ? 1.0 : 0.0);
+      }
+      auto it = o.num_relevant_per_label.find(label->dump());
+      if (it != o.num_relevant_per_label.end()) max_rel = it->second;
+    }
+    for (const auto& metric : o.metrics) {
+      double v;
+      try {
+        v = score(metric, r, max_rel, o);
+      } catch (const Error& e) {
+        throw Error("evaluate: query '" + q.id + "': " + e.what());
+      }
+      NamedScore& s = q.evaluations[metric];
+      s.value = v;
+      s.op_name = metric;
+      s.ref_id = q.id;
+      sums[metric] += v;
+    }
+  }
+  for (auto& [name, sum] : sums) sum /= static_cast<double>(qs.size());
+  return sums;
+}
+
+}  // namespace docarray

@@ -1,0 +1,318 @@
+#include "msgpack_codec.hpp"
+
+#include <ATen/ATen.h>
+
+#include <cstring>
+#include <limits>
+
+#include "docarray/dtype.hpp"
+#include "docarray/error.hpp"
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "docarray files store tensor bytes little-endian; a big-endian port must swap them");
+
+namespace docarray::detail {
+namespace {
+
+using Packer = msgpack::packer<msgpack::vrefbuffer>;
+
+// msgpack-c's pack_double() writes integral doubles as integers, which would
+// turn the tag 1.0 into 1; docarray keeps the type, so floats are always
+// written as msgpack float64 (0xcb + 8 big-endian bytes).
+void pack_float64(msgpack::vrefbuffer& buf, double d) {
+  std::uint64_t bits;
+  std::memcpy(&bits, &d, 8);
+  char out[9];
+  out[0] = static_cast<char>(0xcb);
+  for (int i = 0; i < 8; ++i) out[1 + i] = static_cast<char>(bits >> (56 - 8 * i));
+  buf.write(out, 9);
+}
+
+void pack_str(Packer& pk, const std::string& s) {
+  pk.pack_str(static_cast<std::uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
+}
+
+void pack_value(Packer& pk, msgpack::vrefbuffer& buf, const Value& v) {
+  switch (v.type()) {
+    case Value::Type::Null: pk.pack_nil(); break;
+    case Value::Type::Bool: v.as_bool() ? pk.pack_true() : pk.pack_false(); break;
+    case Value::Type::Int: pk.pack_int64(v.as_int()); break;
+    case Value::Type::Double: pack_float64(buf, v.as_double()); break;
+    case Value::Type::String: pack_str(pk, v.as_string()); break;
+    case Value::Type::List:
+      pk.pack_array(static_cast<std::uint32_t>(v.size()));
+      for (const auto& item : v.as_list()) pack_value(pk, buf, item);
+      break;
+    case Value::Type::Map:
+      pk.pack_map(static_cast<std::uint32_t>(v.size()));
+      for (const auto& [k, item] : v.as_map()) {
+        pack_str(pk, k);
+        pack_value(pk, buf, item);
+      }
+      break;
+  }
+}
+
+void pack_tensor(Packer& pk, const at::Tensor& t, std::vector<at::Tensor>& keepalive) {
+  at::Tensor c = t.detach().to(at::kCPU).contiguous();
+  std::string dtype = dtype_name(c.scalar_type());
+  std::size_t nbytes = c.numel() * c.element_size();
+  if (nbytes > std::numeric_limits<std::uint32_t>::max())
+    throw Error("a tensor of " + std::to_string(nbytes) + " bytes exceeds the 4 GiB record limit");
+  pk.pack_map(3);
+  pack_str(pk, "dtype");
+  pack_str(pk, dtype);
+  pack_str(pk, "shape");
+  pk.pack_array(static_cast<std::uint32_t>(c.dim()));
+  for (auto s : c.sizes()) pk.pack_int64(s);
+  pack_str(pk, "data");
+  pk.pack_bin(static_cast<std::uint32_t>(nbytes));
+  pk.pack_bin_body(static_cast<const char*>(c.data_ptr()), static_cast<std::uint32_t>(nbytes));
+  keepalive.push_back(std::move(c));
+}
+
+void pack_scores(Packer& pk, msgpack::vrefbuffer& buf, const Scores& scores) {
+  pk.pack_map(static_cast<std::uint32_t>(scores.size()));
+  for (const auto& [name, s] : scores) {
+    pack_str(pk, name);
+    std::uint32_t n = 1 + !s.op_name.empty() + !s.description.empty() + !s.ref_id.empty();
+    pk.pack_map(n);
+    pack_str(pk, "value");
+    pack_float64(buf, s.value);
+    if (!s.op_name.empty()) { pack_str(pk, "op_name"); pack_str(pk, s.op_name); }
+    if (!s.description.empty()) { pack_str(pk, "description"); pack_str(pk, s.description); }
+    if (!s.ref_id.empty()) { pack_str(pk, "ref_id"); pack_str(pk, s.ref_id); }
+  }
+}
+
+// --- decoding -------------------------------------------------------------
+
+[[noreturn]] void bad(const std::string& field, const std::string& what) {
+  throw Error("field '" + field + "': " + what);
+}
+
+const char* kind(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::NIL: return "nil";
+    case msgpack::type::BOOLEAN: return "bool";
+    case msgpack::type::POSITIVE_INTEGER:
+    case msgpack::type::NEGATIVE_INTEGER: return "integer";
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: return "float";
+    case msgpack::type::STR: return "string";
+    case msgpack::type::BIN: return "binary";
+    case msgpack::type::ARRAY: return "array";
+    case msgpack::type::MAP: return "map";
+    default: return "extension";
+  }
+}
+
+void expect(const msgpack::object& o, msgpack::type::object_type t, const std::string& field,
+            const char* wanted) {
+  if (o.type != t) bad(field, std::string("expected ") + wanted + ", found " + kind(o));
+}
+
+std::string get_str(const msgpack::object& o, const std::string& field) {
+  expect(o, msgpack::type::STR, field, "a string");
+  return std::string(o.via.str.ptr, o.via.str.size);
+}
+
+std::int64_t get_int(const msgpack::object& o, const std::string& field) {
+  if (o.type == msgpack::type::NEGATIVE_INTEGER) return o.via.i64;
+  expect(o, msgpack::type::POSITIVE_INTEGER, field, "an integer");
+  if (o.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    bad(field, "integer " + std::to_string(o.via.u64) + " does not fit in int64");
+  return static_cast<std::int64_t>(o.via.u64);
+}
+
+double get_double(const msgpack::object& o, const std::string& field) {
+  if (o.type == msgpack::type::FLOAT32 || o.type == msgpack::type::FLOAT64) return o.via.f64;
+  if (o.type == msgpack::type::POSITIVE_INTEGER || o.type == msgpack::type::NEGATIVE_INTEGER)
+    return static_cast<double>(get_int(o, field));
+  bad(field, std::string("expected a number, found ") + kind(o));
+}
+
+Value get_value(const msgpack::object& o, const std::string& field) {
+  switch (o.type) {
+    case msgpack::type::NIL: return Value();
+    case msgpack::type::BOOLEAN: return Value(o.via.boolean);
+    case msgpack::type::POSITIVE_INTEGER:
+    case msgpack::type::NEGATIVE_INTEGER: return Value(get_int(o, field));
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: return Value(o.via.f64);
+    case msgpack::type::STR: return Value(get_str(o, field));
+    case msgpack::type::ARRAY: {
+      Value::List list;
+      list.reserve(o.via.array.size);
+      for (std::uint32_t i = 0; i < o.via.array.size; ++i)
+        list.push_back(get_value(o.via.array.ptr[i], field + "[" + std::to_string(i) + "]"));
+      return Value(std::move(list));
+    }
+    case msgpack::type::MAP: {
+      Value::Map map;
+      map.reserve(o.via.map.size);
+      for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+        std::string key = get_str(o.via.map.ptr[i].key, field + " key");
+        map.emplace_back(key, get_value(o.via.map.ptr[i].val, field + "." + key));
+      }
+      return Value(std::move(map));
+    }
+    default: bad(field, std::string("a tag value cannot be ") + kind(o));
+  }
+}
+
+at::Tensor get_tensor(const msgpack::object& o, const std::string& field) {
+  expect(o, msgpack::type::MAP, field, "a map {dtype, shape, data}");
+  const msgpack::object *dtype = nullptr, *shape = nullptr, *data = nullptr;
+  for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+    std::string key = get_str(o.via.map.ptr[i].key, field + " key");
+    const msgpack::object* val = &o.via.map.ptr[i].val;
+    if (key == "dtype") dtype = val;
+    else if (key == "shape") shape = val;
+    else if (key == "data") data = val;
+    else bad(field, "unknown key '" + key + "'");
+  }
+  if (!dtype || !shape || !data) bad(field, "a tensor needs dtype, shape and data");
+  c10::ScalarType type;
+  try {
+    type = dtype_from_name(get_str(*dtype, field + ".dtype"));
+  } catch (const Error& e) {
+    bad(field + ".dtype", e.what());
+  }
+  expect(*shape, msgpack::type::ARRAY, field + ".shape", "an array");
+  std::vector<std::int64_t> sizes;
+  std::uint64_t numel = 1;
+  for (std::uint32_t i = 0; i < shape->via.array.size; ++i) {
+    std::int64_t s = get_int(shape->via.array.ptr[i], field + ".shape");
+    if (s < 0) bad(field + ".shape", "negative dimension " + std::to_string(s));
+    sizes.push_back(s);
+    numel *= static_cast<std::uint64_t>(s);
+  }
+  expect(*data, msgpack::type::BIN, field + ".data", "binary");
+  at::Tensor t = at::empty(sizes, at::TensorOptions().dtype(type));
+  std::uint64_t nbytes = numel * t.element_size();
+  if (data->via.bin.size != nbytes)
+    bad(field + ".data", "holds " + std::to_string(data->via.bin.size) + " bytes, shape and dtype need " +
+                             std::to_string(nbytes));
+  if (nbytes) std::memcpy(t.data_ptr(), data->via.bin.ptr, nbytes);
+  return t;
+}
+
+Scores get_scores(const msgpack::object& o, const std::string& field) {
+  expect(o, msgpack::type::MAP, field, "a map");
+  Scores scores;
+  for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+    std::string name = get_str(o.via.map.ptr[i].key, field + " key");
+    const msgpack::object& s = o.via.map.ptr[i].val;
+    std::string where = field + "." + name;
+    expect(s, msgpack::type::MAP, where, "a map");
+    NamedScore score;
+    for (std::uint32_t j = 0; j < s.via.map.size; ++j) {
+      std::string key = get_str(s.via.map.ptr[j].key, where + " key");
+      const msgpack::object& val = s.via.map.ptr[j].val;
+      if (key == "value") score.value = get_double(val, where + ".value");
+      else if (key == "op_name") score.op_name = get_str(val, where + ".op_name");
+      else if (key == "description") score.description = get_str(val, where + ".description");
+      else if (key == "ref_id") score.ref_id = get_str(val, where + ".ref_id");
+      else bad(where, "unknown key '" + key + "'");
+    }
+    scores[name] = std::move(score);
+  }
+  return scores;
+}
+
+DocumentArray get_docs(const msgpack::object& o, const std::string& field) {
+  expect(o, msgpack::type::ARRAY, field, "an array");
+  DocumentArray docs;
+  docs.reserve(o.via.array.size);
+  for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+    try {
+      docs.append(unpack_document(o.via.array.ptr[i]));
+    } catch (const Error& e) {
+      throw Error(field + "[" + std::to_string(i) + "]: " + e.what());
+    }
+  }
+  return docs;
+}
+
+}  // namespace
+
+void pack_document(msgpack::vrefbuffer& buf, const Document& d, std::vector<at::Tensor>& keepalive) {
+  Packer pk(buf);
+  std::uint32_t n = 1;  // id
+  n += !d.parent_id.empty() + (d.granularity != 0) + (d.adjacency != 0) + !d.text.empty() +
+       !d.uri.empty() + !d.mime_type.empty() + !d.blob.empty() + d.tensor.defined() +
+       d.embedding.defined() + !d.modality.empty() + (d.weight != 0.0) + !d.tags.is_null() +
+       !d.scores.empty() + !d.evaluations.empty() + !d.chunks.empty() + !d.matches.empty();
+  pk.pack_map(n);
+  auto str_field = [&](const char* name, const std::string& v) {
+    if (v.empty()) return;
+    pack_str(pk, name);
+    pack_str(pk, v);
+  };
+  pack_str(pk, "id");
+  pack_str(pk, d.id);
+  str_field("parent_id", d.parent_id);
+  if (d.granularity != 0) { pack_str(pk, "granularity"); pk.pack_int32(d.granularity); }
+  if (d.adjacency != 0) { pack_str(pk, "adjacency"); pk.pack_int32(d.adjacency); }
+  str_field("text", d.text);
+  str_field("uri", d.uri);
+  str_field("mime_type", d.mime_type);
+  if (!d.blob.empty()) {
+    pack_str(pk, "blob");
+    pk.pack_bin(static_cast<std::uint32_t>(d.blob.size()));
+    pk.pack_bin_body(d.blob.data(), static_cast<std::uint32_t>(d.blob.size()));
+  }
+  if (d.tensor.defined()) { pack_str(pk, "tensor"); pack_tensor(pk, d.tensor, keepalive); }
+  if (d.embedding.defined()) { pack_str(pk, "embedding"); pack_tensor(pk, d.embedding, keepalive); }
+  str_field("modality", d.modality);
+  if (d.weight != 0.0) { pack_str(pk, "weight"); pack_float64(buf, d.weight); }
+  if (!d.tags.is_null()) { pack_str(pk, "tags"); pack_value(pk, buf, d.tags); }
+  if (!d.scores.empty()) { pack_str(pk, "scores"); pack_scores(pk, buf, d.scores); }
+  if (!d.evaluations.empty()) { pack_str(pk, "evaluations"); pack_scores(pk, buf, d.evaluations); }
+  for (auto [name, arr] : {std::pair{"chunks", &d.chunks}, std::pair{"matches", &d.matches}}) {
+    if (arr->empty()) continue;
+    pack_str(pk, name);
+    pk.pack_array(static_cast<std::uint32_t>(arr->size()));
+    for (const auto& child : *arr) pack_document(buf, child, keepalive);
+  }
+}
+
+Document unpack_document(const msgpack::object& o) {
+  expect(o, msgpack::type::MAP, "document", "a map");
+  Document d{std::string()};
+  bool has_id = false;
+  for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+    std::string key = get_str(o.via.map.ptr[i].key, "document key");
+    const msgpack::object& v = o.via.map.ptr[i].val;
+    if (key == "id") { d.id = get_str(v, key); has_id = true; }
+    else if (key == "parent_id") d.parent_id = get_str(v, key);
+    else if (key == "granularity") d.granularity = static_cast<std::int32_t>(get_int(v, key));
+    else if (key == "adjacency") d.adjacency = static_cast<std::int32_t>(get_int(v, key));
+    else if (key == "text") d.text = get_str(v, key);
+    else if (key == "uri") d.uri = get_str(v, key);
+    else if (key == "mime_type") d.mime_type = get_str(v, key);
+    else if (key == "blob") {
+      expect(v, msgpack::type::BIN, key, "binary");
+      d.blob.assign(v.via.bin.ptr, v.via.bin.size);
+    }
+    else if (key == "tensor") d.tensor = get_tensor(v, key);
+    else if (key == "embedding") d.embedding = get_tensor(v, key);
+    else if (key == "modality") d.modality = get_str(v, key);
+    else if (key == "weight") d.weight = get_double(v, key);
+    else if (key == "tags") {
+      d.tags = get_value(v, key);
+      if (!d.tags.is_map() && !d.tags.is_null()) bad(key, std::string("expected a map, found ") + kind(v));
+    }
+    else if (key == "scores") d.scores = get_scores(v, key);
+    else if (key == "evaluations") d.evaluations = get_scores(v, key);
+    else if (key == "chunks") d.chunks = get_docs(v, key);
+    else if (key == "matches") d.matches = get_docs(v, key);
+    else bad(key, "unknown field (written by a newer docflow?)");
+  }
+  if (!has_id) bad("id", "missing");
+  return d;
+}
+
+}  // namespace docarray::detail

@@ -1,0 +1,18 @@
+#pragma once
+// The `flow` command line: each subcommand is a function of its arguments
+// (after the subcommand's name) returning the process exit code.
+#include <string>
+#include <vector>
+
+namespace docflow::cli {
+
+// Exit codes, the same for every command.
+constexpr int kOk = 0;
+constexpr int kRunFailed = 1;
+constexpr int kBadInput = 2;
+
+using Args = std::vector<std::string>;
+
+int docs_command(const Args& args);
+
+}  // namespace docflow::cli

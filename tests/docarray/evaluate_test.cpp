@@ -1,0 +1,113 @@
+#include <boost/test/unit_test.hpp>
+
+#include "docarray/error.hpp"
+#include "docarray/evaluate.hpp"
+#include "docarray/metrics.hpp"
+
+using docarray::Document;
+using docarray::DocumentArray;
+namespace tt = boost::test_tools;
+
+namespace {
+// One query whose matches are relevant as in r = [0,1,0,1,1], by label tag.
+DocumentArray labelled() {
+  DocumentArray queries;
+  Document q("q");
+  q.tags["label"] = 1;
+  for (int rel : {0, 1, 0, 1, 1}) {
+    Document m;
+    m.tags["label"] = rel ? 1 : 2;
+    q.add_match(m);
+  }
+  queries.append(q);
+  Document q2("q2");
+  q2.tags["label"] = "shirt";
+  Document m;
+  m.tags["label"] = "shirt";
+  q2.add_match(m);
+  queries.append(q2);
+  return queries;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(evaluate)
+
+BOOST_AUTO_TEST_CASE(by_label_stores_evaluations_and_returns_means) {
+  DocumentArray queries = labelled();
+  docarray::EvaluateOptions opt;
+  opt.metrics = docarray::metrics::names();
+  opt.k = 3;
+  opt.num_relevant_per_label = {{"1", 4}, {"\"shirt\"", 2}};
+  auto means = docarray::evaluate(queries, opt);
+  BOOST_TEST(means.size() == 9u);
+  BOOST_TEST(queries[0].evaluations.at("precision_at_k").value == 1.0 / 3, tt::tolerance(1e-9));
+  BOOST_TEST(queries[0].evaluations.at("recall_at_k").value == 0.25);
+  BOOST_TEST(queries[0].evaluations.at("average_precision").value == 0.533333, tt::tolerance(1e-6));
+  BOOST_TEST(queries[1].evaluations.at("recall_at_k").value == 0.5);
+  BOOST_TEST(means["precision_at_k"] == (1.0 / 3 + 1.0) / 2, tt::tolerance(1e-9));
+  BOOST_TEST(means["reciprocal_rank"] == 0.75);
+}
+
+BOOST_AUTO_TEST_CASE(by_ground_truth_compares_ids_or_fields) {
+  DocumentArray queries;
+  Document q("q");
+  for (const char* id : {"a", "b", "c"}) {
+    Document m(id);
+    m.text = std::string("text-") + id;
+    q.add_match(m);
+  }
+  queries.append(q);
+  DocumentArray truth;
+  Document gt("q");
+  gt.add_match(Document("b"));
+  gt.add_match(Document("z"));
+  truth.append(gt);
+  docarray::EvaluateOptions opt;
+  opt.metrics = {"precision_at_k", "recall_at_k", "reciprocal_rank"};
+  opt.ground_truth = &truth;
+  auto means = docarray::evaluate(queries, opt);
+  BOOST_TEST(means["precision_at_k"] == 1.0 / 3, tt::tolerance(1e-9));
+  BOOST_TEST(means["recall_at_k"] == 0.5);  // max_rel = two ground-truth matches
+  BOOST_TEST(means["reciprocal_rank"] == 0.5);
+
+  Document gt_text("q");
+  Document by_text;
+  by_text.text = "text-c";
+  gt_text.add_match(by_text);
+  DocumentArray truth_text;
+  truth_text.append(gt_text);
+  opt.ground_truth = &truth_text;
+  opt.hash_field = "text";
+  BOOST_TEST(docarray::evaluate(queries, opt)["reciprocal_rank"] == 1.0 / 3, tt::tolerance(1e-9));
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_the_query) {
+  DocumentArray queries = labelled();
+  docarray::EvaluateOptions opt;
+  opt.metrics = {"recall_at_k"};
+  try {
+    docarray::evaluate(queries, opt);  // no per-label count: recall has no max_rel
+    BOOST_FAIL("expected an error");
+  } catch (const docarray::Error& e) {
+    BOOST_TEST(std::string(e.what()).find("query 'q'") != std::string::npos);
+  }
+  opt.metrics = {"precision"};
+  BOOST_CHECK_THROW(docarray::evaluate(queries, opt), docarray::Error);
+  opt.metrics = {"precision_at_k"};
+  opt.k = 0;
+  BOOST_CHECK_THROW(docarray::evaluate(queries, opt), docarray::Error);
+  opt.k.reset();
+  queries[1].tags.erase("label");
+  BOOST_CHECK_THROW(docarray::evaluate(queries, opt), docarray::Error);
+
+  DocumentArray truth;
+  truth.append(Document("other"));
+  truth.append(Document("q2"));
+  DocumentArray qs = labelled();
+  opt.ground_truth = &truth;
+  BOOST_CHECK_THROW(docarray::evaluate(qs, opt), docarray::Error);  // strict: ids differ
+  opt.strict = false;
+  BOOST_CHECK_NO_THROW(docarray::evaluate(qs, opt));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

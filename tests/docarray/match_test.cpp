@@ -1,0 +1,145 @@
+#include <ATen/ATen.h>
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "docarray/error.hpp"
+#include "docarray/match.hpp"
+
+using docarray::Document;
+using docarray::DocumentArray;
+
+namespace {
+
+DocumentArray random_docs(int n, int dim, const std::string& prefix) {
+  DocumentArray da;
+  at::Tensor e = at::randn({n, dim}, at::kDouble);
+  for (int i = 0; i < n; ++i) {
+    Document d(prefix + std::to_string(i));
+    d.embedding = e[i].to(at::kFloat).clone();
+    da.append(d);
+  }
+  return da;
+}
+
+// The distance of one pair, computed the slow, obvious way in double.
+double reference(const std::string& metric, const at::Tensor& a, const at::Tensor& b) {
+  auto x = a.to(at::kDouble), y = b.to(at::kDouble);
+  const double* p = x.data_ptr<double>();
+  const double* q = y.data_ptr<double>();
+  double dot = 0, na = 0, nb = 0, sq = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    dot += p[i] * q[i];
+    na += p[i] * p[i];
+    nb += q[i] * q[i];
+    sq += (p[i] - q[i]) * (p[i] - q[i]);
+  }
+  if (metric == "cosine") return 1 - dot / std::sqrt(na * nb);
+  if (metric == "euclidean") return std::sqrt(sq);
+  if (metric == "sqeuclidean") return sq;
+  return dot;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(match)
+
+BOOST_AUTO_TEST_CASE(agrees_with_brute_force_for_every_metric) {
+  at::manual_seed(7);
+  const DocumentArray index = random_docs(300, 24, "x");
+  for (std::string metric : {"cosine", "euclidean", "sqeuclidean", "dot"}) {
+    for (std::size_t batch : {std::size_t(7), std::size_t(64), std::size_t(1000)}) {
+      BOOST_TEST_CONTEXT(metric << " batch " << batch) {
+        DocumentArray queries = random_docs(20, 24, "q");
+        docarray::MatchOptions opt;
+        opt.metric = metric;
+        opt.limit = 10;
+        opt.batch_size = batch;
+        docarray::match(queries, index, opt);
+        const bool similarity = metric == "dot";
+        for (const auto& q : queries) {
+          std::vector<std::pair<double, std::string>> all;
+          for (const auto& x : index) all.emplace_back(reference(metric, q.embedding, x.embedding), x.id);
+          std::sort(all.begin(), all.end(), [&](auto& a, auto& b) { return similarity ? a.first > b.first : a.first < b.first; });
+          BOOST_REQUIRE(q.matches.size() == 10u);
+          for (std::size_t j = 0; j < 10; ++j) {
+            const Document& m = q.matches[j];
+            BOOST_TEST(m.id == all[j].second);
+            BOOST_TEST(m.scores.at(metric).value == all[j].first, boost::test_tools::tolerance(1e-4));
+            BOOST_TEST(m.scores.at(metric).ref_id == q.id);
+            BOOST_TEST(m.adjacency == 1);
+          }
+        }
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(exclude_self_limit_and_copies_without_matches) {
+  at::manual_seed(3);
+  DocumentArray da = random_docs(50, 8, "d");
+  da[0].add_match(Document("old"));
+  docarray::MatchOptions opt;
+  opt.limit = 5;
+  opt.exclude_self = true;
+  opt.metric = "euclidean";
+  DocumentArray queries = da;
+  queries[0].matches.clear();
+  docarray::match(queries, da, opt);
+  for (const auto& q : queries) {
+    BOOST_TEST(q.matches.size() == 5u);
+    for (const auto& m : q.matches) {
+      BOOST_TEST(m.id != q.id);
+      BOOST_TEST(m.matches.empty());
+    }
+    for (std::size_t j = 1; j < q.matches.size(); ++j)
+      BOOST_TEST(q.matches[j - 1].scores.at("euclidean").value <= q.matches[j].scores.at("euclidean").value);
+  }
+  // Without exclude_self a document is its own nearest neighbour.
+  DocumentArray again = random_docs(10, 8, "d");
+  opt.exclude_self = false;
+  docarray::match(again, again, opt);
+  BOOST_TEST(again[3].matches[0].id == again[3].id);
+  // A limit larger than the index returns the whole index.
+  DocumentArray few = random_docs(2, 8, "q");
+  opt.limit = 100;
+  docarray::match(few, random_docs(4, 8, "x"), opt);
+  BOOST_TEST(few[0].matches.size() == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(traversal_paths_select_queries_and_index) {
+  at::manual_seed(5);
+  DocumentArray pairs;
+  DocumentArray index = random_docs(10, 4, "x");
+  Document p;
+  Document text;
+  text.modality = "text";
+  text.embedding = index[6].embedding.clone();
+  p.add_chunk(text);
+  pairs.append(p);
+  docarray::MatchOptions opt;
+  opt.query_path = "@c";
+  opt.limit = 1;
+  opt.metric_name = "sim";
+  docarray::match(pairs, index, opt);
+  BOOST_TEST(pairs[0].matches.empty());
+  BOOST_TEST(pairs[0].chunks[0].matches[0].id == "x6");
+  BOOST_TEST(pairs[0].chunks[0].matches[0].scores.count("sim") == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_is_an_error) {
+  DocumentArray q = random_docs(2, 4, "q"), x = random_docs(3, 5, "x");
+  BOOST_CHECK_THROW(docarray::match(q, x), docarray::Error);  // 4 vs 5 dimensions
+  docarray::MatchOptions opt;
+  opt.metric = "manhattan";
+  BOOST_CHECK_THROW(docarray::match(q, q, opt), docarray::Error);
+  opt = {};
+  opt.limit = 0;
+  BOOST_CHECK_THROW(docarray::match(q, q, opt), docarray::Error);
+  q[1].embedding = at::Tensor();
+  BOOST_CHECK_THROW(docarray::match(q, random_docs(3, 4, "x")), docarray::Error);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
