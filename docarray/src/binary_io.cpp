@@ -239,6 +239,7 @@ struct BinaryReader::Impl {
   std::int64_t record = 0;
   bool done = false;
   std::vector<char> buf;
+  msgpack::zone zone;  // reused across records: one allocation, not one per record
 
   [[noreturn]] void fail(const std::string& what) {
     std::string suffix = compression == Compression::Zstd ? " (offset in the decompressed stream)" : "";
@@ -324,10 +325,11 @@ struct BinaryReader::Impl {
       std::size_t off = 0;
       // Referencing bin payloads avoids a copy; they are copied once into tensors.
       auto ref = [](msgpack::type::object_type t, std::size_t, void*) { return t == msgpack::type::BIN; };
-      msgpack::object_handle oh = msgpack::unpack(buf.data(), len, off, ref);
+      zone.clear();
+      msgpack::object obj = msgpack::unpack(zone, buf.data(), len, off, ref);
       if (off != len)
         fail("corrupt record: " + std::to_string(len - off) + " bytes left after the document");
-      doc = detail::unpack_document(oh.get());
+      doc = detail::unpack_document(obj);
     } catch (const FormatError&) {
       throw;
     } catch (const Error& e) {

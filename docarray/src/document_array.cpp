@@ -11,26 +11,27 @@
 namespace docarray {
 
 DocumentArray::DocumentArray() = default;
-DocumentArray::DocumentArray(std::vector<Document> docs) : docs_(std::move(docs)) { rebuild_index(); }
-DocumentArray::DocumentArray(const DocumentArray& o) : docs_(o.docs_) { rebuild_index(); }
+DocumentArray::DocumentArray(std::vector<Document> docs) : docs_(std::move(docs)) {}
+DocumentArray::DocumentArray(const DocumentArray& o) : docs_(o.docs_) {}
 DocumentArray::DocumentArray(DocumentArray&& o) noexcept
-    : docs_(std::move(o.docs_)), index_(std::move(o.index_)), index_stale_(o.index_stale_) {
-  o.index_.clear();
-  o.docs_.clear();
+    : docs_(std::move(o.docs_)), index_(std::move(o.index_)), indexed_(o.indexed_), index_stale_(o.index_stale_) {
+  o.clear();
 }
 DocumentArray& DocumentArray::operator=(const DocumentArray& o) {
   if (this != &o) {
     docs_ = o.docs_;
-    rebuild_index();
+    index_.clear();
+    indexed_ = 0;
+    index_stale_ = false;
   }
   return *this;
 }
 DocumentArray& DocumentArray::operator=(DocumentArray&& o) noexcept {
   docs_ = std::move(o.docs_);
   index_ = std::move(o.index_);
+  indexed_ = o.indexed_;
   index_stale_ = o.index_stale_;
-  o.docs_.clear();
-  o.index_.clear();
+  o.clear();
   return *this;
 }
 DocumentArray::~DocumentArray() = default;
@@ -60,11 +61,7 @@ DocumentArray::iterator DocumentArray::end() {
   return docs_.end();
 }
 
-void DocumentArray::append(Document doc) {
-  // With duplicate ids the index points at the last one, as DocArray's does.
-  index_[doc.id] = docs_.size();
-  docs_.push_back(std::move(doc));
-}
+void DocumentArray::append(Document doc) { docs_.push_back(std::move(doc)); }
 void DocumentArray::extend(const DocumentArray& other) {
   docs_.reserve(docs_.size() + other.size());
   for (const auto& d : other.docs_) append(d);
@@ -77,17 +74,26 @@ void DocumentArray::extend(DocumentArray&& other) {
 void DocumentArray::clear() {
   docs_.clear();
   index_.clear();
+  indexed_ = 0;
   index_stale_ = false;
+}
+
+void DocumentArray::index_new_documents() const {
+  // With duplicate ids the index points at the last one, as DocArray's does.
+  index_.reserve(docs_.size());
+  for (; indexed_ < docs_.size(); ++indexed_) index_[docs_[indexed_].id] = indexed_;
 }
 
 void DocumentArray::rebuild_index() const {
   index_.clear();
-  index_.reserve(docs_.size());
-  for (std::size_t i = 0; i < docs_.size(); ++i) index_[docs_[i].id] = i;
+  indexed_ = 0;
   index_stale_ = false;
+  index_new_documents();
 }
 
 const Document* DocumentArray::lookup(const std::string& id) const {
+  if (indexed_ > docs_.size()) index_stale_ = true;  // shrunk through raw()
+  if (!index_stale_) index_new_documents();
   // A mutable reference handed out earlier may have changed an id: trust the
   // index only when it is fresh, or when the hit is confirmed.
   auto it = index_.find(id);

@@ -1,7 +1,10 @@
 #include "docarray/match.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <cstring>
 #include <sstream>
 
 #include "docarray/error.hpp"
@@ -19,42 +22,137 @@ Metric parse_metric(const std::string& name) {
   throw Error("match: unknown metric '" + name + "' (expected cosine, euclidean, sqeuclidean or dot)");
 }
 
+// Copies the embeddings of docs[begin, end) into the first rows of `out`
+// ([>= n, dim], contiguous) and returns those rows. Contiguous CPU embeddings
+// of out's type are memcpy'd: a tensor op per row would cost a dispatcher
+// round trip each.
 template <typename DocPtr>
-at::Tensor stack_rows(const std::vector<DocPtr>& docs, std::size_t begin, std::size_t end, const char* side) {
-  std::vector<at::Tensor> rows;
-  rows.reserve(end - begin);
-  for (std::size_t i = begin; i < end; ++i) {
+at::Tensor stack_rows(const std::vector<DocPtr>& docs, std::size_t begin, std::size_t end, at::Tensor out,
+                      const char* side) {
+  const std::int64_t dim = out.size(1);
+  const at::ScalarType type = out.scalar_type();
+  out = out.narrow(0, 0, static_cast<std::int64_t>(end - begin));
+  char* dst = static_cast<char*>(out.data_ptr());
+  const std::size_t row_bytes = static_cast<std::size_t>(dim) * out.element_size();
+  for (std::size_t i = begin; i < end; ++i, dst += row_bytes) {
     const at::Tensor& e = docs[i]->embedding;
     if (!e.defined()) throw Error(std::string("match: ") + side + " document '" + docs[i]->id + "' has no embedding");
-    rows.push_back(e.reshape({-1}));
-    if (rows.back().size(0) != rows.front().size(0)) {
+    if (e.numel() != dim) {
       std::ostringstream msg;
-      msg << "match: " << side << " document '" << docs[i]->id << "' has an embedding of " << rows.back().size(0)
-          << " values, the others have " << rows.front().size(0);
+      msg << "match: " << side << " document '" << docs[i]->id << "' has an embedding of " << e.numel()
+          << " values, expected " << dim << " (as the first query's)";
       throw Error(msg.str());
     }
-  }
-  at::Tensor out = at::stack(rows);
-  return out.scalar_type() == at::kDouble ? out : out.to(at::kFloat);
-}
-
-at::Tensor l2_normalize(const at::Tensor& x) {
-  return x / x.norm(2, {1}, true).clamp_min(1e-12);
-}
-
-// Distances (smaller is closer) between every query and every index row.
-at::Tensor distances(Metric m, const at::Tensor& q, const at::Tensor& q_sq, const at::Tensor& x) {
-  switch (m) {
-    case Metric::Cosine: return 1 - at::mm(q, l2_normalize(x).t());
-    case Metric::Dot: return -at::mm(q, x.t());
-    case Metric::SqEuclidean:
-    case Metric::Euclidean: {
-      // |q|^2 + |x|^2 - 2 q.x, clamped: rounding can make it slightly negative.
-      at::Tensor d = at::addmm(q_sq + x.pow(2).sum(1).unsqueeze(0), q, x.t(), 1, -2).clamp_min_(0);
-      return m == Metric::Euclidean ? d.sqrt_() : d;
+    if (e.scalar_type() == type && e.device().is_cpu() && e.is_contiguous()) {
+      std::memcpy(dst, e.data_ptr(), row_bytes);
+    } else {
+      out[static_cast<std::int64_t>(i - begin)].copy_(e.detach().reshape({-1}));
     }
   }
-  return {};
+  return out;
+}
+
+// The best `want` candidates of one query so far, best first. Keys are
+// "larger is better"; insertion into a short sorted array beats a heap for
+// the small limits retrieval uses, and most candidates fail the first compare.
+template <typename T>
+struct TopK {
+  T* key;
+  std::int64_t* idx;
+  std::int64_t size = 0, want;
+
+  void offer(T k, std::int64_t i) {
+    if (size == want && !(k > key[size - 1])) return;
+    std::int64_t pos = size == want ? size - 1 : size++;
+    while (pos > 0 && k > key[pos - 1]) {
+      key[pos] = key[pos - 1];
+      idx[pos] = idx[pos - 1];
+      --pos;
+    }
+    key[pos] = k;
+    idx[pos] = i;
+  }
+};
+
+// Scores one block of the index against every query and keeps the best.
+// With s = q.x: cosine keys are s / |x| (queries are pre-normalised), dot keys
+// are s, euclidean keys are 2s - |x|^2 (so that the distance is |q|^2 - key).
+template <typename T>
+void select_block(Metric m, const at::Tensor& sims, const at::Tensor& x, std::int64_t offset, T* best_key,
+                  std::int64_t* best_idx, std::int64_t* best_size, std::int64_t want) {
+  const std::int64_t nq = sims.size(0), nb = sims.size(1), dim = x.size(1);
+  std::vector<T> scale(static_cast<std::size_t>(nb), T(1)), shift(static_cast<std::size_t>(nb), T(0));
+  const T* xp = x.data_ptr<T>();
+  if (m != Metric::Dot) {
+    for (std::int64_t j = 0; j < nb; ++j) {
+      const T* row = xp + j * dim;
+      T sq = 0;
+      for (std::int64_t d = 0; d < dim; ++d) sq += row[d] * row[d];
+      if (m == Metric::Cosine) scale[j] = T(1) / std::max(std::sqrt(sq), T(1e-12));
+      else { scale[j] = T(2); shift[j] = -sq; }
+    }
+  }
+  const T* sp = sims.data_ptr<T>();
+  at::parallel_for(0, nq, 16, [&](std::int64_t q0, std::int64_t q1) {
+    for (std::int64_t q = q0; q < q1; ++q) {
+      TopK<T> top{best_key + q * want, best_idx + q * want, best_size[q], want};
+      const T* row = sp + q * nb;
+      for (std::int64_t j = 0; j < nb; ++j) top.offer(row[j] * scale[j] + shift[j], offset + j);
+      best_size[q] = top.size;
+    }
+  });
+}
+
+template <typename T>
+void run(Metric metric, std::vector<Document*>& qdocs, const std::vector<const Document*>& xdocs,
+         const MatchOptions& opt, const std::string& name, at::ScalarType type, std::int64_t dim) {
+  const auto options = at::TensorOptions().dtype(type);
+  at::Tensor q = stack_rows(qdocs, 0, qdocs.size(), at::empty({static_cast<std::int64_t>(qdocs.size()), dim}, options), "query");
+  at::Tensor q_sq = q.pow(2).sum(1).contiguous();
+  if (metric == Metric::Cosine) q = q / q.norm(2, {1}, true).clamp_min(1e-12);
+  const std::int64_t nq = q.size(0);
+  // With exclude_self one candidate per query may be dropped afterwards.
+  const std::int64_t want = static_cast<std::int64_t>(opt.limit + (opt.exclude_self ? 1 : 0));
+  std::vector<T> best_key(static_cast<std::size_t>(nq * want));
+  std::vector<std::int64_t> best_idx(best_key.size()), best_size(static_cast<std::size_t>(nq), 0);
+
+  // One block buffer for the whole run: a fresh 32 MB tensor per block would
+  // page-fault its way in every time.
+  const auto block = static_cast<std::int64_t>(std::min(opt.batch_size, xdocs.size()));
+  at::Tensor x_buffer = at::empty({block, dim}, options), sims;
+  for (std::size_t start = 0; start < xdocs.size(); start += opt.batch_size) {
+    std::size_t stop = std::min(xdocs.size(), start + opt.batch_size);
+    at::Tensor x = stack_rows(xdocs, start, stop, x_buffer, "index");
+    if (!sims.defined() || sims.size(1) != x.size(0)) sims = at::empty({nq, x.size(0)}, q.options());
+    at::mm_out(sims, q, x.t());  // BLAS
+    select_block<T>(metric, sims, x, static_cast<std::int64_t>(start), best_key.data(), best_idx.data(),
+                    best_size.data(), want);
+  }
+
+  const T* qsq = q_sq.data_ptr<T>();
+  for (std::int64_t qi = 0; qi < nq; ++qi) {
+    Document& query = *qdocs[static_cast<std::size_t>(qi)];
+    std::size_t added = 0;
+    for (std::int64_t j = 0; j < best_size[qi] && added < opt.limit; ++j) {
+      const Document& hit = *xdocs[static_cast<std::size_t>(best_idx[qi * want + j])];
+      if (opt.exclude_self && hit.id == query.id) continue;
+      const double key = static_cast<double>(best_key[qi * want + j]);
+      double value = key;  // dot
+      if (metric == Metric::Cosine) value = 1.0 - key;
+      else if (metric != Metric::Dot) {
+        value = std::max(0.0, static_cast<double>(qsq[qi]) - key);  // rounding can go slightly negative
+        if (metric == Metric::Euclidean) value = std::sqrt(value);
+      }
+      Document m = hit;
+      m.matches.clear();
+      NamedScore& s = m.scores[name];
+      s.value = value;
+      s.op_name = opt.metric;
+      s.ref_id = query.id;
+      query.add_match(std::move(m));
+      ++added;
+    }
+  }
 }
 
 }  // namespace
@@ -68,61 +166,13 @@ void match(DocumentArray& queries, const DocumentArray& index, const MatchOption
   std::vector<Document*> qdocs = queries.traverse_flat(opt.query_path);
   std::vector<const Document*> xdocs = index.traverse_flat(opt.index_path);
   if (qdocs.empty() || xdocs.empty()) return;
+  const at::Tensor& first = qdocs.front()->embedding;
+  if (!first.defined()) throw Error("match: query document '" + qdocs.front()->id + "' has no embedding");
 
   at::NoGradGuard no_grad;
-  at::Tensor q = stack_rows(qdocs, 0, qdocs.size(), "query");
-  if (metric == Metric::Cosine) q = l2_normalize(q);
-  at::Tensor q_sq = q.pow(2).sum(1, true);
-
-  // With exclude_self one candidate per query may be dropped afterwards.
-  const std::int64_t want = static_cast<std::int64_t>(opt.limit + (opt.exclude_self ? 1 : 0));
-  at::Tensor best_d, best_i;
-  for (std::size_t start = 0; start < xdocs.size(); start += opt.batch_size) {
-    std::size_t stop = std::min(xdocs.size(), start + opt.batch_size);
-    at::Tensor x = stack_rows(xdocs, start, stop, "index").to(q.scalar_type());
-    if (x.size(1) != q.size(1)) {
-      std::ostringstream msg;
-      msg << "match: query embeddings have " << q.size(1) << " values, index embeddings have " << x.size(1);
-      throw Error(msg.str());
-    }
-    at::Tensor d = distances(metric, q, q_sq, x);
-    std::int64_t k = std::min<std::int64_t>(want, d.size(1));
-    auto [vals, idx] = d.topk(k, 1, /*largest=*/false, /*sorted=*/true);
-    idx.add_(static_cast<std::int64_t>(start));
-    if (!best_d.defined()) {
-      best_d = vals;
-      best_i = idx;
-      continue;
-    }
-    at::Tensor all_d = at::cat({best_d, vals}, 1), all_i = at::cat({best_i, idx}, 1);
-    std::int64_t kk = std::min<std::int64_t>(want, all_d.size(1));
-    auto [mv, pos] = all_d.topk(kk, 1, false, true);
-    best_d = mv;
-    best_i = all_i.gather(1, pos);
-  }
-
-  best_d = best_d.to(at::kDouble).contiguous();
-  best_i = best_i.contiguous();
-  const double* dp = best_d.data_ptr<double>();
-  const std::int64_t* ip = best_i.data_ptr<std::int64_t>();
-  const std::int64_t cols = best_d.size(1);
-  for (std::size_t qi = 0; qi < qdocs.size(); ++qi) {
-    Document& query = *qdocs[qi];
-    std::size_t added = 0;
-    for (std::int64_t j = 0; j < cols && added < opt.limit; ++j) {
-      const Document& hit = *xdocs[static_cast<std::size_t>(ip[qi * cols + j])];
-      if (opt.exclude_self && hit.id == query.id) continue;
-      Document m = hit;
-      m.matches.clear();
-      double value = dp[qi * cols + j];
-      NamedScore& s = m.scores[name];
-      s.value = metric == Metric::Dot ? -value : value;
-      s.op_name = opt.metric;
-      s.ref_id = query.id;
-      query.add_match(std::move(m));
-      ++added;
-    }
-  }
+  // Double embeddings are matched in double, everything else in float32.
+  if (first.scalar_type() == at::kDouble) run<double>(metric, qdocs, xdocs, opt, name, at::kDouble, first.numel());
+  else run<float>(metric, qdocs, xdocs, opt, name, at::kFloat, first.numel());
 }
 
 }  // namespace docarray

@@ -55,7 +55,9 @@ void pack_value(Packer& pk, msgpack::vrefbuffer& buf, const Value& v) {
 }
 
 void pack_tensor(Packer& pk, const at::Tensor& t, std::vector<at::Tensor>& keepalive) {
-  at::Tensor c = t.detach().to(at::kCPU).contiguous();
+  // Each tensor op costs a dispatcher round trip (~1 us): skip them for the
+  // common case of a CPU tensor that is already contiguous.
+  at::Tensor c = t.device().is_cpu() && t.is_contiguous() ? t : t.detach().to(at::kCPU).contiguous();
   std::string dtype = dtype_name(c.scalar_type());
   std::size_t nbytes = c.numel() * c.element_size();
   if (nbytes > std::numeric_limits<std::uint32_t>::max())

@@ -83,11 +83,16 @@ class DocumentArray {
  private:
   void mark_stale() { index_stale_ = true; }
   void rebuild_index() const;
+  void index_new_documents() const;
   const Document* lookup(const std::string& id) const;
 
+  // The id index is built lazily: appends only add to docs_, and the first
+  // lookup afterwards indexes the documents added since (amortised O(1)),
+  // so that reading a large file pays nothing for an index it never uses.
   std::vector<Document> docs_;
   mutable std::unordered_map<std::string, std::size_t> index_;
-  mutable bool index_stale_ = false;
+  mutable std::size_t indexed_ = 0;  // docs_[0, indexed_) are in index_
+  mutable bool index_stale_ = false; // an id may have changed: rebuild all
 };
 
 }  // namespace docarray
