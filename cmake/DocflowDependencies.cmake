@@ -1,6 +1,8 @@
 # Every dependency is a Debian 12 package (scripts/setup.sh installs them).
 find_package(Torch REQUIRED)
 find_package(Boost 1.74 REQUIRED COMPONENTS program_options filesystem)
+find_package(yaml-cpp REQUIRED)
+find_package(Threads REQUIRED)
 find_package(msgpack REQUIRED CONFIG)  # Debian ships msgpack-config.cmake with target msgpackc-cxx
 find_package(nlohmann_json 3 REQUIRED)
 find_package(PkgConfig REQUIRED)

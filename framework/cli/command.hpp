@@ -14,5 +14,12 @@ constexpr int kBadInput = 2;
 using Args = std::vector<std::string>;
 
 int docs_command(const Args& args);
+int run_command(const Args& args);
+int status_command(const Args& args);
+int logs_command(const Args& args);
+int runs_command(const Args& args);
+int validate_command(const Args& args);
+int plot_command(const Args& args);
+int plugins_command(const Args& args);
 
 }  // namespace docflow::cli

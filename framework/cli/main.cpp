@@ -1,5 +1,6 @@
 // `flow`: docflow's command line.
 #include <iostream>
+#include <map>
 #include <string>
 
 #include "command.hpp"
@@ -9,8 +10,14 @@ const char* kUsage =
     "usage: flow COMMAND [ARGS...]\n"
     "\n"
     "commands:\n"
-    "  docs show FILE      summarise a document file (binary or JSON Lines)\n"
-    "  docs convert IN OUT convert between the binary format and JSON Lines\n"
+    "  run FILE [--name N] [--set K=V]... [--detach]   run a flow in a run folder\n"
+    "  status NAME                                    a run's state and details\n"
+    "  logs NAME [--follow]                           a run's log\n"
+    "  runs                                           the runs, as a table\n"
+    "  validate FILE [--set K=V]...                   check a flow without running it\n"
+    "  plot FILE [-o OUT]                             the flow's graph as DOT (or SVG with `dot`)\n"
+    "  plugins [describe NAME]                        the executors plugins provide\n"
+    "  docs show FILE | docs convert IN OUT           look inside document files\n"
     "\n"
     "Run `flow COMMAND --help` for a command's options. Exit codes: 0 success,\n"
     "1 run failed, 2 bad input.\n";
@@ -22,14 +29,21 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return argc < 2 ? kBadInput : kOk;
   }
+  static const std::map<std::string, int (*)(const Args&)> commands = {
+      {"docs", docs_command},         {"run", run_command},   {"status", status_command},
+      {"logs", logs_command},         {"runs", runs_command}, {"validate", validate_command},
+      {"plot", plot_command},         {"plugins", plugins_command},
+  };
   std::string command = argv[1];
-  Args rest(argv + 2, argv + argc);
+  auto it = commands.find(command);
+  if (it == commands.end()) {
+    std::cerr << "flow: unknown command '" << command << "'\n" << kUsage;
+    return kBadInput;
+  }
   try {
-    if (command == "docs") return docs_command(rest);
+    return it->second(Args(argv + 2, argv + argc));
   } catch (const std::exception& e) {
     std::cerr << "flow " << command << ": " << e.what() << "\n";
     return kRunFailed;
   }
-  std::cerr << "flow: unknown command '" << command << "'\n" << kUsage;
-  return kBadInput;
 }

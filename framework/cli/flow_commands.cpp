@@ -1,0 +1,236 @@
+// `flow validate | plot | plugins | status | logs | runs`.
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <thread>
+
+#include "docflow/flow.hpp"
+#include "docflow/run.hpp"
+#include "options.hpp"
+
+namespace docflow::cli {
+namespace {
+
+// Runs `body`, turning bad input into exit code 2 with the message.
+template <typename F>
+int guarded(const char* command, F body) {
+  try {
+    return body();
+  } catch (const po::error& e) {
+    std::cerr << "flow " << command << ": " << e.what() << " (see flow " << command << " --help)\n";
+    return kBadInput;
+  } catch (const ConfigError& e) {
+    std::cerr << e.what() << "\n";
+    return kBadInput;
+  } catch (const Error& e) {
+    std::cerr << "flow " << command << ": " << e.what() << "\n";
+    return kBadInput;
+  }
+}
+
+std::string pad(const std::string& s, std::size_t width) {
+  return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' ');
+}
+
+}  // namespace
+
+int validate_command(const Args& args) {
+  return guarded("validate", [&] {
+    po::options_description opts("flow validate FILE [--set KEY=VALUE]...");
+    opts.add_options()("help,h", "this help")("set", po::value<std::vector<std::string>>(), "override a value")(
+        "file", po::value<std::string>(), "flow file");
+    po::positional_options_description pos;
+    pos.add("file", 1);
+    auto vm = parse_args(args, opts, pos);
+    if (vm.count("help")) {
+      std::cout << opts;
+      return kOk;
+    }
+    if (!vm.count("file")) throw po::error("needs a flow FILE");
+    Flow flow = Flow::load(vm["file"].as<std::string>(), overrides_of(vm));
+    std::cout << vm["file"].as<std::string>() << ": valid, " << flow.config().executors.size()
+              << " executors in topological order:";
+    for (std::size_t v : flow.graph().order())
+      if (v) std::cout << " " << flow.graph().name(v);
+    std::cout << "\n";
+    return kOk;
+  });
+}
+
+int plot_command(const Args& args) {
+  return guarded("plot", [&] {
+    po::options_description opts("flow plot FILE [-o OUT]");
+    opts.add_options()("help,h", "this help")("output,o", po::value<std::string>(),
+                                              "OUT.dot, or OUT.svg where Graphviz's `dot` is installed; default stdout")(
+        "file", po::value<std::string>(), "flow file");
+    po::positional_options_description pos;
+    pos.add("file", 1);
+    auto vm = parse_args(args, opts, pos);
+    if (vm.count("help")) {
+      std::cout << opts;
+      return kOk;
+    }
+    if (!vm.count("file")) throw po::error("needs a flow FILE");
+    // The graph needs no plugins: parse and build it only.
+    FlowConfig config = parse_flow_file(vm["file"].as<std::string>());
+    std::string dot = FlowGraph(config).to_dot(config);
+    if (!vm.count("output")) {
+      std::cout << dot;
+      return kOk;
+    }
+    std::filesystem::path out = vm["output"].as<std::string>();
+    if (out.extension() == ".svg") {
+      if (std::system("command -v dot > /dev/null 2>&1") != 0)
+        throw Error("writing SVG needs Graphviz's `dot` (apt-get install graphviz); use -o " +
+                    out.replace_extension(".dot").string() + " for DOT");
+      std::filesystem::path tmp = out;
+      tmp += ".dot";
+      std::ofstream(tmp) << dot;
+      int rc = std::system(("dot -Tsvg '" + tmp.string() + "' -o '" + out.string() + "'").c_str());
+      std::filesystem::remove(tmp);
+      if (rc != 0) throw Error("dot failed to write " + out.string());
+    } else {
+      std::ofstream f(out);
+      f << dot;
+      if (!f) throw Error("cannot write " + out.string());
+    }
+    std::cout << "wrote " << out.string() << "\n";
+    return kOk;
+  });
+}
+
+int plugins_command(const Args& args) {
+  return guarded("plugins", [&] {
+    po::options_description opts("flow plugins [describe NAME] [--plugin-path DIR]...");
+    opts.add_options()("help,h", "this help")("plugin-path", po::value<std::vector<std::string>>(),
+                                              "also search this folder or file")(
+        "words", po::value<std::vector<std::string>>(), "describe NAME");
+    po::positional_options_description pos;
+    pos.add("words", -1);
+    auto vm = parse_args(args, opts, pos);
+    if (vm.count("help")) {
+      std::cout << opts;
+      return kOk;
+    }
+    std::vector<std::string> extra;
+    if (vm.count("plugin-path")) extra = vm["plugin-path"].as<std::vector<std::string>>();
+    PluginRegistry registry;
+    registry.load(PluginRegistry::search_path(extra, ""), {});
+    std::vector<std::string> words;
+    if (vm.count("words")) words = vm["words"].as<std::vector<std::string>>();
+    if (words.empty()) {
+      std::cout << pad("PLUGIN", 12) << pad("EXECUTOR", 24) << "DESCRIPTION\n";
+      for (const auto& x : registry.executors())
+        std::cout << pad(x.plugin->name, 12) << pad(x.name, 24) << x.description << (x.is_source ? " [source]" : "")
+                  << "\n";
+      for (const auto& r : registry.refused()) std::cout << "refused: " << r.reason << "\n";
+      return kOk;
+    }
+    if (words.size() != 2 || words[0] != "describe") throw po::error("expected `flow plugins` or `flow plugins describe NAME`");
+    const ExecutorInfo& x = registry.find(words[1]);
+    std::cout << x.name << " (plugin " << x.plugin->name << " " << x.plugin->version << ", " << x.plugin->path
+              << ")\n  " << x.description << "\n\nparameters:\n";
+    for (const auto& p : x.schema) {
+      std::string range;
+      if (p.minimum) range += " >= " + docarray::Value(*p.minimum).dump();
+      if (p.maximum) range += " <= " + docarray::Value(*p.maximum).dump();
+      std::string choices;
+      for (const auto& c : p.choices) choices += (choices.empty() ? " one of " : "|") + c;
+      std::cout << "  " << pad(p.name, 14) << pad(param_type_name(p.type), 8)
+                << pad(p.default_value ? "= " + p.default_value->dump() : "(required)", 14) << p.description << range
+                << choices << "\n";
+    }
+    if (!x.details.empty()) std::cout << "\n" << x.details << "\n";
+    return kOk;
+  });
+}
+
+namespace {
+po::options_description run_lookup_options(const char* title) {
+  po::options_description opts(title);
+  opts.add_options()("help,h", "this help")("workspace,w", po::value<std::string>()->default_value("runs"),
+                                            "the folder that holds the runs")(
+      "name", po::value<std::string>(), "the run's name");
+  return opts;
+}
+}  // namespace
+
+int status_command(const Args& args) {
+  return guarded("status", [&] {
+    auto opts = run_lookup_options("flow status NAME [--workspace DIR]");
+    po::positional_options_description pos;
+    pos.add("name", 1);
+    auto vm = parse_args(args, opts, pos);
+    if (vm.count("help")) {
+      std::cout << opts;
+      return kOk;
+    }
+    if (!vm.count("name")) throw po::error("needs a run NAME (see flow runs)");
+    RunFolder run = RunFolder::open(vm["workspace"].as<std::string>(), vm["name"].as<std::string>());
+    RunStatus s = run.status();
+    std::cout << "run:      " << s.name << "\nstate:    " << s.state << "\nflow:     " << s.flow_file
+              << "\ncreated:  " << s.created_at << "\nstarted:  " << s.started_at << "\nfinished: " << s.finished_at
+              << "\nfolder:   " << run.path().string() << "\n";
+    if (!s.details.empty()) std::cout << "details:  " << s.details << "\n";
+    return kOk;
+  });
+}
+
+int logs_command(const Args& args) {
+  return guarded("logs", [&] {
+    auto opts = run_lookup_options("flow logs NAME [--follow] [--workspace DIR]");
+    opts.add_options()("follow,f", "keep printing until the run ends");
+    po::positional_options_description pos;
+    pos.add("name", 1);
+    auto vm = parse_args(args, opts, pos);
+    if (vm.count("help")) {
+      std::cout << opts;
+      return kOk;
+    }
+    if (!vm.count("name")) throw po::error("needs a run NAME (see flow runs)");
+    RunFolder run = RunFolder::open(vm["workspace"].as<std::string>(), vm["name"].as<std::string>());
+    std::ifstream log(run.log_file());
+    std::string line;
+    for (;;) {
+      while (std::getline(log, line)) std::cout << line << "\n";
+      std::cout.flush();
+      if (!vm.count("follow")) break;
+      std::string state = run.status().state;
+      if (state == "FINISHED" || state == "FAILED") {
+        log.clear();
+        while (std::getline(log, line)) std::cout << line << "\n";
+        break;
+      }
+      log.clear();  // at EOF: wait for more
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return kOk;
+  });
+}
+
+int runs_command(const Args& args) {
+  return guarded("runs", [&] {
+    auto opts = run_lookup_options("flow runs [--workspace DIR]");
+    po::positional_options_description pos;
+    auto vm = parse_args(args, opts, pos);
+    if (vm.count("help")) {
+      std::cout << opts;
+      return kOk;
+    }
+    auto runs = RunFolder::list(vm["workspace"].as<std::string>());
+    if (runs.empty()) {
+      std::cout << "no runs in " << vm["workspace"].as<std::string>() << "\n";
+      return kOk;
+    }
+    std::cout << pad("NAME", 32) << pad("STATE", 10) << pad("CREATED", 22) << pad("FINISHED", 22) << "DETAILS\n";
+    for (const auto& r : runs) {
+      std::string details = r.details.size() > 60 ? r.details.substr(0, 57) + "..." : r.details;
+      std::cout << pad(r.name, 32) << pad(r.state, 10) << pad(r.created_at, 22) << pad(r.finished_at, 22) << details
+                << "\n";
+    }
+    return kOk;
+  });
+}
+
+}  // namespace docflow::cli

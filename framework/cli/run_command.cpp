@@ -1,0 +1,141 @@
+// `flow run FILE [--name NAME] [--set K=V]... [--detach]`.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <thread>
+
+#include "docflow/flow.hpp"
+#include "docflow/run.hpp"
+#include "options.hpp"
+
+namespace docflow::cli {
+namespace {
+
+std::string default_run_name(const std::string& flow_name) {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+  return flow_name + "-" + buf;
+}
+
+// Ctrl-C and SIGTERM stop the run cleanly: a thread waits for them and asks
+// the flow to stop; every opened executor is still closed.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(Flow& flow) {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);  // before any pool thread exists
+    thread_ = std::thread([this, &flow] {
+      int sig = 0;
+      sigwait(&set_, &sig);
+      if (sig != SIGUSR1) flow.request_stop();
+    });
+  }
+  ~SignalWatcher() {
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+  }
+
+ private:
+  sigset_t set_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+int run_command(const Args& args) {
+  po::options_description opts("flow run FILE [options]");
+  opts.add_options()("help,h", "this help")("name", po::value<std::string>(), "the run's name (default FLOW-DATE-TIME)")(
+      "set", po::value<std::vector<std::string>>(), "override: executors.NAME.with.KEY=VALUE, NAME.KEY=VALUE, with.KEY=VALUE")(
+      "detach", "return at once and leave the run going")("file", po::value<std::string>(), "flow file");
+  po::positional_options_description pos;
+  pos.add("file", 1);
+
+  std::string file;
+  FlowConfig config;
+  std::unique_ptr<Flow> flow;
+  std::unique_ptr<RunFolder> run;
+  bool detach = false;
+  try {
+    auto vm = parse_args(args, opts, pos);
+    if (vm.count("help")) {
+      std::cout << opts;
+      return kOk;
+    }
+    if (!vm.count("file")) throw po::error("needs a flow FILE");
+    file = vm["file"].as<std::string>();
+    detach = vm.count("detach") > 0;
+    flow = std::make_unique<Flow>(Flow::load(file, overrides_of(vm)));
+    config = flow->config();
+    std::string name = vm.count("name") ? vm["name"].as<std::string>() : default_run_name(config.name);
+    run = std::make_unique<RunFolder>(RunFolder::create(config.workspace, name, file, to_yaml(config)));
+  } catch (const po::error& e) {
+    std::cerr << "flow run: " << e.what() << " (see flow run --help)\n";
+    return kBadInput;
+  } catch (const ConfigError& e) {
+    std::cerr << e.what() << "\n";
+    return kBadInput;
+  } catch (const Error& e) {
+    std::cerr << "flow run: " << e.what() << "\n";
+    return kBadInput;
+  }
+
+  const std::string run_name = run->path().filename().string();
+  if (detach) {
+    pid_t pid = fork();
+    if (pid < 0) {
+      std::cerr << "flow run: cannot detach: fork failed\n";
+      return kRunFailed;
+    }
+    if (pid > 0) {
+      std::cout << "run " << run_name << " started in the background (pid " << pid << ")\n"
+                << "  flow status " << run_name << " --workspace " << config.workspace << "\n"
+                << "  flow logs " << run_name << " --follow --workspace " << config.workspace << "\n";
+      return kOk;
+    }
+    setsid();
+    if (!freopen("/dev/null", "r", stdin) || !freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+      return kRunFailed;
+  }
+
+  Logger logger;
+  logger.set_terminal(!detach);
+  logger.open_file(run->log_file().string());
+  SignalWatcher signals(*flow);
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    logger.info("flow", "run " + run_name + " of " + file + " in " + run->path().string());
+    run->set_state("STARTED");
+    flow->open(run->executors_dir(), &logger);
+    RunStats stats;
+    try {
+      stats = flow->run();
+    } catch (...) {
+      flow->close();  // every opened executor is closed, then the failure is reported
+      throw;
+    }
+    flow->close();
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::string summary = std::to_string(stats.requests) + " requests, " + std::to_string(stats.documents) +
+                          " documents, " + std::to_string(stats.epochs) + " epoch(s) in " +
+                          std::to_string(static_cast<int>(secs * 10) / 10.0).substr(0, 6) + " s";
+    run->set_state("FINISHED", summary);
+    logger.info("flow", "finished: " + summary);
+    return kOk;
+  } catch (const std::exception& e) {
+    run->set_state("FAILED", e.what());
+    logger.error("flow", std::string("run failed: ") + e.what());
+    return kRunFailed;
+  }
+}
+
+}  // namespace docflow::cli

@@ -1,0 +1,94 @@
+#pragma once
+// A flow: executors loaded from plugins, wired as a DAG, run on a Boost.Asio
+// thread pool. Each executor replica has its own strand (never two threads
+// in it at once; the thread is not fixed); different executors work on
+// different requests at once; `prefetch` bounds the requests in flight; the
+// order of requests is kept at every executor's input and at the output.
+//
+// Embedding, as Jina's Flow().add(...).post(...):
+//
+//   docflow::Flow flow = docflow::Flow::load("flows/index.yml");
+//   flow.open();
+//   docarray::DocumentArray out = flow.post("/index", docs);
+//   flow.close();
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "docflow/executor.hpp"
+#include "docflow/flow_config.hpp"
+#include "docflow/flow_graph.hpp"
+#include "docflow/plugin_registry.hpp"
+
+namespace docflow {
+
+struct Response {
+  Request request;           // the documents as they left the flow
+  std::exception_ptr error;  // set when the request failed
+};
+
+struct RunStats {
+  std::uint64_t requests = 0;
+  std::uint64_t documents = 0;
+  std::uint64_t epochs = 0;
+};
+
+class Flow {
+ public:
+  // Parses the file, loads plugins from its search path, validates the
+  // executors' parameters and the graph. Throws ConfigError.
+  static Flow load(const std::string& path, const std::vector<Override>& overrides = {});
+  static Flow from_config(FlowConfig config);
+
+  Flow();  // an empty flow, to build in code with add()
+  Flow(Flow&&) noexcept;
+  Flow& operator=(Flow&&) noexcept;
+  ~Flow();  // closes the flow if it is open (errors are logged)
+
+  // Appends an executor; `needs` defaults to the previous executor.
+  Flow& add(const std::string& uses, const std::string& name = "", docarray::Value with = {},
+            std::vector<std::string> needs = {}, int replicas = 1);
+  // Extra plugin search paths for add()-built flows (before open()).
+  Flow& plugin_path(const std::string& path);
+
+  const FlowConfig& config() const;
+  const FlowGraph& graph() const;
+  const PluginRegistry& plugins() const;
+
+  // Creates every executor (in topological order, so that publishers of
+  // shared resources open first) and opens it; on failure closes those
+  // already opened and throws. Each executor gets `workspace/NAME`.
+  void open(const std::filesystem::path& workspace = {}, Logger* logger = nullptr);
+  bool is_open() const;
+
+  // Jina's post(): sends documents to `endpoint`, returns what leaves the
+  // flow. Throws the executor's failure.
+  docarray::DocumentArray post(const std::string& endpoint, docarray::DocumentArray docs,
+                               docarray::Value parameters = {});
+  // The same with a callback per response, called in posting order from a
+  // pool thread. Blocks only while `prefetch` requests are in flight.
+  void post(const std::string& endpoint, docarray::DocumentArray docs, docarray::Value parameters,
+            std::function<void(Response)> on_response);
+  // Waits until every posted request has been answered.
+  void wait();
+
+  // A batch run: pulls the flow's source until its stream ends, sending the
+  // end-of-epoch and end-of-stream events through the graph after the data.
+  // `on_output` sees every request that leaves the flow, in order. The first
+  // failure stops the run and is thrown (an ExecutorError); request_stop()
+  // (Ctrl-C) stops it the same way.
+  RunStats run(std::function<void(const Request&)> on_output = {});
+  void request_stop();
+
+  // Closes every opened executor (reverse topological order). Throws the
+  // first close() failure after closing all of them.
+  void close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace docflow

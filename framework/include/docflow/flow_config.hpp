@@ -1,0 +1,75 @@
+#pragma once
+// Flow files: a Jina-compatible YAML subset, parsed strictly. Every error is
+// a ConfigError naming the file, line and column, the key, what was expected
+// and what was found; an unknown key suggests the closest known one.
+//
+//   jtype: Flow
+//   with: {name: demo, workspace: runs, prefetch: 8, plugins: [./plugins]}
+//   executors:
+//     - name: reader
+//       uses: DocumentReader
+//       with: {path: data.jsonl, batch_size: 32}
+//     - name: writer
+//       uses: DocumentWriter
+//       needs: reader            # a name or a list; `gateway` is the start
+//       replicas: 1
+//       when: {tags.label: {$gte: 3}}
+//       env: {OMP_NUM_THREADS: "1"}
+//
+// `${{ ENV.NAME }}` in any value is replaced by the environment variable.
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "docarray/value.hpp"
+#include "docflow/error.hpp"
+
+namespace docflow {
+
+class PluginRegistry;
+
+struct ExecutorConfig {
+  std::string name, uses;
+  docarray::Value with;  // a map, or null
+  std::map<std::string, Location> with_locations;
+  std::vector<std::string> needs;  // never empty after parsing: previous executor, or "gateway"
+  int replicas = 1;
+  docarray::Value when;  // null: every document
+  std::map<std::string, std::string> env;
+  Location where, uses_where, with_where, needs_where, when_where;
+};
+
+struct FlowConfig {
+  std::string file;  // as given; "<string>" for text
+  std::string dir;   // the file's folder, for relative paths
+  std::string name;
+  std::string workspace = "runs";
+  int prefetch = 8;
+  int threads = 0;  // 0: one per core
+  std::vector<std::string> plugins;
+  std::vector<ExecutorConfig> executors;
+  Location where;
+
+  const ExecutorConfig* find(const std::string& executor) const;
+};
+
+// A command-line override, "executors.NAME.with.KEY=VALUE", the short
+// "NAME.KEY=VALUE", or "with.KEY=VALUE" for the flow's own settings.
+struct Override {
+  std::string assignment;
+};
+
+FlowConfig parse_flow_file(const std::string& path, const std::vector<Override>& overrides = {});
+FlowConfig parse_flow_text(const std::string& yaml, const std::string& name = "<string>",
+                           const std::vector<Override>& overrides = {});
+
+// Checks what needs the plugins: every `uses` exists, every `with` matches its
+// executor's schema (types, ranges, required), at most one source. Throws
+// ConfigError at the offending key. The graph is checked by FlowGraph.
+void validate_flow(const FlowConfig& config, const PluginRegistry& plugins);
+
+// The resolved flow (overrides and environment applied) as YAML, for the run folder.
+std::string to_yaml(const FlowConfig& config);
+
+}  // namespace docflow

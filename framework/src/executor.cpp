@@ -1,0 +1,32 @@
+#include "docflow/executor.hpp"
+
+namespace docflow {
+
+Executor::Executor(ExecutorContext context) : context_(std::move(context)) {}
+Executor::~Executor() = default;
+Source::~Source() = default;
+
+void Executor::on(const std::string& endpoint, Handler handler) { handlers_[endpoint] = std::move(handler); }
+
+bool Executor::handles(const std::string& endpoint) const {
+  return handlers_.count(endpoint) > 0 || handlers_.count("*") > 0;
+}
+
+void Executor::handle(Request& request) {
+  auto it = handlers_.find(request.endpoint);
+  if (it == handlers_.end()) it = handlers_.find("*");
+  if (it == handlers_.end()) return;  // not bound: pass through
+  it->second(request);
+}
+
+SharedRegistry& Executor::registry() const {
+  if (!context_.registry) throw Error("executor '" + name() + "' runs without a shared registry");
+  return *context_.registry;
+}
+
+Logger& Executor::log() const {
+  static Logger fallback;
+  return context_.logger ? *context_.logger : fallback;
+}
+
+}  // namespace docflow

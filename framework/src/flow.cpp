@@ -1,0 +1,592 @@
+#include "docflow/flow.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "docflow/filter.hpp"
+#include "docflow/merge.hpp"
+
+namespace docflow {
+namespace {
+
+using Pool = boost::asio::thread_pool;
+using Strand = boost::asio::strand<Pool::executor_type>;
+
+struct Message {
+  std::uint64_t seq = 0;
+  bool is_event = false;
+  Request request;
+  Event event;
+};
+
+// The per-vertex state of the runtime. `mu` guards the join and the in-order
+// dispatch; executors themselves are only touched on their replica's strand.
+struct Node {
+  std::size_t vertex = 0;
+  std::string name;
+  std::vector<std::size_t> preds, succs;
+  std::vector<std::shared_ptr<Executor>> replicas;
+  std::vector<std::unique_ptr<Strand>> strands;
+  std::optional<Filter> when;
+  bool is_source = false;
+
+  std::mutex mu;
+  std::map<std::uint64_t, std::vector<Message>> arriving;  // joins waiting for other branches
+  std::map<std::uint64_t, Message> ready;                   // complete, waiting for their turn
+  std::uint64_t next_seq = 0;
+  std::size_t in_flight = 0;
+  bool event_in_flight = false;
+  std::size_t round_robin = 0;
+};
+
+Message join(std::vector<Message>& parts) {
+  Message out = std::move(parts.front());
+  if (out.is_event) return out;
+  for (std::size_t i = 1; i < parts.size(); ++i) merge_arrays(out.request.docs, parts[i].request.docs);
+  return out;
+}
+
+}  // namespace
+
+struct Flow::Impl {
+  FlowConfig config;
+  std::unique_ptr<PluginRegistry> registry = std::make_unique<PluginRegistry>();
+  std::vector<std::string> extra_plugin_paths;
+  std::unique_ptr<FlowGraph> graph;
+  bool plugins_loaded = false;
+
+  // Open state.
+  Logger own_logger;
+  Logger* logger = &own_logger;
+  SharedRegistry shared;
+  std::unique_ptr<Pool> pool;
+  std::vector<std::unique_ptr<Node>> nodes;  // per vertex; the last one is the output
+  bool open = false;
+  std::vector<std::pair<Node*, std::size_t>> opened;  // (node, replica), in open order
+
+  // Request accounting.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::uint64_t next_seq = 0;
+  std::uint64_t injected = 0, answered = 0;  // data requests
+  std::size_t outstanding_tasks = 0;
+  std::exception_ptr failure;
+  bool stopping = false;
+  bool stream_ended = false;
+  std::map<std::uint64_t, std::function<void(Response)>> callbacks;
+  std::function<void(const Request&)> on_output;
+  RunStats stats;
+
+  void load_plugins() {
+    if (plugins_loaded) return;
+    std::vector<std::string> explicit_files;
+    std::vector<std::string> entries = config.plugins;
+    entries.insert(entries.end(), extra_plugin_paths.begin(), extra_plugin_paths.end());
+    std::vector<std::string> paths = PluginRegistry::search_path(entries, config.dir);
+    for (std::size_t i = 0; i < entries.size(); ++i) explicit_files.push_back(paths[i]);
+    registry->load(paths, explicit_files);
+    plugins_loaded = true;
+  }
+
+  void prepare() {
+    load_plugins();
+    validate_flow(config, *registry);
+    graph = std::make_unique<FlowGraph>(config);
+  }
+
+  Node& output() { return *nodes.back(); }
+
+  // --- failure and accounting --------------------------------------------
+
+  // The first failure wins; every request still waiting for an answer gets it.
+  void fail(std::exception_ptr e) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!failure) failure = e;
+      cv.notify_all();
+    }
+    fail_pending_callbacks();
+  }
+
+  bool failed() {
+    std::lock_guard<std::mutex> lock(mu);
+    return failure != nullptr;
+  }
+
+  void task_started() {
+    std::lock_guard<std::mutex> lock(mu);
+    ++outstanding_tasks;
+  }
+
+  void task_finished() {
+    std::lock_guard<std::mutex> lock(mu);
+    --outstanding_tasks;
+    cv.notify_all();
+  }
+
+  // --- message flow --------------------------------------------------------
+
+  void inject(Message msg) {
+    // From the gateway to its successors (a source's requests enter after it).
+    forward(nodes[0]->succs, std::move(msg));
+  }
+
+  void forward(const std::vector<std::size_t>& targets, Message msg) {
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      if (i + 1 == targets.size()) deliver(*nodes[targets[i]], std::move(msg));
+      else deliver(*nodes[targets[i]], Message(msg));
+    }
+  }
+
+  void deliver(Node& node, Message msg) {
+    std::vector<std::function<void()>> tasks;
+    {
+      std::lock_guard<std::mutex> lock(node.mu);
+      std::uint64_t seq = msg.seq;
+      if (node.preds.size() <= 1) {
+        node.ready.emplace(seq, std::move(msg));
+      } else {
+        auto& parts = node.arriving[seq];
+        parts.push_back(std::move(msg));
+        if (parts.size() == node.preds.size()) {
+          node.ready.emplace(seq, join(parts));
+          node.arriving.erase(seq);
+        }
+      }
+      collect(node, tasks);
+    }
+    for (auto& t : tasks) t();
+  }
+
+  // Under node.mu: takes the next requests in sequence order and returns the
+  // work that dispatches them. An event waits until everything before it is
+  // done, and nothing passes it until it is done.
+  void collect(Node& node, std::vector<std::function<void()>>& tasks) {
+    while (!node.ready.empty() && node.ready.begin()->first == node.next_seq) {
+      Message& head = node.ready.begin()->second;
+      if (node.event_in_flight || (head.is_event && node.in_flight > 0)) break;
+      auto msg = std::make_shared<Message>(std::move(head));
+      node.ready.erase(node.ready.begin());
+      ++node.next_seq;
+      ++node.in_flight;
+      if (&node == nodes.back().get()) {
+        tasks.push_back([this, &node, msg] { emit_output(node, std::move(*msg)); });
+      } else if (msg->is_event) {
+        node.event_in_flight = true;
+        tasks.push_back([this, &node, msg] { dispatch_event(node, msg); });
+      } else {
+        std::size_t r = node.round_robin++ % node.replicas.size();
+        tasks.push_back([this, &node, msg, r] { dispatch_data(node, msg, r); });
+      }
+    }
+  }
+
+  void dispatch_data(Node& node, std::shared_ptr<Message> msg, std::size_t replica) {
+    task_started();
+    boost::asio::post(*node.strands[replica], [this, &node, msg, replica] {
+      if (!failed()) {
+        try {
+          process(node, *node.replicas[replica], msg->request);
+        } catch (const std::exception& e) {
+          fail(std::make_exception_ptr(ExecutorError(node.name, msg->request.endpoint, e.what())));
+        } catch (...) {
+          fail(std::make_exception_ptr(ExecutorError(node.name, msg->request.endpoint, "unknown exception")));
+        }
+      }
+      complete(node, std::move(*msg));
+      task_finished();
+    });
+  }
+
+  void process(Node& node, Executor& ex, Request& request) {
+    if (!node.when) {
+      ex.handle(request);
+      return;
+    }
+    // Only the documents that satisfy `when` reach the executor, as in Jina.
+    docarray::DocumentArray selected;
+    for (const auto& d : request.docs)
+      if (node.when->matches(d)) selected.append(d);
+    request.docs = std::move(selected);
+    if (!request.docs.empty()) ex.handle(request);
+  }
+
+  void dispatch_event(Node& node, std::shared_ptr<Message> msg) {
+    auto remaining = std::make_shared<std::atomic<std::size_t>>(node.replicas.size());
+    for (std::size_t r = 0; r < node.replicas.size(); ++r) {
+      task_started();
+      boost::asio::post(*node.strands[r], [this, &node, msg, r, remaining] {
+        if (!failed()) {
+          try {
+            node.replicas[r]->on_event(msg->event);
+          } catch (const std::exception& e) {
+            fail(std::make_exception_ptr(ExecutorError(node.name, msg->event.endpoint, e.what())));
+          }
+        }
+        if (remaining->fetch_sub(1) == 1) complete(node, std::move(*msg));
+        task_finished();
+      });
+    }
+  }
+
+  void complete(Node& node, Message msg) {
+    std::vector<std::function<void()>> tasks;
+    {
+      std::lock_guard<std::mutex> lock(node.mu);
+      --node.in_flight;
+      if (msg.is_event) node.event_in_flight = false;
+      collect(node, tasks);
+    }
+    for (auto& t : tasks) t();
+    if (failed()) return;  // after the first failure nothing moves on
+    forward(node.succs.empty() ? std::vector<std::size_t>{nodes.size() - 1} : node.succs, std::move(msg));
+  }
+
+  void emit_output(Node& out, Message msg) {
+    std::function<void(Response)> callback;
+    std::function<void(const Request&)> observer;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!msg.is_event) {
+        auto it = callbacks.find(msg.seq);
+        if (it != callbacks.end()) {
+          callback = std::move(it->second);
+          callbacks.erase(it);
+        }
+        observer = on_output;
+      }
+    }
+    if (observer) observer(msg.request);
+    if (callback) callback(Response{std::move(msg.request), nullptr});
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (msg.is_event) {
+        if (msg.event.kind == Event::Kind::EndOfStream) stream_ended = true;
+        else ++stats.epochs;
+      } else {
+        ++answered;
+      }
+      cv.notify_all();
+    }
+    std::vector<std::function<void()>> tasks;
+    {
+      std::lock_guard<std::mutex> lock(out.mu);
+      --out.in_flight;
+      collect(out, tasks);
+    }
+    for (auto& t : tasks) t();
+  }
+
+  // Blocks while `prefetch` requests are in flight; false when the run failed
+  // or was stopped.
+  bool wait_for_room() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return failure || stopping || injected - answered < static_cast<std::uint64_t>(config.prefetch); });
+    return !failure && !stopping;
+  }
+
+  std::uint64_t take_seq(bool data) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (data) ++injected;
+    return next_seq++;
+  }
+
+  // After a failure: wait until no task is queued or running, so that every
+  // executor is idle before it is closed.
+  void drain() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return outstanding_tasks == 0; });
+  }
+
+  void fail_pending_callbacks() {
+    std::map<std::uint64_t, std::function<void(Response)>> pending;
+    std::exception_ptr e;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      pending.swap(callbacks);
+      e = failure;
+    }
+    for (auto& [seq, cb] : pending) cb(Response{Request{}, e});
+  }
+};
+
+Flow::Flow() : impl_(std::make_unique<Impl>()) {}
+Flow::Flow(Flow&&) noexcept = default;
+Flow& Flow::operator=(Flow&&) noexcept = default;
+
+Flow::~Flow() {
+  if (impl_ && impl_->open) {
+    try {
+      close();
+    } catch (const std::exception& e) {
+      impl_->logger->error("flow", std::string("while closing: ") + e.what());
+    }
+  }
+}
+
+Flow Flow::load(const std::string& path, const std::vector<Override>& overrides) {
+  return from_config(parse_flow_file(path, overrides));
+}
+
+Flow Flow::from_config(FlowConfig config) {
+  Flow f;
+  f.impl_->config = std::move(config);
+  f.impl_->prepare();
+  return f;
+}
+
+Flow& Flow::add(const std::string& uses, const std::string& name, docarray::Value with, std::vector<std::string> needs,
+                int replicas) {
+  if (impl_->open) throw Error("add() after open(): build the flow first");
+  auto& c = impl_->config;
+  if (c.file.empty()) c.file = "<code>";
+  ExecutorConfig e;
+  e.uses = uses;
+  e.name = name.empty() ? "executor" + std::to_string(c.executors.size()) : name;
+  if (c.find(e.name)) throw ConfigError(Location{c.file, 0, 0}, "executor name '" + e.name + "' is used twice");
+  e.with = std::move(with);
+  e.needs = needs.empty() ? std::vector<std::string>{c.executors.empty() ? "gateway" : c.executors.back().name} : needs;
+  e.replicas = replicas;
+  e.where = Location{c.file, 0, 0};
+  c.executors.push_back(std::move(e));
+  impl_->graph.reset();
+  return *this;
+}
+
+Flow& Flow::plugin_path(const std::string& path) {
+  impl_->extra_plugin_paths.push_back(path);
+  return *this;
+}
+
+const FlowConfig& Flow::config() const { return impl_->config; }
+
+const FlowGraph& Flow::graph() const {
+  if (!impl_->graph) impl_->prepare();
+  return *impl_->graph;
+}
+
+const PluginRegistry& Flow::plugins() const {
+  impl_->load_plugins();
+  return *impl_->registry;
+}
+
+bool Flow::is_open() const { return impl_->open; }
+
+void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
+  auto& im = *impl_;
+  if (im.open) throw Error("the flow is already open");
+  if (!im.graph) im.prepare();
+  if (logger) im.logger = logger;
+  std::filesystem::path root = workspace.empty() ? std::filesystem::temp_directory_path() /
+                                                       ("docflow-" + std::to_string(::getpid()) + "-" + im.config.name)
+                                                 : workspace;
+  const FlowGraph& g = *im.graph;
+  unsigned threads = im.config.threads > 0 ? static_cast<unsigned>(im.config.threads)
+                                            : std::max(2u, std::thread::hardware_concurrency());
+  im.pool = std::make_unique<Pool>(threads);
+  im.nodes.clear();
+  for (std::size_t v = 0; v <= g.size(); ++v) {
+    auto node = std::make_unique<Node>();
+    node->vertex = v;
+    node->name = v < g.size() ? g.name(v) : "output";
+    if (v < g.size()) {
+      node->preds = g.predecessors(v);
+      node->succs = g.successors(v);
+    } else {
+      node->preds = g.sinks();
+    }
+    im.nodes.push_back(std::move(node));
+  }
+  // Reset the accounting of any previous open().
+  im.next_seq = im.injected = im.answered = 0;
+  im.failure = nullptr;
+  im.stopping = im.stream_ended = false;
+  im.stats = {};
+
+  for (std::size_t v : g.order()) {
+    if (v == 0) continue;
+    Node& node = *im.nodes[v];
+    const ExecutorConfig& cfg = im.config.executors[v - 1];
+    const ExecutorInfo& info = im.registry->find(cfg.uses);
+    node.is_source = info.is_source;
+    if (!cfg.when.is_null()) node.when = Filter::parse(cfg.when, cfg.when_where);
+    for (const auto& [k, val] : cfg.env) ::setenv(k.c_str(), val.c_str(), 1);
+    for (int r = 0; r < cfg.replicas; ++r) {
+      ExecutorContext ctx;
+      ctx.name = cfg.name;
+      ctx.replica_id = r;
+      ctx.replicas = cfg.replicas;
+      ctx.workspace = cfg.replicas > 1 ? root / cfg.name / ("replica-" + std::to_string(r)) : root / cfg.name;
+      ctx.registry = &im.shared;
+      ctx.logger = im.logger;
+      try {
+        ctx.params = Params(check_params(info.schema, cfg.with, cfg.name));
+        std::filesystem::create_directories(ctx.workspace);
+        std::shared_ptr<Executor> ex = im.registry->create(cfg.uses, ctx);
+        ex->open();
+        node.replicas.push_back(ex);
+        node.strands.push_back(std::make_unique<Strand>(im.pool->get_executor()));
+        im.opened.emplace_back(&node, node.replicas.size() - 1);
+      } catch (const std::exception& e) {
+        std::string msg = e.what();
+        im.open = true;  // so that close() closes what did open
+        try {
+          close();
+        } catch (const std::exception& ce) {
+          im.logger->error("flow", std::string("while closing after a failed open: ") + ce.what());
+        }
+        throw ExecutorError(cfg.name, "", "open failed: " + msg);
+      }
+    }
+  }
+  // The gateway and the output have no executor.
+  im.open = true;
+}
+
+docarray::DocumentArray Flow::post(const std::string& endpoint, docarray::DocumentArray docs,
+                                   docarray::Value parameters) {
+  std::mutex m;
+  std::condition_variable cv;
+  std::optional<Response> result;
+  post(endpoint, std::move(docs), std::move(parameters), [&](Response r) {
+    std::lock_guard<std::mutex> lock(m);
+    result = std::move(r);
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(m);
+  cv.wait(lock, [&] { return result.has_value(); });
+  if (result->error) std::rethrow_exception(result->error);
+  return std::move(result->request.docs);
+}
+
+void Flow::post(const std::string& endpoint, docarray::DocumentArray docs, docarray::Value parameters,
+                std::function<void(Response)> on_response) {
+  auto& im = *impl_;
+  if (!im.open) throw Error("post() before open()");
+  if (!im.wait_for_room()) {
+    std::exception_ptr e;
+    {
+      std::lock_guard<std::mutex> lock(im.mu);
+      e = im.failure ? im.failure : std::make_exception_ptr(Error("the flow was stopped"));
+    }
+    on_response(Response{Request{}, e});
+    return;
+  }
+  Message msg;
+  msg.request = Request{endpoint, std::move(docs), std::move(parameters)};
+  {
+    std::lock_guard<std::mutex> lock(im.mu);
+    msg.seq = im.next_seq++;
+    ++im.injected;
+    im.callbacks[msg.seq] = std::move(on_response);
+  }
+  im.inject(std::move(msg));
+  // A failure that came before the callback was registered drops the request
+  // inside the flow without answering it: answer it here.
+  if (im.failed()) im.fail_pending_callbacks();
+}
+
+void Flow::wait() {
+  auto& im = *impl_;
+  std::unique_lock<std::mutex> lock(im.mu);
+  im.cv.wait(lock, [&] { return im.failure || im.answered == im.injected; });
+}
+
+RunStats Flow::run(std::function<void(const Request&)> on_output) {
+  auto& im = *impl_;
+  if (!im.open) throw Error("run() before open()");
+  Node* source_node = nullptr;
+  for (auto& n : im.nodes)
+    if (n->is_source) source_node = n.get();
+  if (!source_node) throw Error("flow '" + im.config.name + "' has no source executor (a reader) to run from");
+  auto* source = dynamic_cast<Source*>(source_node->replicas.front().get());
+  if (!source) throw Error("executor '" + source_node->name + "' is marked as a source but is not a docflow::Source");
+  im.on_output = std::move(on_output);
+  const std::string endpoint = source->endpoint();
+
+  // The source is called only from this thread: pulled whenever there is room.
+  try {
+    while (im.wait_for_room()) {
+      std::optional<Source::Item> item = source->next();
+      Message msg;
+      if (!item) {
+        msg.seq = im.take_seq(false);
+        msg.is_event = true;
+        msg.event = Event{Event::Kind::EndOfStream, 0, endpoint};
+        im.forward(source_node->succs.empty() ? std::vector<std::size_t>{im.nodes.size() - 1} : source_node->succs,
+                   std::move(msg));
+        break;
+      }
+      if (item->kind == Source::Item::Kind::EndOfEpoch) {
+        msg.seq = im.take_seq(false);
+        msg.is_event = true;
+        msg.event = Event{Event::Kind::EndOfEpoch, item->epoch, endpoint};
+      } else {
+        msg.seq = im.take_seq(true);
+        im.stats.documents += item->docs.size();
+        ++im.stats.requests;
+        msg.request = Request{endpoint, std::move(item->docs), {}};
+      }
+      im.forward(source_node->succs.empty() ? std::vector<std::size_t>{im.nodes.size() - 1} : source_node->succs,
+                 std::move(msg));
+    }
+  } catch (const std::exception& e) {
+    im.fail(std::make_exception_ptr(ExecutorError(source_node->name, endpoint, e.what())));
+  }
+  {
+    std::unique_lock<std::mutex> lock(im.mu);
+    im.cv.wait(lock, [&] { return im.stream_ended || im.failure || im.stopping; });
+  }
+  im.drain();
+  std::exception_ptr failure;
+  {
+    std::lock_guard<std::mutex> lock(im.mu);
+    failure = im.failure;
+    if (!failure && im.stopping) failure = std::make_exception_ptr(Error("the run was interrupted"));
+  }
+  if (failure) std::rethrow_exception(failure);
+  return im.stats;
+}
+
+void Flow::request_stop() {
+  auto& im = *impl_;
+  std::lock_guard<std::mutex> lock(im.mu);
+  im.stopping = true;
+  if (!im.failure) im.failure = std::make_exception_ptr(Error("the run was interrupted"));
+  im.cv.notify_all();
+}
+
+void Flow::close() {
+  auto& im = *impl_;
+  if (!im.open) return;
+  if (im.pool) {
+    im.drain();
+    im.pool->join();
+  }
+  std::exception_ptr first;
+  for (auto it = im.opened.rbegin(); it != im.opened.rend(); ++it) {
+    Node& node = *it->first;
+    try {
+      node.replicas[it->second]->close();
+    } catch (const std::exception& e) {
+      im.logger->error(node.name, std::string("close failed: ") + e.what());
+      if (!first) first = std::make_exception_ptr(ExecutorError(node.name, "", std::string("close failed: ") + e.what()));
+    }
+  }
+  im.opened.clear();
+  im.nodes.clear();
+  im.pool.reset();
+  im.open = false;
+  if (first) std::rethrow_exception(first);
+}
+
+}  // namespace docflow

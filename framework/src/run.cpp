@@ -1,0 +1,145 @@
+#include "docflow/run.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "docflow/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace docflow {
+
+std::string utc_now() {
+  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+void write_file_atomically(const fs::path& path, const std::string& content) {
+  fs::path tmp = path;
+  tmp += ".tmp-" + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw Error("cannot write " + tmp.string() + ": " + std::strerror(errno));
+  const char* p = content.data();
+  std::size_t left = content.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ::close(fd);
+      throw Error("cannot write " + tmp.string() + ": " + std::strerror(errno));
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) throw Error("cannot sync " + tmp.string() + ": " + std::strerror(errno));
+  fs::rename(tmp, path);
+}
+
+namespace {
+
+RunStatus read_status(const fs::path& dir) {
+  RunStatus s;
+  s.name = dir.filename().string();
+  std::ifstream f(dir / "status.json");
+  if (!f) {
+    s.state = "UNKNOWN";
+    s.details = "no status.json";
+    return s;
+  }
+  try {
+    nlohmann::json j = nlohmann::json::parse(f);
+    s.state = j.value("state", "UNKNOWN");
+    s.details = j.value("details", "");
+    s.flow_file = j.value("flow_file", "");
+    s.created_at = j.value("created_at", "");
+    s.started_at = j.value("started_at", "");
+    s.finished_at = j.value("finished_at", "");
+    s.pid = j.value("pid", 0L);
+  } catch (const std::exception& e) {
+    s.state = "UNKNOWN";
+    s.details = std::string("unreadable status.json: ") + e.what();
+  }
+  return s;
+}
+
+void write_status(const fs::path& dir, const RunStatus& s) {
+  nlohmann::ordered_json j;
+  j["name"] = s.name;
+  j["state"] = s.state;
+  j["details"] = s.details;
+  j["flow_file"] = s.flow_file;
+  j["created_at"] = s.created_at;
+  j["started_at"] = s.started_at;
+  j["finished_at"] = s.finished_at;
+  j["pid"] = s.pid;
+  write_file_atomically(dir / "status.json", j.dump(2) + "\n");
+}
+
+}  // namespace
+
+RunFolder RunFolder::create(const fs::path& workspace, const std::string& name, const std::string& flow_file,
+                            const std::string& resolved_flow) {
+  RunFolder r;
+  r.path_ = workspace / name;
+  if (fs::exists(r.path_ / "status.json"))
+    throw Error("a run named '" + name + "' already exists in " + workspace.string() +
+                " (choose another --name, or --resume it)");
+  fs::create_directories(r.path_ / "executors");
+  write_file_atomically(r.path_ / "flow.yml", resolved_flow);
+  RunStatus s;
+  s.name = name;
+  s.state = "CREATED";
+  s.flow_file = flow_file;
+  s.created_at = utc_now();
+  s.pid = ::getpid();
+  write_status(r.path_, s);
+  return r;
+}
+
+RunFolder RunFolder::open(const fs::path& workspace, const std::string& name) {
+  RunFolder r;
+  r.path_ = workspace / name;
+  if (!fs::exists(r.path_ / "status.json")) {
+    std::string names;
+    for (const auto& s : list(workspace)) names += (names.empty() ? "" : ", ") + s.name;
+    throw Error("no run named '" + name + "' in " + workspace.string() + " (runs: " + (names.empty() ? "none" : names) + ")");
+  }
+  return r;
+}
+
+std::vector<RunStatus> RunFolder::list(const fs::path& workspace) {
+  std::vector<RunStatus> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(workspace, ec))
+    if (e.is_directory() && fs::exists(e.path() / "status.json")) out.push_back(read_status(e.path()));
+  std::sort(out.begin(), out.end(), [](const RunStatus& a, const RunStatus& b) { return a.created_at < b.created_at; });
+  return out;
+}
+
+RunStatus RunFolder::status() const { return read_status(path_); }
+
+void RunFolder::set_state(const std::string& state, const std::string& details) {
+  RunStatus s = status();
+  s.state = state;
+  s.details = details;
+  s.pid = ::getpid();
+  if (state == "STARTED") s.started_at = utc_now();
+  if (state == "FINISHED" || state == "FAILED") s.finished_at = utc_now();
+  write_status(path_, s);
+}
+
+}  // namespace docflow

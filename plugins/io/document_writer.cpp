@@ -1,0 +1,36 @@
+#include "document_writer.hpp"
+
+#include <filesystem>
+
+namespace docflow::io {
+
+DocumentWriter::DocumentWriter(ExecutorContext context) : Executor(std::move(context)) {
+  on("*", [this](Request& r) { write(r); });
+}
+
+void DocumentWriter::open() {
+  const std::string& path = params().get_string("path");
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  auto compression = params().get_string("compress") == "zstd" ? docarray::Compression::Zstd : docarray::Compression::None;
+  writer_ = std::make_unique<docarray::DocumentFileWriter>(path, compression);
+}
+
+void DocumentWriter::write(Request& request) {
+  for (const auto& d : request.docs) writer_->write(d);
+  written_ += request.docs.size();
+}
+
+void DocumentWriter::on_event(const Event& event) {
+  if (event.kind != Event::Kind::EndOfStream || !writer_) return;
+  writer_->close();
+  log().info(name(), "wrote " + std::to_string(written_) + " documents to " + params().get_string("path"));
+  writer_.reset();
+}
+
+void DocumentWriter::close() {
+  if (writer_) writer_->close();
+  writer_.reset();
+}
+
+}  // namespace docflow::io
