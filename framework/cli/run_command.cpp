@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <thread>
@@ -125,9 +126,10 @@ int run_command(const Args& args) {
     }
     flow->close();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.2f", secs);
     std::string summary = std::to_string(stats.requests) + " requests, " + std::to_string(stats.documents) +
-                          " documents, " + std::to_string(stats.epochs) + " epoch(s) in " +
-                          std::to_string(static_cast<int>(secs * 10) / 10.0).substr(0, 6) + " s";
+                          " documents, " + std::to_string(stats.epochs) + " epoch(s) in " + seconds + " s";
     run->set_state("FINISHED", summary);
     logger.info("flow", "finished: " + summary);
     return kOk;

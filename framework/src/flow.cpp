@@ -93,7 +93,13 @@ struct Flow::Impl {
     entries.insert(entries.end(), extra_plugin_paths.begin(), extra_plugin_paths.end());
     std::vector<std::string> paths = PluginRegistry::search_path(entries, config.dir);
     for (std::size_t i = 0; i < entries.size(); ++i) explicit_files.push_back(paths[i]);
-    registry->load(paths, explicit_files);
+    try {
+      registry->load(paths, explicit_files);
+    } catch (const PluginError& e) {
+      // A plugin the flow names itself: point at the flow's `plugins:`.
+      if (config.plugins_where.line) throw ConfigError(config.plugins_where, e.what());
+      throw;
+    }
     plugins_loaded = true;
   }
 

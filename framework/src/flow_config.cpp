@@ -145,7 +145,13 @@ struct Parser {
       else fail(needs, "`needs` expects a name or a list of names, found " + std::string(kind(needs)));
       if (e.needs.empty()) fail(needs, "`needs` is an empty list");
     }
-    if (n["replicas"]) e.replicas = integer(n["replicas"], "replicas", 1);
+    if (n["replicas"]) {
+      try {
+        e.replicas = integer(n["replicas"], "replicas", 1);
+      } catch (const ConfigError& err) {
+        throw ConfigError(err.where(), "executor '" + e.name + "': " + std::string(err.what()).substr(err.where().str().size() + 2));
+      }
+    }
     if (n["when"]) {
       e.when_where = at(n["when"]);
       e.when = value(n["when"]);
@@ -174,6 +180,7 @@ struct Parser {
       if (with["prefetch"]) f.prefetch = integer(with["prefetch"], "prefetch", 1);
       if (with["threads"]) f.threads = integer(with["threads"], "threads", 0);
       if (const YAML::Node p = with["plugins"]) {
+        f.plugins_where = at(p);
         if (p.IsScalar()) f.plugins.push_back(string(p, "plugins"));
         else if (p.IsSequence())
           for (const auto& item : p) f.plugins.push_back(string(item, "plugins"));

@@ -49,7 +49,7 @@ struct FlowConfig {
   int threads = 0;  // 0: one per core
   std::vector<std::string> plugins;
   std::vector<ExecutorConfig> executors;
-  Location where;
+  Location where, plugins_where;
 
   const ExecutorConfig* find(const std::string& executor) const;
 };
