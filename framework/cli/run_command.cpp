@@ -1,5 +1,4 @@
 // `flow run FILE [--name NAME] [--set K=V]... [--detach]`.
-#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -25,29 +24,46 @@ std::string default_run_name(const std::string& flow_name) {
   return flow_name + "-" + buf;
 }
 
-// Ctrl-C and SIGTERM stop the run cleanly: a thread waits for them and asks
-// the flow to stop; every opened executor is still closed.
+// Ctrl-C and SIGTERM stop the run cleanly: the handler only writes to a pipe
+// (any thread may run it: OpenBLAS starts threads before main, so blocking
+// signals cannot steer them to one thread); a watcher thread reads the pipe
+// and asks the flow to stop, and every opened executor is still closed.
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void on_stop_signal(int sig) {
+  unsigned char byte = static_cast<unsigned char>(sig);
+  [[maybe_unused]] ssize_t n = ::write(g_signal_pipe[1], &byte, 1);
+}
+
 class SignalWatcher {
  public:
   explicit SignalWatcher(Flow& flow) {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    sigaddset(&set_, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);  // before any pool thread exists
-    thread_ = std::thread([this, &flow] {
-      int sig = 0;
-      sigwait(&set_, &sig);
-      if (sig != SIGUSR1) flow.request_stop();
+    if (::pipe(g_signal_pipe) != 0) throw Error("cannot create the signal pipe");
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    // Also overrides the SIG_IGN a shell gives background jobs for SIGINT.
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    thread_ = std::thread([&flow] {
+      unsigned char byte = 0;
+      while (::read(g_signal_pipe[0], &byte, 1) == 1) {
+        if (byte == 0) return;  // our own wake-up at the end of the run
+        flow.request_stop();
+      }
     });
   }
   ~SignalWatcher() {
-    pthread_kill(thread_.native_handle(), SIGUSR1);
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    unsigned char stop = 0;
+    [[maybe_unused]] ssize_t n = ::write(g_signal_pipe[1], &stop, 1);
     thread_.join();
+    ::close(g_signal_pipe[0]);
+    ::close(g_signal_pipe[1]);
   }
 
  private:
-  sigset_t set_;
   std::thread thread_;
 };
 

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -48,6 +49,15 @@ struct Node {
   std::size_t round_robin = 0;
 };
 
+// A message released by a node's in-order gate, to be run once the node's
+// lock is dropped.
+struct Dispatch {
+  enum class Kind { Data, Event, Output } kind;
+  Message msg;
+  std::size_t replica = 0;
+};
+using Dispatches = boost::container::small_vector<Dispatch, 4>;
+
 Message join(std::vector<Message>& parts) {
   Message out = std::move(parts.front());
   if (out.is_event) return out;
@@ -78,7 +88,10 @@ struct Flow::Impl {
   std::condition_variable cv;
   std::uint64_t next_seq = 0;
   std::uint64_t injected = 0, answered = 0;  // data requests
-  std::size_t outstanding_tasks = 0;
+  // Hot-path state is atomic: every hop of every request touches it, and a
+  // shared mutex there serialises the pool threads.
+  std::atomic<std::size_t> outstanding_tasks{0};
+  std::atomic<bool> has_failed{false};
   std::exception_ptr failure;
   bool stopping = false;
   bool stream_ended = false;
@@ -118,25 +131,21 @@ struct Flow::Impl {
     {
       std::lock_guard<std::mutex> lock(mu);
       if (!failure) failure = e;
+      has_failed = true;
       cv.notify_all();
     }
     fail_pending_callbacks();
   }
 
-  bool failed() {
-    std::lock_guard<std::mutex> lock(mu);
-    return failure != nullptr;
-  }
+  bool failed() const { return has_failed.load(std::memory_order_acquire); }
 
-  void task_started() {
-    std::lock_guard<std::mutex> lock(mu);
-    ++outstanding_tasks;
-  }
+  void task_started() { outstanding_tasks.fetch_add(1, std::memory_order_relaxed); }
 
   void task_finished() {
-    std::lock_guard<std::mutex> lock(mu);
-    --outstanding_tasks;
-    cv.notify_all();
+    if (outstanding_tasks.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu);  // drain() may be waiting for zero
+      cv.notify_all();
+    }
   }
 
   // --- message flow --------------------------------------------------------
@@ -154,7 +163,7 @@ struct Flow::Impl {
   }
 
   void deliver(Node& node, Message msg) {
-    std::vector<std::function<void()>> tasks;
+    Dispatches ready;
     {
       std::lock_guard<std::mutex> lock(node.mu);
       std::uint64_t seq = msg.seq;
@@ -168,47 +177,56 @@ struct Flow::Impl {
           node.arriving.erase(seq);
         }
       }
-      collect(node, tasks);
+      collect(node, ready);
     }
-    for (auto& t : tasks) t();
+    run(node, ready);
   }
 
-  // Under node.mu: takes the next requests in sequence order and returns the
-  // work that dispatches them. An event waits until everything before it is
-  // done, and nothing passes it until it is done.
-  void collect(Node& node, std::vector<std::function<void()>>& tasks) {
+  // Under node.mu: takes the next requests in sequence order. An event waits
+  // until everything before it is done, and nothing passes it until it is done.
+  void collect(Node& node, Dispatches& out) {
     while (!node.ready.empty() && node.ready.begin()->first == node.next_seq) {
       Message& head = node.ready.begin()->second;
       if (node.event_in_flight || (head.is_event && node.in_flight > 0)) break;
-      auto msg = std::make_shared<Message>(std::move(head));
+      Dispatch d{Dispatch::Kind::Data, std::move(head), 0};
       node.ready.erase(node.ready.begin());
       ++node.next_seq;
       ++node.in_flight;
       if (&node == nodes.back().get()) {
-        tasks.push_back([this, &node, msg] { emit_output(node, std::move(*msg)); });
-      } else if (msg->is_event) {
+        d.kind = Dispatch::Kind::Output;
+      } else if (d.msg.is_event) {
+        d.kind = Dispatch::Kind::Event;
         node.event_in_flight = true;
-        tasks.push_back([this, &node, msg] { dispatch_event(node, msg); });
       } else {
-        std::size_t r = node.round_robin++ % node.replicas.size();
-        tasks.push_back([this, &node, msg, r] { dispatch_data(node, msg, r); });
+        d.replica = node.round_robin++ % node.replicas.size();
+      }
+      out.push_back(std::move(d));
+    }
+  }
+
+  void run(Node& node, Dispatches& ready) {
+    for (Dispatch& d : ready) {
+      switch (d.kind) {
+        case Dispatch::Kind::Output: emit_output(node, std::move(d.msg)); break;
+        case Dispatch::Kind::Event: dispatch_event(node, std::make_shared<Message>(std::move(d.msg))); break;
+        case Dispatch::Kind::Data: dispatch_data(node, std::move(d.msg), d.replica); break;
       }
     }
   }
 
-  void dispatch_data(Node& node, std::shared_ptr<Message> msg, std::size_t replica) {
+  void dispatch_data(Node& node, Message msg, std::size_t replica) {
     task_started();
-    boost::asio::post(*node.strands[replica], [this, &node, msg, replica] {
+    boost::asio::post(*node.strands[replica], [this, &node, msg = std::move(msg), replica]() mutable {
       if (!failed()) {
         try {
-          process(node, *node.replicas[replica], msg->request);
+          process(node, *node.replicas[replica], msg.request);
         } catch (const std::exception& e) {
-          fail(std::make_exception_ptr(ExecutorError(node.name, msg->request.endpoint, e.what())));
+          fail(std::make_exception_ptr(ExecutorError(node.name, msg.request.endpoint, e.what())));
         } catch (...) {
-          fail(std::make_exception_ptr(ExecutorError(node.name, msg->request.endpoint, "unknown exception")));
+          fail(std::make_exception_ptr(ExecutorError(node.name, msg.request.endpoint, "unknown exception")));
         }
       }
-      complete(node, std::move(*msg));
+      complete(node, std::move(msg));
       task_finished();
     });
   }
@@ -245,14 +263,14 @@ struct Flow::Impl {
   }
 
   void complete(Node& node, Message msg) {
-    std::vector<std::function<void()>> tasks;
+    Dispatches ready;
     {
       std::lock_guard<std::mutex> lock(node.mu);
       --node.in_flight;
       if (msg.is_event) node.event_in_flight = false;
-      collect(node, tasks);
+      collect(node, ready);
     }
-    for (auto& t : tasks) t();
+    run(node, ready);
     if (failed()) return;  // after the first failure nothing moves on
     forward(node.succs.empty() ? std::vector<std::size_t>{nodes.size() - 1} : node.succs, std::move(msg));
   }
@@ -283,13 +301,13 @@ struct Flow::Impl {
       }
       cv.notify_all();
     }
-    std::vector<std::function<void()>> tasks;
+    Dispatches ready;
     {
       std::lock_guard<std::mutex> lock(out.mu);
       --out.in_flight;
-      collect(out, tasks);
+      collect(out, ready);
     }
-    for (auto& t : tasks) t();
+    run(out, ready);
   }
 
   // Blocks while `prefetch` requests are in flight; false when the run failed
@@ -310,7 +328,7 @@ struct Flow::Impl {
   // executor is idle before it is closed.
   void drain() {
     std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return outstanding_tasks == 0; });
+    cv.wait(lock, [&] { return outstanding_tasks.load() == 0; });
   }
 
   void fail_pending_callbacks() {
@@ -415,6 +433,7 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
   // Reset the accounting of any previous open().
   im.next_seq = im.injected = im.answered = 0;
   im.failure = nullptr;
+  im.has_failed = false;
   im.stopping = im.stream_ended = false;
   im.stats = {};
 
@@ -568,6 +587,7 @@ void Flow::request_stop() {
   std::lock_guard<std::mutex> lock(im.mu);
   im.stopping = true;
   if (!im.failure) im.failure = std::make_exception_ptr(Error("the run was interrupted"));
+  im.has_failed = true;
   im.cv.notify_all();
 }
 

@@ -1,5 +1,7 @@
 #include "docflow/plugin_registry.hpp"
 
+#include <dlfcn.h>
+
 #include <boost/dll/shared_library.hpp>
 #include <nlohmann/json.hpp>
 
@@ -52,6 +54,15 @@ bool is_plugin_file(const fs::path& p) {
   return name.rfind("docflow_plugin_", 0) == 0 && p.extension() == ".so";
 }
 
+// LIBDIR/docflow/plugins, found from where libdocflow itself was loaded, so
+// that an installed tree works under any prefix.
+std::string install_plugin_dir() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&install_plugin_dir), &info) && info.dli_fname)
+    return (fs::path(info.dli_fname).parent_path() / "docflow" / "plugins").string();
+  return DOCFLOW_INSTALL_PLUGIN_DIR;
+}
+
 }  // namespace
 
 ParamSchema schema_from_descriptor(const docflow_executor_entry& e) {
@@ -96,7 +107,7 @@ std::vector<std::string> PluginRegistry::search_path(const std::vector<std::stri
     while (std::getline(s, item, ':'))
       if (!item.empty()) out.push_back(item);
   }
-  out.push_back(DOCFLOW_INSTALL_PLUGIN_DIR);
+  out.push_back(install_plugin_dir());
   out.push_back(DOCFLOW_BUILD_PLUGIN_DIR);
   return out;
 }

@@ -100,6 +100,21 @@ BOOST_AUTO_TEST_CASE(detach_returns_at_once_and_the_run_finishes) {
   BOOST_TEST(contains(logs.output, "finished: 5 requests"), logs.output);
 }
 
+BOOST_AUTO_TEST_CASE(ctrl_c_stops_the_run_cleanly) {
+  TempDir dir;
+  std::string path = dir.file("slow.yml");
+  std::ofstream(path) << "jtype: Flow\nwith: {workspace: " << dir.file("runs") << ", plugins: [" TEST_PLUGIN_DIR "]}\n"
+                      << "executors:\n  - {name: source, uses: Counter, with: {n: 2000}}\n"
+                      << "  - {name: slow, uses: Sleeper, with: {max_ms: 10}}\n"
+                      << "  - {name: fail, uses: Failer, with: {after: -1}}\n";
+  auto r = run_command("(" + in(dir, "run " + path + " --name stopped 2>&1 & pid=$!; sleep 1.5; kill -INT $pid; wait $pid") + ")");
+  BOOST_TEST(r.exit_code == 1, r.output);
+  BOOST_TEST(contains(r.output, "run failed: the run was interrupted"), r.output);
+  r = run_command(in(dir, "status stopped --workspace " + dir.file("runs")));
+  BOOST_TEST(contains(r.output, "state:    FAILED"), r.output);
+  BOOST_TEST(std::filesystem::exists(dir.file("runs") + "/stopped/executors/fail/closed"));
+}
+
 BOOST_AUTO_TEST_CASE(validate_plot_and_plugins) {
   TempDir dir;
   std::string flow = write_flow(dir, "  - {name: tag, uses: Tagger}\n");
