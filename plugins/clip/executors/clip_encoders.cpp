@@ -1,0 +1,66 @@
+#include "clip_encoders.hpp"
+
+#include "clip/weights.hpp"
+#include "docflow/error.hpp"
+
+namespace docflow::clip_plugin {
+
+std::shared_ptr<SharedClip> shared_clip(Executor& executor, const std::string& name, const std::string& spec,
+                                        const std::string& device) {
+  if (auto existing = executor.registry().find<SharedClip>(name)) {
+    if (existing->spec != spec)
+      throw Error("shared model '" + name + "' was loaded from '" + existing->spec + "', but this executor asks for '" +
+                  spec + "'; give them the same `model` or different `shared_as`");
+    return existing;
+  }
+  if (device != "cpu" && !torch::cuda::is_available())
+    throw Error("device '" + device + "' asked for, but CUDA is not available here (use device: cpu)");
+  auto holder = std::make_shared<SharedClip>();
+  holder->spec = spec;
+  holder->device = torch::Device(device);
+  holder->model = clip::load_model(spec);
+  holder->model->to(holder->device);
+  executor.log().info(executor.name(), "loaded CLIP '" + spec + "' on " + device + " as shared model '" + name + "'");
+  executor.registry().publish(name, holder);
+  return holder;
+}
+
+ClipEncoder::ClipEncoder(ExecutorContext context, Tower tower)
+    : Executor(std::move(context)), tower_(tower), training_(params().get_string("mode") == "training") {
+  on("*", [this](Request& r) { encode(r); });
+}
+
+void ClipEncoder::open() {
+  clip_ = shared_clip(*this, params().get_string("shared_as"), params().get_string("model"), params().get_string("device"));
+  if (!training_) clip_->model->eval();
+}
+
+void ClipEncoder::encode(Request& request) {
+  const std::string& modality = params().get_string("modality");
+  std::vector<docarray::Document*> docs;
+  for (docarray::Document* d : request.docs.traverse_flat(params().get_string("traversal_path")))
+    if ((modality.empty() || d->modality == modality) && d->tensor.defined()) docs.push_back(d);
+  if (docs.empty()) return;
+  const auto batch = static_cast<std::size_t>(params().get_int("batch_size"));
+  const bool normalize = params().get_bool("normalize");
+  std::optional<torch::NoGradGuard> no_grad;
+  if (!training_) no_grad.emplace();
+  std::shared_lock<std::shared_mutex> lock(clip_->mutex);
+  for (std::size_t start = 0; start < docs.size(); start += batch) {
+    const std::size_t stop = std::min(docs.size(), start + batch);
+    std::vector<torch::Tensor> inputs;
+    for (std::size_t i = start; i < stop; ++i) inputs.push_back(docs[i]->tensor);
+    torch::Tensor x;
+    try {
+      x = torch::stack(inputs).to(clip_->device);
+    } catch (const std::exception& e) {
+      throw Error("documents' tensors cannot be batched (different shapes?): " + std::string(e.what()).substr(0, 200));
+    }
+    torch::Tensor e = tower_ == Tower::Image ? clip_->model->encode_image(x.to(torch::kFloat)) : clip_->model->encode_text(x.to(torch::kLong));
+    if (normalize) e = e / e.norm(2, -1, true);
+    if (!training_) e = e.to(torch::kCPU);
+    for (std::size_t i = start; i < stop; ++i) docs[i]->embedding = e[static_cast<std::int64_t>(i - start)];
+  }
+}
+
+}  // namespace docflow::clip_plugin

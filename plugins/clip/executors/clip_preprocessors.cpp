@@ -1,0 +1,100 @@
+#include "clip_preprocessors.hpp"
+
+#include <filesystem>
+
+#include "clip/error.hpp"
+#include "clip/image.hpp"
+#include "docflow/error.hpp"
+
+namespace docflow::clip_plugin {
+namespace {
+
+bool contains_any(const docarray::Document& d, const std::set<std::string>& ids) {
+  if (ids.count(d.id)) return true;
+  for (const auto& c : d.chunks)
+    if (contains_any(c, ids)) return true;
+  return false;
+}
+
+std::vector<docarray::Document*> selected(Request& r, const Params& p) {
+  const std::string& modality = p.get_string("modality");
+  std::vector<docarray::Document*> out;
+  for (docarray::Document* d : r.docs.traverse_flat(p.get_string("traversal_path")))
+    if (modality.empty() || d->modality == modality) out.push_back(d);
+  return out;
+}
+
+}  // namespace
+
+void drop_documents_containing(docarray::DocumentArray& docs, const std::set<std::string>& ids) {
+  if (ids.empty()) return;
+  docarray::DocumentArray kept;
+  for (auto& d : docs.raw())
+    if (!contains_any(d, ids)) kept.append(std::move(d));
+  docs = std::move(kept);
+}
+
+ClipImagePreprocessor::ClipImagePreprocessor(ExecutorContext context)
+    : Executor(std::move(context)),
+      rng_(static_cast<std::uint64_t>(params().get_int("seed")) + static_cast<std::uint64_t>(this->context().replica_id)) {
+  on("*", [this](Request& r) { preprocess(r); });
+}
+
+void ClipImagePreprocessor::preprocess(Request& request) {
+  const int size = static_cast<int>(params().get_int("image_size"));
+  const bool training = params().get_string("mode") == "training";
+  const bool skip = params().get_string("on_error") == "skip";
+  std::set<std::string> failed;
+  for (docarray::Document* d : selected(request, params())) {
+    if (d->tensor.defined() && d->blob.empty() && d->uri.empty()) continue;  // already a tensor
+    try {
+      clip::Image image;
+      if (!d->blob.empty()) image = clip::decode_image(d->blob, d->uri.empty() ? "document " + d->id : d->uri, size);
+      else if (!d->uri.empty()) image = clip::load_image(d->uri, size);
+      else throw clip::Error("document " + d->id + " has neither uri nor blob to read an image from");
+      d->tensor = training ? clip::preprocess_random_crop(image, size, rng_) : clip::preprocess(image, size);
+    } catch (const clip::Error& e) {
+      if (!skip) throw Error(e.what());
+      log().warning(name(), std::string("skipping a document: ") + e.what());
+      failed.insert(d->id);
+    }
+  }
+  skipped_ += failed.size();
+  drop_documents_containing(request.docs, failed);
+}
+
+void ClipImagePreprocessor::close() {
+  if (skipped_) log().warning(name(), std::to_string(skipped_) + " document(s) skipped for unreadable images");
+}
+
+ClipTokenizer::ClipTokenizer(ExecutorContext context) : Executor(std::move(context)) {
+  on("*", [this](Request& r) { tokenize(r); });
+}
+
+void ClipTokenizer::open() {
+  std::filesystem::path vocab = params().get_string("vocab");
+  if (vocab.empty()) throw Error("parameter 'vocab' is empty: give bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json and merges.txt");
+  try {
+    tokenizer_ = std::filesystem::is_directory(vocab)
+                     ? std::make_unique<clip::Tokenizer>(clip::Tokenizer::from_vocab_and_merges(
+                           (vocab / "vocab.json").string(), (vocab / "merges.txt").string()))
+                     : std::make_unique<clip::Tokenizer>(clip::Tokenizer::from_bpe_file(vocab.string()));
+  } catch (const clip::Error& e) {
+    throw Error(e.what());
+  }
+}
+
+void ClipTokenizer::tokenize(Request& request) {
+  const auto context = static_cast<std::size_t>(params().get_int("context_length"));
+  const bool truncate = params().get_bool("truncate");
+  for (docarray::Document* d : selected(request, params())) {
+    try {
+      auto ids = tokenizer_->tokenize(d->text, context, truncate);
+      d->tensor = torch::tensor(ids, torch::kLong);
+    } catch (const clip::Error& e) {
+      throw Error("document " + d->id + ": " + e.what());
+    }
+  }
+}
+
+}  // namespace docflow::clip_plugin

@@ -1,0 +1,100 @@
+#pragma once
+// CLIP in the LibTorch frontend's style: the same computation as OpenAI's
+// reference implementation, with module names that are Hugging Face's
+// CLIPModel names, so that named_parameters() are the safetensors keys
+// (vision_model.embeddings.patch_embedding.weight, ...).
+#include <torch/torch.h>
+
+#include "clip/config.hpp"
+
+namespace clip {
+
+// Multi-head self-attention with separate q, k, v projections.
+struct AttentionImpl : torch::nn::Module {
+  AttentionImpl(std::int64_t width, std::int64_t heads);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
+  std::int64_t heads, head_dim;
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+};
+TORCH_MODULE(Attention);
+
+// fc1 -> quick_gelu (x * sigmoid(1.702 x)) -> fc2.
+struct MlpImpl : torch::nn::Module {
+  MlpImpl(std::int64_t width, std::int64_t hidden);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+// A pre-LayerNorm residual block.
+struct EncoderLayerImpl : torch::nn::Module {
+  EncoderLayerImpl(std::int64_t width, std::int64_t heads, std::int64_t mlp, double eps);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
+  torch::nn::LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
+  Attention self_attn{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(EncoderLayer);
+
+struct EncoderImpl : torch::nn::Module {
+  EncoderImpl(std::int64_t width, std::int64_t heads, std::int64_t mlp, std::int64_t layers, double eps);
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& mask = {});
+  torch::nn::ModuleList layers;
+};
+TORCH_MODULE(Encoder);
+
+struct VisionEmbeddingsImpl : torch::nn::Module {
+  explicit VisionEmbeddingsImpl(const VisionConfig& c);
+  torch::Tensor forward(const torch::Tensor& pixels);
+  torch::nn::Conv2d patch_embedding{nullptr};  // no bias
+  torch::Tensor class_embedding;
+  torch::nn::Embedding position_embedding{nullptr};
+};
+TORCH_MODULE(VisionEmbeddings);
+
+// The image tower: pixels [B, 3, S, S] -> pooled class token [B, width].
+struct VisionTransformerImpl : torch::nn::Module {
+  explicit VisionTransformerImpl(const VisionConfig& c);
+  torch::Tensor forward(const torch::Tensor& pixels);
+  VisionEmbeddings embeddings{nullptr};
+  torch::nn::LayerNorm pre_layrnorm{nullptr};  // (sic), as Hugging Face spells it
+  Encoder encoder{nullptr};
+  torch::nn::LayerNorm post_layernorm{nullptr};
+};
+TORCH_MODULE(VisionTransformer);
+
+struct TextEmbeddingsImpl : torch::nn::Module {
+  explicit TextEmbeddingsImpl(const TextConfig& c);
+  torch::Tensor forward(const torch::Tensor& ids);
+  torch::nn::Embedding token_embedding{nullptr}, position_embedding{nullptr};
+};
+TORCH_MODULE(TextEmbeddings);
+
+// The text tower: ids [B, L] -> the features at the end-of-text token (the
+// argmax of the ids, as OpenAI pools) [B, width]. Causal mask.
+struct TextTransformerImpl : torch::nn::Module {
+  explicit TextTransformerImpl(const TextConfig& c);
+  torch::Tensor forward(const torch::Tensor& ids);
+  TextEmbeddings embeddings{nullptr};
+  Encoder encoder{nullptr};
+  torch::nn::LayerNorm final_layer_norm{nullptr};
+};
+TORCH_MODULE(TextTransformer);
+
+struct ClipModelImpl : torch::nn::Module {
+  explicit ClipModelImpl(const ClipConfig& c);
+  // Projected, not normalised, features.
+  torch::Tensor encode_image(const torch::Tensor& pixels);
+  torch::Tensor encode_text(const torch::Tensor& ids);
+  // exp(logit_scale) * normalize(image) @ normalize(text).T
+  torch::Tensor logits_per_image(const torch::Tensor& image_features, const torch::Tensor& text_features);
+
+  ClipConfig config;
+  VisionTransformer vision_model{nullptr};
+  TextTransformer text_model{nullptr};
+  torch::nn::Linear visual_projection{nullptr}, text_projection{nullptr};
+  torch::Tensor logit_scale;
+};
+TORCH_MODULE(ClipModel);
+
+}  // namespace clip

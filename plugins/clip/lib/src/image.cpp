@@ -1,0 +1,290 @@
+#include "clip/image.hpp"
+
+#include <jpeglib.h>
+#include <png.h>
+
+#include <algorithm>
+#include <cmath>
+#include <csetjmp>
+#include <cstring>
+#include <fstream>
+
+#include "clip/error.hpp"
+
+namespace clip {
+namespace {
+
+// --- PNG ----------------------------------------------------------------------
+
+Image decode_png(const std::string& bytes, const std::string& name) {
+  png_image img;
+  std::memset(&img, 0, sizeof img);
+  img.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_memory(&img, bytes.data(), bytes.size()))
+    throw Error(name + ": corrupt PNG: " + img.message);
+  // Read with alpha and drop it, as PIL's convert("RGB") does (no compositing).
+  img.format = PNG_FORMAT_RGBA;
+  std::vector<std::uint8_t> rgba(PNG_IMAGE_SIZE(img));
+  if (!png_image_finish_read(&img, nullptr, rgba.data(), 0, nullptr)) {
+    std::string msg = img.message;
+    png_image_free(&img);
+    throw Error(name + ": corrupt or truncated PNG: " + msg);
+  }
+  Image out;
+  out.width = static_cast<int>(img.width);
+  out.height = static_cast<int>(img.height);
+  out.rgb.resize(static_cast<std::size_t>(out.width) * out.height * 3);
+  for (std::size_t i = 0, n = static_cast<std::size_t>(out.width) * out.height; i < n; ++i) {
+    out.rgb[3 * i] = rgba[4 * i];
+    out.rgb[3 * i + 1] = rgba[4 * i + 1];
+    out.rgb[3 * i + 2] = rgba[4 * i + 2];
+  }
+  return out;
+}
+
+// --- JPEG ---------------------------------------------------------------------
+
+struct JpegError {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+extern "C" void jpeg_fail(j_common_ptr cinfo) {
+  auto* err = reinterpret_cast<JpegError*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, err->message);
+  std::longjmp(err->jump, 1);
+}
+
+// Warnings (a truncated file among them) are failures: a half-grey image
+// must not pass silently into training.
+extern "C" void jpeg_warn(j_common_ptr cinfo, int level) {
+  if (level < 0) jpeg_fail(cinfo);
+}
+
+Image decode_jpeg(const std::string& bytes, const std::string& name, int min_short_side) {
+  jpeg_decompress_struct cinfo;
+  JpegError err;
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = jpeg_fail;
+  err.mgr.emit_message = jpeg_warn;
+  Image out;
+  std::vector<std::uint8_t> row;
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    throw Error(name + ": corrupt or truncated JPEG: " + err.message);
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&cinfo, TRUE);
+  const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+  cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+  if (min_short_side > 0) {
+    const unsigned short_side = std::min(cinfo.image_width, cinfo.image_height);
+    for (unsigned denom : {8u, 4u, 2u}) {
+      if (short_side / denom >= 2u * static_cast<unsigned>(min_short_side)) {
+        cinfo.scale_num = 1;
+        cinfo.scale_denom = denom;
+        break;
+      }
+    }
+  }
+  jpeg_start_decompress(&cinfo);
+  out.width = static_cast<int>(cinfo.output_width);
+  out.height = static_cast<int>(cinfo.output_height);
+  out.rgb.resize(static_cast<std::size_t>(out.width) * out.height * 3);
+  row.resize(static_cast<std::size_t>(cinfo.output_width) * cinfo.output_components);
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW rows[1] = {row.data()};
+    const auto y = cinfo.output_scanline;
+    jpeg_read_scanlines(&cinfo, rows, 1);
+    std::uint8_t* dst = out.rgb.data() + static_cast<std::size_t>(y) * out.width * 3;
+    if (!cmyk) {
+      std::memcpy(dst, row.data(), static_cast<std::size_t>(out.width) * 3);
+      continue;
+    }
+    // Adobe writes inverted CMYK; PIL's conversion: channel = C * K / 255.
+    for (int x = 0; x < out.width; ++x) {
+      const std::uint8_t* px = row.data() + 4 * x;
+      for (int c = 0; c < 3; ++c) dst[3 * x + c] = static_cast<std::uint8_t>(px[c] * px[3] / 255);
+    }
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return out;
+}
+
+// --- PIL's resampling ---------------------------------------------------------
+
+double bicubic(double x) {
+  const double a = -0.5;
+  x = std::fabs(x);
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0.0;
+}
+
+constexpr int kPrecisionBits = 32 - 8 - 2;
+
+struct Coefficients {
+  int ksize = 0;
+  std::vector<int> bounds;  // xmin, count per output pixel
+  std::vector<int> k;       // fixed point, ksize per output pixel
+};
+
+// PIL's precompute_coeffs + normalize_coeffs_8bpc.
+Coefficients coefficients(int in_size, int out_size) {
+  const double scale = static_cast<double>(in_size) / out_size;
+  const double filterscale = std::max(scale, 1.0);
+  const double support = 2.0 * filterscale;
+  Coefficients c;
+  c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
+  c.bounds.resize(2 * static_cast<std::size_t>(out_size));
+  c.k.assign(static_cast<std::size_t>(out_size) * c.ksize, 0);
+  std::vector<double> w(static_cast<std::size_t>(c.ksize));
+  for (int xx = 0; xx < out_size; ++xx) {
+    const double center = (xx + 0.5) * scale;
+    const double ss = 1.0 / filterscale;
+    int xmin = static_cast<int>(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int xmax = static_cast<int>(center + support + 0.5);
+    if (xmax > in_size) xmax = in_size;
+    xmax -= xmin;
+    double ww = 0.0;
+    for (int x = 0; x < xmax; ++x) {
+      w[x] = bicubic((x + xmin - center + 0.5) * ss);
+      ww += w[x];
+    }
+    for (int x = 0; x < xmax; ++x) {
+      const double k = ww != 0.0 ? w[x] / ww : w[x];
+      c.k[static_cast<std::size_t>(xx) * c.ksize + x] =
+          static_cast<int>(k < 0 ? -0.5 + k * (1 << kPrecisionBits) : 0.5 + k * (1 << kPrecisionBits));
+    }
+    c.bounds[2 * xx] = xmin;
+    c.bounds[2 * xx + 1] = xmax;
+  }
+  return c;
+}
+
+std::uint8_t clip8(long long v) {
+  v >>= kPrecisionBits;
+  return static_cast<std::uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+Image resample_horizontal(const Image& in, int out_w) {
+  Coefficients c = coefficients(in.width, out_w);
+  Image out{out_w, in.height, std::vector<std::uint8_t>(static_cast<std::size_t>(out_w) * in.height * 3)};
+  for (int y = 0; y < in.height; ++y) {
+    const std::uint8_t* src = in.rgb.data() + static_cast<std::size_t>(y) * in.width * 3;
+    std::uint8_t* dst = out.rgb.data() + static_cast<std::size_t>(y) * out_w * 3;
+    for (int x = 0; x < out_w; ++x) {
+      const int xmin = c.bounds[2 * x], n = c.bounds[2 * x + 1];
+      const int* k = c.k.data() + static_cast<std::size_t>(x) * c.ksize;
+      for (int ch = 0; ch < 3; ++ch) {
+        long long ss = 1LL << (kPrecisionBits - 1);
+        for (int i = 0; i < n; ++i) ss += static_cast<long long>(src[(xmin + i) * 3 + ch]) * k[i];
+        dst[x * 3 + ch] = clip8(ss);
+      }
+    }
+  }
+  return out;
+}
+
+Image resample_vertical(const Image& in, int out_h) {
+  Coefficients c = coefficients(in.height, out_h);
+  Image out{in.width, out_h, std::vector<std::uint8_t>(static_cast<std::size_t>(in.width) * out_h * 3)};
+  const std::size_t stride = static_cast<std::size_t>(in.width) * 3;
+  for (int y = 0; y < out_h; ++y) {
+    const int ymin = c.bounds[2 * y], n = c.bounds[2 * y + 1];
+    const int* k = c.k.data() + static_cast<std::size_t>(y) * c.ksize;
+    std::uint8_t* dst = out.rgb.data() + static_cast<std::size_t>(y) * stride;
+    for (std::size_t x = 0; x < stride; ++x) {
+      long long ss = 1LL << (kPrecisionBits - 1);
+      for (int i = 0; i < n; ++i) ss += static_cast<long long>(in.rgb[(ymin + i) * stride + x]) * k[i];
+      dst[x] = clip8(ss);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Image decode_image(const std::string& bytes, const std::string& name, int min_short_side) {
+  if (bytes.size() >= 8 && std::memcmp(bytes.data(), "\x89PNG\r\n\x1a\n", 8) == 0) return decode_png(bytes, name);
+  if (bytes.size() >= 3 && std::memcmp(bytes.data(), "\xFF\xD8\xFF", 3) == 0) return decode_jpeg(bytes, name, min_short_side);
+  if (bytes.empty()) throw Error(name + ": empty file, not an image");
+  throw Error(name + ": unsupported image format (PNG and JPEG are supported)");
+}
+
+Image load_image(const std::string& path, int min_short_side) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error("cannot read image " + path);
+  std::string bytes((std::istreambuf_iterator<char>(f)), {});
+  return decode_image(bytes, path, min_short_side);
+}
+
+Image resize(const Image& in, int width, int height) {
+  if (width <= 0 || height <= 0) throw Error("resize to " + std::to_string(width) + "x" + std::to_string(height));
+  // PIL resamples horizontally first, then vertically, each only if needed.
+  Image out = in.width != width ? resample_horizontal(in, width) : in;
+  return out.height != height ? resample_vertical(out, height) : out;
+}
+
+Image resize_shorter_side(const Image& in, int size) {
+  if (in.width <= in.height) {
+    int h = static_cast<int>(static_cast<long long>(size) * in.height / in.width);
+    return resize(in, size, h);
+  }
+  int w = static_cast<int>(static_cast<long long>(size) * in.width / in.height);
+  return resize(in, w, size);
+}
+
+Image crop(const Image& in, int left, int top, int width, int height) {
+  if (left < 0 || top < 0 || left + width > in.width || top + height > in.height)
+    throw Error("crop outside the image");
+  Image out{width, height, std::vector<std::uint8_t>(static_cast<std::size_t>(width) * height * 3)};
+  for (int y = 0; y < height; ++y)
+    std::memcpy(out.rgb.data() + static_cast<std::size_t>(y) * width * 3,
+                in.rgb.data() + (static_cast<std::size_t>(top + y) * in.width + left) * 3, static_cast<std::size_t>(width) * 3);
+  return out;
+}
+
+Image center_crop(const Image& in, int size) {
+  // torchvision: int(round((h - size) / 2.0)), Python's round (half to even).
+  const int top = static_cast<int>(std::nearbyint((in.height - size) / 2.0));
+  const int left = static_cast<int>(std::nearbyint((in.width - size) / 2.0));
+  return crop(in, left, top, size, size);
+}
+
+torch::Tensor to_normalized_tensor(const Image& in) {
+  static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+  static const float stdev[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+  torch::Tensor t = torch::empty({3, in.height, in.width}, torch::kFloat);
+  float* p = t.data_ptr<float>();
+  const std::size_t plane = static_cast<std::size_t>(in.width) * in.height;
+  for (std::size_t i = 0; i < plane; ++i)
+    for (int c = 0; c < 3; ++c) p[c * plane + i] = (in.rgb[3 * i + c] / 255.0f - mean[c]) / stdev[c];
+  return t;
+}
+
+torch::Tensor preprocess(const Image& in, int size) {
+  return to_normalized_tensor(center_crop(resize_shorter_side(in, size), size));
+}
+
+torch::Tensor preprocess_random_crop(const Image& in, int size, std::mt19937_64& rng, double min_scale) {
+  const double area = static_cast<double>(in.width) * in.height;
+  std::uniform_real_distribution<double> scale(min_scale, 1.0), log_ratio(std::log(3.0 / 4.0), std::log(4.0 / 3.0));
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = area * scale(rng), ratio = std::exp(log_ratio(rng));
+    const int w = static_cast<int>(std::lround(std::sqrt(target * ratio)));
+    const int h = static_cast<int>(std::lround(std::sqrt(target / ratio)));
+    if (w > 0 && h > 0 && w <= in.width && h <= in.height) {
+      std::uniform_int_distribution<int> top(0, in.height - h), left(0, in.width - w);
+      const int t = top(rng), l = left(rng);
+      return to_normalized_tensor(resize(crop(in, l, t, w, h), size, size));
+    }
+  }
+  return preprocess(in, size);  // torchvision's fallback: a center crop
+}
+
+}  // namespace clip

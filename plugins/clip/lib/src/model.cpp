@@ -1,0 +1,134 @@
+#include "clip/model.hpp"
+
+#include <cmath>
+
+namespace clip {
+
+namespace nn = torch::nn;
+
+AttentionImpl::AttentionImpl(std::int64_t width, std::int64_t heads_) : heads(heads_), head_dim(width / heads_) {
+  TORCH_CHECK(width % heads_ == 0, "attention width ", width, " is not divisible by ", heads_, " heads");
+  q_proj = register_module("q_proj", nn::Linear(width, width));
+  k_proj = register_module("k_proj", nn::Linear(width, width));
+  v_proj = register_module("v_proj", nn::Linear(width, width));
+  out_proj = register_module("out_proj", nn::Linear(width, width));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
+  const auto b = x.size(0), l = x.size(1), w = x.size(2);
+  auto split = [&](const torch::Tensor& t) { return t.view({b, l, heads, head_dim}).transpose(1, 2); };
+  torch::Tensor q = split(q_proj(x) * (1.0 / std::sqrt(static_cast<double>(head_dim))));
+  torch::Tensor k = split(k_proj(x)), v = split(v_proj(x));
+  torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1));
+  if (mask.defined()) scores = scores + mask;
+  torch::Tensor out = torch::matmul(torch::softmax(scores, -1), v);
+  return out_proj(out.transpose(1, 2).reshape({b, l, w}));
+}
+
+MlpImpl::MlpImpl(std::int64_t width, std::int64_t hidden) {
+  fc1 = register_module("fc1", nn::Linear(width, hidden));
+  fc2 = register_module("fc2", nn::Linear(hidden, width));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  torch::Tensor h = fc1(x);
+  return fc2(h * torch::sigmoid(1.702 * h));  // quick_gelu
+}
+
+EncoderLayerImpl::EncoderLayerImpl(std::int64_t width, std::int64_t heads, std::int64_t mlp_, double eps) {
+  layer_norm1 = register_module("layer_norm1", nn::LayerNorm(nn::LayerNormOptions({width}).eps(eps)));
+  self_attn = register_module("self_attn", Attention(width, heads));
+  layer_norm2 = register_module("layer_norm2", nn::LayerNorm(nn::LayerNormOptions({width}).eps(eps)));
+  mlp = register_module("mlp", Mlp(width, mlp_));
+}
+
+torch::Tensor EncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
+  torch::Tensor h = x + self_attn(layer_norm1(x), mask);
+  return h + mlp(layer_norm2(h));
+}
+
+EncoderImpl::EncoderImpl(std::int64_t width, std::int64_t heads, std::int64_t mlp, std::int64_t n, double eps) {
+  for (std::int64_t i = 0; i < n; ++i) layers->push_back(EncoderLayer(width, heads, mlp, eps));
+  register_module("layers", layers);
+}
+
+torch::Tensor EncoderImpl::forward(torch::Tensor x, const torch::Tensor& mask) {
+  for (const auto& layer : *layers) x = layer->as<EncoderLayer>()->forward(x, mask);
+  return x;
+}
+
+VisionEmbeddingsImpl::VisionEmbeddingsImpl(const VisionConfig& c) {
+  TORCH_CHECK(c.image_size % c.patch_size == 0, "image size ", c.image_size, " is not a multiple of patch size ",
+              c.patch_size);
+  patch_embedding = register_module(
+      "patch_embedding", nn::Conv2d(nn::Conv2dOptions(3, c.hidden_size, c.patch_size).stride(c.patch_size).bias(false)));
+  class_embedding = register_parameter("class_embedding", torch::randn({c.hidden_size}) * 0.02);
+  const auto grid = c.image_size / c.patch_size;
+  position_embedding = register_module("position_embedding", nn::Embedding(grid * grid + 1, c.hidden_size));
+}
+
+torch::Tensor VisionEmbeddingsImpl::forward(const torch::Tensor& pixels) {
+  const auto b = pixels.size(0);
+  torch::Tensor patches = patch_embedding(pixels).flatten(2).transpose(1, 2);  // [B, grid^2, width]
+  torch::Tensor cls = class_embedding.expand({b, 1, class_embedding.size(0)});
+  return torch::cat({cls, patches}, 1) + position_embedding->weight.unsqueeze(0);
+}
+
+VisionTransformerImpl::VisionTransformerImpl(const VisionConfig& c) {
+  embeddings = register_module("embeddings", VisionEmbeddings(c));
+  pre_layrnorm = register_module("pre_layrnorm", nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
+  encoder = register_module("encoder", Encoder(c.hidden_size, c.num_heads, c.intermediate_size, c.num_layers, c.layer_norm_eps));
+  post_layernorm = register_module("post_layernorm", nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
+}
+
+torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& pixels) {
+  torch::Tensor x = encoder(pre_layrnorm(embeddings(pixels)));
+  return post_layernorm(x.select(1, 0));
+}
+
+TextEmbeddingsImpl::TextEmbeddingsImpl(const TextConfig& c) {
+  token_embedding = register_module("token_embedding", nn::Embedding(c.vocab_size, c.hidden_size));
+  position_embedding = register_module("position_embedding", nn::Embedding(c.max_positions, c.hidden_size));
+}
+
+torch::Tensor TextEmbeddingsImpl::forward(const torch::Tensor& ids) {
+  const auto l = ids.size(1);
+  return token_embedding(ids) + position_embedding->weight.narrow(0, 0, l).unsqueeze(0);
+}
+
+TextTransformerImpl::TextTransformerImpl(const TextConfig& c) {
+  embeddings = register_module("embeddings", TextEmbeddings(c));
+  encoder = register_module("encoder", Encoder(c.hidden_size, c.num_heads, c.intermediate_size, c.num_layers, c.layer_norm_eps));
+  final_layer_norm = register_module("final_layer_norm", nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
+}
+
+torch::Tensor TextTransformerImpl::forward(const torch::Tensor& ids) {
+  const auto b = ids.size(0), l = ids.size(1);
+  TORCH_CHECK(l <= embeddings->position_embedding->weight.size(0), "text of ", l, " tokens is longer than the model's ",
+              embeddings->position_embedding->weight.size(0), " positions");
+  torch::Tensor x = embeddings(ids);
+  // Causal: position i attends to positions <= i.
+  torch::Tensor mask = torch::full({l, l}, -std::numeric_limits<float>::infinity(), x.options()).triu(1);
+  x = final_layer_norm(encoder(x, mask));
+  torch::Tensor eot = ids.argmax(-1);
+  return x.index({torch::arange(b, ids.options().dtype(torch::kLong)), eot});
+}
+
+ClipModelImpl::ClipModelImpl(const ClipConfig& c) : config(c) {
+  vision_model = register_module("vision_model", VisionTransformer(c.vision));
+  text_model = register_module("text_model", TextTransformer(c.text));
+  visual_projection = register_module("visual_projection", nn::Linear(nn::LinearOptions(c.vision.hidden_size, c.projection_dim).bias(false)));
+  text_projection = register_module("text_projection", nn::Linear(nn::LinearOptions(c.text.hidden_size, c.projection_dim).bias(false)));
+  logit_scale = register_parameter("logit_scale", torch::tensor(static_cast<float>(c.logit_scale_init)));
+}
+
+torch::Tensor ClipModelImpl::encode_image(const torch::Tensor& pixels) { return visual_projection(vision_model(pixels)); }
+
+torch::Tensor ClipModelImpl::encode_text(const torch::Tensor& ids) { return text_projection(text_model(ids)); }
+
+torch::Tensor ClipModelImpl::logits_per_image(const torch::Tensor& image, const torch::Tensor& text) {
+  auto norm = [](const torch::Tensor& t) { return t / t.norm(2, -1, true); };
+  return logit_scale.exp() * torch::matmul(norm(image), norm(text).t());
+}
+
+}  // namespace clip

@@ -1,0 +1,60 @@
+// CLIP executors in a real flow run through the CLI: images and captions in
+// a JSON Lines file come out with the reference model's embeddings.
+#include <boost/test/unit_test.hpp>
+
+#include "../support/run_command.hpp"
+#include "../support/temp_dir.hpp"
+#include "docarray/document_file.hpp"
+#include "fixtures.hpp"
+
+using docflow::testing::relative_error;
+using docflow::testing::run_command;
+using docflow::testing::SharedFixtures;
+using docflow::testing::TempDir;
+using docflow::testing::tensor_of;
+
+BOOST_AUTO_TEST_SUITE(clip_flow, *boost::unit_test::precondition(SharedFixtures()))
+
+BOOST_AUTO_TEST_CASE(encode_images_and_captions_from_the_command_line) {
+  TempDir dir;
+  auto e = docflow::testing::expected();
+  {
+    std::ofstream in(dir.file("pairs.jsonl"));
+    for (std::size_t i = 0; i < 4; ++i) {
+      nlohmann::json doc = {{"id", "pair" + std::to_string(i)},
+                            {"chunks",
+                             {{{"modality", "image"},
+                               {"uri", docflow::testing::fixture_dir() + "/" + e["images"][i].get<std::string>()}},
+                              {{"modality", "text"}, {"text", e["texts"][i]}}}}};
+      in << doc.dump() << "\n";
+    }
+  }
+  const std::string flow = std::string(PROJECT_SOURCE_DIR) + "/flows/clip-encode.yml";
+  auto r = run_command("cd " + dir.path().string() + " && " + DOCFLOW_FLOW_EXE + " run " + flow +
+                       " --set reader.path=pairs.jsonl --set writer.path=out.jsonl --set with.workspace=runs" +
+                       " --set image_encoder.model=" + docflow::testing::fixture_dir() +
+                       " --set text_encoder.model=" + docflow::testing::fixture_dir() +
+                       " --set preprocess.image_size=32 --set tokenize.vocab=" + docflow::testing::vocab_file());
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  auto docs = docarray::load_documents(dir.file("out.jsonl"));
+  BOOST_REQUIRE(docs.size() == 4u);
+  std::vector<torch::Tensor> images, texts;
+  for (const auto& d : docs) {
+    images.push_back(d.chunks[0].embedding);
+    texts.push_back(d.chunks[1].embedding);
+  }
+  // Text goes through our tokenizer: exact up to float rounding. Images
+  // through our decoder and resize: within the fixture README's 1e-2.
+  BOOST_TEST(relative_error(torch::stack(texts), tensor_of(e["text_embeds"])) < 1e-4);
+  BOOST_TEST(relative_error(torch::stack(images), tensor_of(e["image_embeds"])) < 2e-2);
+}
+
+BOOST_AUTO_TEST_CASE(describe_lists_the_presets) {
+  auto r = run_command(std::string(DOCFLOW_FLOW_EXE) + " plugins describe ClipImageEncoder");
+  BOOST_TEST(r.exit_code == 0, r.output);
+  BOOST_TEST(r.output.find("openai/clip-vit-base-patch32: vision 768x12 /32 /224px, text 512x12, projection 512, 151M parameters") !=
+                 std::string::npos,
+             r.output);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
