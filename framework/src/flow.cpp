@@ -582,6 +582,8 @@ RunStats Flow::run(std::function<void(const Request&)> on_output) {
   return im.stats;
 }
 
+SharedRegistry& Flow::shared_resources() { return impl_->shared; }
+
 void Flow::request_stop() {
   auto& im = *impl_;
   std::lock_guard<std::mutex> lock(im.mu);

@@ -82,6 +82,10 @@ class Flow {
   RunStats run(std::function<void(const Request&)> on_output = {});
   void request_stop();
 
+  // The flow's shared resources (what executors published), for a program
+  // that embeds the flow and wants, say, the model a trainer updated.
+  SharedRegistry& shared_resources();
+
   // Closes every opened executor (reverse topological order). Throws the
   // first close() failure after closing all of them.
   void close();

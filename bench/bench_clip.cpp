@@ -1,0 +1,142 @@
+// CLIP benchmarks, each side by side with its Python peer (bench/clip_peer.py):
+//   1. one training step (both towers, CLIPLoss, backward, AdamW) of a preset
+//      at a batch size, against the same architecture in PyTorch;
+//   2. the step's model FLOPs against this machine's measured sgemm peak;
+//   3. image preprocessing against PIL + torchvision on the same JPEG files;
+//   4. tokenizer throughput.
+//   bench_clip [step PRESET BATCH STEPS] [prep N] [tokenizer VOCAB]
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "clip/image.hpp"
+#include "clip/model.hpp"
+#include "clip/tokenizer.hpp"
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::string run(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[256];
+  while (p && fgets(buf, sizeof buf, p)) out += buf;
+  if (p) pclose(p);
+  return out;
+}
+
+double sgemm_peak() {
+  torch::Tensor a = torch::randn({2048, 2048}), b = torch::randn({2048, 2048});
+  torch::mm(a, b);
+  auto t0 = Clock::now();
+  for (int i = 0; i < 5; ++i) torch::mm(a, b);
+  return 5 * 2.0 * 2048.0 * 2048 * 2048 / since(t0) / 1e9;
+}
+
+// Forward FLOPs of the matrix products (as model FLOPs utilisation counts them).
+double forward_flops(const clip::ClipConfig& c, std::int64_t batch) {
+  auto tower = [](double w, double m, double layers, double seq) {
+    return layers * (2 * seq * (4 * w * w + 2 * w * m) + 4 * seq * seq * w);
+  };
+  const double grid = static_cast<double>(c.vision.image_size / c.vision.patch_size);
+  double f = tower(c.vision.hidden_size, c.vision.intermediate_size, c.vision.num_layers, grid * grid + 1);
+  f += 2 * grid * grid * 3 * c.vision.patch_size * c.vision.patch_size * c.vision.hidden_size;
+  f += tower(c.text.hidden_size, c.text.intermediate_size, c.text.num_layers, 77);
+  f += 2.0 * (c.vision.hidden_size + c.text.hidden_size) * c.projection_dim;
+  return f * batch;
+}
+
+void step_bench(const std::string& preset, std::int64_t batch, int steps) {
+  torch::manual_seed(0);
+  clip::ClipConfig cfg = clip::preset(preset);
+  clip::ClipModel model(cfg);
+  std::vector<torch::Tensor> decay, no_decay;
+  for (auto& p : model->parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+  torch::optim::AdamW opt({torch::optim::OptimizerParamGroup(decay, std::make_unique<torch::optim::AdamWOptions>(1e-5)),
+                           torch::optim::OptimizerParamGroup(no_decay, std::make_unique<torch::optim::AdamWOptions>(1e-5))});
+  static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[0].options()).weight_decay(0.1);
+  static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[1].options()).weight_decay(0.0);
+  torch::Tensor px = torch::randn({batch, 3, cfg.vision.image_size, cfg.vision.image_size});
+  torch::Tensor ids = torch::randint(1, 49000, {batch, 77}, torch::kLong);
+  ids.select(1, 20).fill_(49407);
+  torch::Tensor labels = torch::arange(batch, torch::kLong);
+  auto one = [&] {
+    torch::Tensor img = torch::nn::functional::normalize(model->encode_image(px), torch::nn::functional::NormalizeFuncOptions().dim(-1));
+    torch::Tensor txt = torch::nn::functional::normalize(model->encode_text(ids), torch::nn::functional::NormalizeFuncOptions().dim(-1));
+    torch::Tensor logits = model->logit_scale.exp() * torch::matmul(img, txt.t());
+    torch::Tensor loss = (torch::nn::functional::cross_entropy(logits, labels) +
+                          torch::nn::functional::cross_entropy(logits.t(), labels)) / 2;
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  };
+  one();
+  auto t0 = Clock::now();
+  for (int i = 0; i < steps; ++i) one();
+  const double ours = since(t0) / steps;
+  const double theirs = std::stod(run("/usr/bin/python3 " BENCH_DIR "/clip_peer.py step " + preset + " " +
+                                      std::to_string(batch) + " " + std::to_string(steps)));
+  const double flops = 3 * forward_flops(cfg, batch), peak = sgemm_peak();
+  std::printf("step %s batch %ld: docflow %.3f s, PyTorch-in-Python %.3f s, speed ratio %.2f\n", preset.c_str(),
+              static_cast<long>(batch), ours, theirs, theirs / ours);
+  std::printf("  %.0f GFLOP per step; docflow %.1f GFLOP/s = %.0f%% of the measured %.0f GFLOP/s sgemm peak "
+              "(Python %.0f%%)\n",
+              flops / 1e9, flops / ours / 1e9, 100 * flops / ours / 1e9 / peak, peak, 100 * flops / theirs / 1e9 / peak);
+}
+
+void prep_bench(int n) {
+  const std::string dir = (std::filesystem::temp_directory_path() / "docflow-bench-jpegs").string();
+  run("/usr/bin/python3 " BENCH_DIR "/clip_peer.py make-images " + dir + " " + std::to_string(n) + " 640 480");
+  std::vector<std::string> files;
+  for (const auto& f : std::filesystem::directory_iterator(dir)) files.push_back(f.path().string());
+  for (int scaled = 0; scaled < 2; ++scaled) {
+    auto t0 = Clock::now();
+    for (const auto& f : files) clip::preprocess(clip::load_image(f, scaled ? 224 : 0), 224);
+    const double ours = files.size() / since(t0);
+    const double theirs = std::stod(run("/usr/bin/python3 " BENCH_DIR "/clip_peer.py prep " + dir + " 224"));
+    std::printf("preprocess 640x480 JPEG -> 224%s: docflow %.0f images/s, PIL+torchvision %.0f images/s, ratio %.2f\n",
+                scaled ? " (libjpeg scaled decoding)" : "", ours, theirs, ours / theirs);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+void tokenizer_bench(const std::string& vocab) {
+  clip::Tokenizer tok = clip::Tokenizer::from_bpe_file(vocab);
+  const std::vector<std::string> texts = {"a photo of a red dress", "Black leather ankle boots, size 42!",
+                                          "men's slim-fit trousers (navy)", "A cozy knitted pullover with a hood",
+                                          "café naïve bag — à la mode", "连衣裙 dress コート"};
+  std::size_t tokens = 0;
+  auto t0 = Clock::now();
+  const int rounds = 20000;
+  for (int i = 0; i < rounds; ++i)
+    for (const auto& t : texts) tokens += tok.encode(t + std::to_string(i % 100)).size();
+  const double s = since(t0);
+  std::printf("tokenizer: %.0f texts/s, %.0f tokens/s (cache warm)\n", rounds * texts.size() / s, tokens / s);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::printf("LibTorch intra-op threads: %d (OpenBLAS uses its own pool)\n", at::get_num_threads());
+  for (int i = 1; i < argc; ++i) {
+    std::string what = argv[i];
+    if (what == "step" && i + 3 < argc) {
+      step_bench(argv[i + 1], std::atol(argv[i + 2]), std::atoi(argv[i + 3]));
+      i += 3;
+    } else if (what == "prep" && i + 1 < argc) {
+      prep_bench(std::atoi(argv[++i]));
+    } else if (what == "tokenizer" && i + 1 < argc) {
+      tokenizer_bench(argv[++i]);
+    } else {
+      std::fprintf(stderr, "usage: bench_clip [step PRESET BATCH STEPS] [prep N] [tokenizer VOCAB]\n");
+      return 2;
+    }
+  }
+  return 0;
+}
