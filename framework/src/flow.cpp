@@ -451,6 +451,7 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
       ctx.replica_id = r;
       ctx.replicas = cfg.replicas;
       ctx.workspace = cfg.replicas > 1 ? root / cfg.name / ("replica-" + std::to_string(r)) : root / cfg.name;
+      ctx.run_dir = root.parent_path();  // flow run: runs/NAME/executors -> runs/NAME
       ctx.registry = &im.shared;
       ctx.logger = im.logger;
       try {

@@ -3,7 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "../support/temp_dir.hpp"
-#include "../../plugins/clip/executors/shared_model.hpp"
+#include "clip/shared_model.hpp"
 #include "docflow/flow.hpp"
 
 BOOST_AUTO_TEST_SUITE(training_mode)
@@ -55,7 +55,7 @@ BOOST_AUTO_TEST_CASE(gradients_reach_both_towers_of_the_shared_model) {
   torch::Tensor loss = torch::matmul(torch::stack(images), torch::stack(texts).t()).sum();
   loss.backward();
   // Both towers' parameters received gradients, through the one shared model.
-  auto clip = chunks.shared_resources().get<docflow::clip_plugin::SharedClip>("clip");
+  auto clip = chunks.shared_resources().get<clip::SharedClip>("clip");
   auto grad_norm = [&](const std::string& name) {
     torch::Tensor g = clip->model->named_parameters()[name].grad();
     return g.defined() ? g.norm().item<double>() : 0.0;

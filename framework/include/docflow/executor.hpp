@@ -40,6 +40,7 @@ struct ExecutorContext {
   int replica_id = 0;
   int replicas = 1;
   std::filesystem::path workspace;  // a folder of its own inside the run folder
+  std::filesystem::path run_dir;    // the run folder (metrics, reports, artifacts go here)
   Params params;                 // `with:` checked against the schema, with defaults
   SharedRegistry* registry = nullptr;
   Logger* logger = nullptr;

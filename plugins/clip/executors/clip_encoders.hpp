@@ -4,9 +4,17 @@
 // no autograd graph is kept; in training mode the embeddings keep theirs, so
 // that a trainer downstream can backpropagate into both towers.
 #include "docflow/executor.hpp"
-#include "shared_model.hpp"
+#include "clip/shared_model.hpp"
 
 namespace docflow::clip_plugin {
+
+using clip::SharedClip;
+
+// The model published under `name`, or a new one loaded from `spec` on
+// `device` and published. Two executors asking for one name with different
+// specs is an error naming both.
+std::shared_ptr<SharedClip> shared_clip(Executor& executor, const std::string& name, const std::string& spec,
+                                        const std::string& device);
 
 class ClipEncoder : public Executor {
  public:

@@ -1,0 +1,20 @@
+#pragma once
+// CLIPLoss and the learning-rate schedules of fine-tuning.
+#include <torch/torch.h>
+
+#include <string>
+
+namespace clip {
+
+// Symmetric cross-entropy over logits = exp(logit_scale) * normalize(image)
+// @ normalize(text).T with labels = position in the batch, averaged over the
+// image->text and text->image directions.
+torch::Tensor clip_loss(const torch::Tensor& image_features, const torch::Tensor& text_features,
+                        const torch::Tensor& logit_scale);
+
+// The learning-rate multiplier at `step` (0-based) of `total`:
+// constant, constant_with_warmup, linear (warmup then linear decay to 0) and
+// cosine (warmup then half a cosine to 0), as transformers' schedulers.
+double schedule_factor(const std::string& name, std::int64_t step, std::int64_t warmup, std::int64_t total);
+
+}  // namespace clip

@@ -1,0 +1,154 @@
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "clip/loss.hpp"
+#include "docflow/error.hpp"
+#include "executors.hpp"
+
+namespace docflow::finetune {
+
+std::shared_ptr<RunMetrics> run_metrics(Executor& e) {
+  if (auto m = e.registry().find<RunMetrics>("run_metrics")) return m;
+  auto m = std::make_shared<RunMetrics>();
+  e.registry().publish("run_metrics", m);
+  return m;
+}
+
+void append_jsonl(const Executor& e, const std::string& name, const std::string& json) {
+  std::ofstream out(e.context().run_dir / name, std::ios::app);
+  out << json << "\n";
+}
+
+namespace {
+bool is_no_decay(const std::string& name, const torch::Tensor& p) {
+  // No weight decay for biases, LayerNorm gains, embeddings of one dimension, logit_scale.
+  return p.dim() < 2 || name.find("bias") != std::string::npos || name.find("norm") != std::string::npos ||
+         name == "logit_scale";
+}
+}  // namespace
+
+ClipTrainer::ClipTrainer(ExecutorContext c) : Executor(std::move(c)) {
+  on("/train", [this](Request& r) { train(r); });
+}
+
+void ClipTrainer::open() {
+  clip_ = registry().get<clip::SharedClip>(params().get_string("shared_as"));
+  torch::manual_seed(static_cast<std::uint64_t>(params().get_int("seed")));
+  const std::string freeze = params().get_string("freeze");
+  std::vector<torch::Tensor> decay, no_decay;
+  for (auto& p : clip_->model->named_parameters()) {
+    const bool frozen = (freeze == "vision" && (p.key().rfind("vision_model.", 0) == 0 || p.key() == "visual_projection.weight")) ||
+                        (freeze == "text" && (p.key().rfind("text_model.", 0) == 0 || p.key() == "text_projection.weight"));
+    p.value().set_requires_grad(!frozen);
+    if (frozen) continue;
+    (is_no_decay(p.key(), p.value()) ? no_decay : decay).push_back(p.value());
+    parameters_.push_back(p.value());
+  }
+  const double lr = params().get_double("learning_rate"), wd = params().get_double("weight_decay");
+  const auto betas = std::make_tuple(params().get_double("beta1"), params().get_double("beta2"));
+  const double eps = params().get_double("eps");
+  if (params().get_string("optimizer") == "adamw") {
+    auto with = [&](double decay_rate) {
+      return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(lr).betas(betas).eps(eps).weight_decay(decay_rate));
+    };
+    optimizer_ = std::make_unique<torch::optim::AdamW>(std::vector<torch::optim::OptimizerParamGroup>{
+        torch::optim::OptimizerParamGroup(decay, with(wd)), torch::optim::OptimizerParamGroup(no_decay, with(0.0))});
+  } else {
+    optimizer_ = std::make_unique<torch::optim::Adam>(parameters_, torch::optim::AdamOptions(lr).betas(betas).eps(eps));
+  }
+  total_steps_ = params().get_int("total_steps");
+  if (total_steps_ <= 0) {
+    if (auto plan = registry().find<std::int64_t>("training_plan"))
+      total_steps_ = *plan / params().get_int("accumulation_steps");
+  }
+  const std::string sched = params().get_string("scheduler");
+  if ((sched == "linear" || sched == "cosine") && total_steps_ <= 0)
+    throw Error("scheduler '" + sched + "' needs the run's length: set total_steps, or use a reader that publishes it");
+  clip_->model->train();
+  epoch_start_ = std::chrono::steady_clock::now();
+  log().info(name(), "CLIPLoss with " + params().get_string("optimizer") + ", lr " + std::to_string(lr) + ", " + sched +
+                         " schedule over " + std::to_string(total_steps_) + " steps");
+}
+
+void ClipTrainer::train(Request& request) {
+  std::vector<torch::Tensor> images, texts;
+  for (const auto& pair : request.docs) {
+    const docarray::Document *image = nullptr, *text = nullptr;
+    for (const auto& c : pair.chunks) {
+      if (c.modality == "image" && c.embedding.defined()) image = &c;
+      if (c.modality == "text" && c.embedding.defined()) text = &c;
+    }
+    if (!image || !text)
+      throw Error("example '" + pair.id + "' lacks an image or a text chunk with an embedding; put ClipImageEncoder and "
+                  "ClipTextEncoder (mode: training, traversal_path: \"@c\") before the trainer");
+    if (!image->embedding.requires_grad())
+      throw Error("example '" + pair.id + "': its embeddings carry no autograd graph; set mode: training on the encoders");
+    images.push_back(image->embedding);
+    texts.push_back(text->embedding);
+  }
+  if (images.size() < 2) return;  // CLIPLoss needs negatives
+  torch::Tensor loss = clip::clip_loss(torch::stack(images), torch::stack(texts), clip_->model->logit_scale);
+  const double value = loss.item<double>();
+  if (!std::isfinite(value))
+    throw Error("the loss is " + std::to_string(value) + " at step " + std::to_string(step_ + 1) +
+                " (last finite loss " + std::to_string(last_finite_loss_) + "); stopping before any checkpoint is written");
+  last_finite_loss_ = value;
+  (loss / static_cast<double>(params().get_int("accumulation_steps"))).backward();
+  epoch_loss_ += value;
+  ++epoch_batches_;
+  epoch_examples_ += images.size();
+  if (++micro_ % params().get_int("accumulation_steps") == 0) apply_step();
+  // Release the graph: the documents move on without it.
+  for (auto& pair : request.docs)
+    for (auto& c : pair.chunks)
+      if (c.embedding.defined()) c.embedding = c.embedding.detach();
+  std::ostringstream line;
+  line << "{\"step\":" << step_ << ",\"loss\":" << value << ",\"lr\":" << optimizer_->param_groups()[0].options().get_lr()
+       << ",\"logit_scale\":" << clip_->model->logit_scale.item<double>() << "}";
+  append_jsonl(*this, "steps.jsonl", line.str());
+  if (step_ % params().get_int("log_every") == 0 && micro_ % params().get_int("accumulation_steps") == 0) {
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
+    std::ostringstream msg;
+    msg << "step " << step_ << "/" << total_steps_ << " loss " << value << " lr "
+        << optimizer_->param_groups()[0].options().get_lr() << " " << static_cast<int>(epoch_examples_ / secs) << " examples/s";
+    log().info(name(), msg.str());
+  }
+}
+
+void ClipTrainer::apply_step() {
+  std::unique_lock<std::shared_mutex> lock(clip_->mutex);  // no forward reads half-updated weights
+  const double factor = clip::schedule_factor(params().get_string("scheduler"), step_, params().get_int("num_warmup_steps"),
+                                              std::max<std::int64_t>(1, total_steps_));
+  for (auto& group : optimizer_->param_groups()) group.options().set_lr(params().get_double("learning_rate") * factor);
+  if (params().get_double("max_grad_norm") > 0)
+    torch::nn::utils::clip_grad_norm_(parameters_, params().get_double("max_grad_norm"));
+  optimizer_->step();
+  optimizer_->zero_grad();
+  {
+    torch::NoGradGuard no_grad;
+    clip_->model->logit_scale.clamp_(0, std::log(100.0));
+  }
+  ++step_;
+}
+
+void ClipTrainer::on_event(const Event& e) {
+  if (e.kind != Event::Kind::EndOfEpoch || epoch_batches_ == 0) return;
+  const double mean = epoch_loss_ / static_cast<double>(epoch_batches_);
+  {
+    auto m = run_metrics(*this);
+    std::lock_guard<std::mutex> lock(m->mutex);
+    m->train_loss[e.epoch] = mean;
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
+  log().info(name(), "epoch " + std::to_string(e.epoch + 1) + " done: mean loss " + std::to_string(mean) + ", " +
+                         std::to_string(static_cast<int>(epoch_examples_ / secs)) + " examples/s");
+  append_jsonl(*this, "metrics.jsonl",
+               "{\"stage\":\"train\",\"epoch\":" + std::to_string(e.epoch) + ",\"train_loss\":" + std::to_string(mean) + "}");
+  epoch_loss_ = 0;
+  epoch_batches_ = 0;
+  epoch_examples_ = 0;
+  epoch_start_ = std::chrono::steady_clock::now();
+}
+
+}  // namespace docflow::finetune

@@ -1,0 +1,92 @@
+#pragma once
+// The fine-tuning job's executors: what Finetuner did in its cloud, as a flow.
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+
+#include "clip/shared_model.hpp"
+#include "clip/tokenizer.hpp"
+#include "docflow/executor.hpp"
+#include "fashion_mnist.hpp"
+
+namespace docflow::finetune {
+
+// Metrics of the run so far, shared by name ("run_metrics") between the
+// trainer (train_loss per epoch), the evaluator and the checkpointer.
+struct RunMetrics {
+  std::mutex mutex;
+  std::vector<std::map<std::string, double>> evaluations;  // [0] is before training
+  std::map<int, double> train_loss;                       // per epoch
+};
+
+std::shared_ptr<RunMetrics> run_metrics(Executor& e);
+// Appends one JSON line to RUN_DIR/NAME.
+void append_jsonl(const Executor& e, const std::string& name, const std::string& json);
+
+// The source: Fashion-MNIST examples as (image, caption) pairs with a label.
+class FashionMnistReader : public Source {
+ public:
+  explicit FashionMnistReader(ExecutorContext c);
+  void open() override;
+  std::optional<Item> next() override;
+  std::string endpoint() const override { return params().get_string("endpoint"); }
+
+ private:
+  void start_epoch();
+  FashionMnist data_;
+  std::mt19937_64 rng_;
+  std::vector<std::int64_t> order_;
+  std::int64_t count_ = 0, epoch_ = 0;
+  std::size_t position_ = 0;
+};
+
+// CLIPLoss on the embeddings the training-mode encoders attached (image and
+// text chunks of each parent), backward, one optimizer over both towers.
+class ClipTrainer : public Executor {
+ public:
+  explicit ClipTrainer(ExecutorContext c);
+  void open() override;
+  void on_event(const Event& e) override;
+
+ private:
+  void train(Request& r);
+  void apply_step();
+  std::shared_ptr<clip::SharedClip> clip_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::vector<torch::Tensor> parameters_;
+  std::int64_t step_ = 0, micro_ = 0, total_steps_ = 0;
+  double epoch_loss_ = 0, last_finite_loss_ = 0;
+  std::int64_t epoch_batches_ = 0;
+  std::chrono::steady_clock::time_point epoch_start_;
+  std::size_t epoch_examples_ = 0;
+};
+
+// Text queries against an index of images, both encoded with the current
+// model; the nine retrieval metrics before training and after every epoch.
+class RetrievalEvaluator : public Executor {
+ public:
+  explicit RetrievalEvaluator(ExecutorContext c);
+  void open() override;
+  void on_event(const Event& e) override;
+
+ private:
+  std::map<std::string, double> evaluate(const std::string& stage, int epoch);
+  void write_report();
+  std::shared_ptr<clip::SharedClip> clip_;
+  docarray::DocumentArray index_, queries_;
+  std::map<std::string, int> per_label_;
+};
+
+// Keeps the best model (by `monitor`) as a Hugging Face artifact, written
+// atomically, with the tokenizer files it needs.
+class Checkpointer : public Executor {
+ public:
+  explicit Checkpointer(ExecutorContext c);
+  void on_event(const Event& e) override;
+
+ private:
+  std::optional<double> best_;
+};
+
+}  // namespace docflow::finetune

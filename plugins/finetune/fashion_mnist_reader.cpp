@@ -1,0 +1,61 @@
+#include "executors.hpp"
+#include "fashion_mnist.hpp"
+
+namespace docflow::finetune {
+
+FashionMnistReader::FashionMnistReader(ExecutorContext c)
+    : Source(std::move(c)), rng_(static_cast<std::uint64_t>(params().get_int("seed"))) {}
+
+  void FashionMnistReader::open() {
+    data_ = load_fashion_mnist(params().get_string("path"), params().get_string("split"));
+    const std::int64_t limit = params().get_int("limit");
+    count_ = limit < 0 ? data_.count : std::min(limit, data_.count);
+    log().info(name(), "Fashion-MNIST " + params().get_string("split") + ": " + std::to_string(count_) + " of " +
+                           std::to_string(data_.count) + " examples, batch " + std::to_string(params().get_int("batch_size")) +
+                           ", " + std::to_string(params().get_int("epochs")) + " epoch(s)");
+    start_epoch();
+    // The trainer's schedulers need the run's length.
+    const auto batch = params().get_int("batch_size");
+    registry().publish("training_plan", std::make_shared<std::int64_t>((count_ + batch - 1) / batch * params().get_int("epochs")));
+  }
+
+  std::optional<Source::Item> FashionMnistReader::next() {
+    if (epoch_ >= params().get_int("epochs")) return std::nullopt;
+    Item item;
+    item.epoch = static_cast<int>(epoch_);
+    if (position_ >= order_.size()) {
+      item.kind = Item::Kind::EndOfEpoch;
+      ++epoch_;
+      start_epoch();
+      return item;
+    }
+    const auto batch = static_cast<std::size_t>(params().get_int("batch_size"));
+    const int size = static_cast<int>(params().get_int("image_size"));
+    for (std::size_t n = 0; n < batch && position_ < order_.size(); ++n, ++position_) {
+      const std::int64_t i = order_[position_];
+      const int label = data_.labels[static_cast<std::size_t>(i)];
+      docarray::Document pair(params().get_string("split") + "-" + std::to_string(i));
+      pair.tags["label"] = label;
+      docarray::Document image, text;
+      image.modality = "image";
+      image.tensor = image_tensor(data_, i, size);
+      image.tags["label"] = label;
+      text.modality = "text";
+      text.text = training_caption(label, rng_);
+      text.tags["label"] = label;
+      pair.add_chunk(std::move(image));
+      pair.add_chunk(std::move(text));
+      item.docs.append(std::move(pair));
+    }
+    return item;
+  }
+
+  void FashionMnistReader::start_epoch() {
+    order_.resize(static_cast<std::size_t>(count_));
+    for (std::int64_t i = 0; i < count_; ++i) order_[static_cast<std::size_t>(i)] = i;
+    if (params().get_bool("shuffle")) std::shuffle(order_.begin(), order_.end(), rng_);
+    position_ = 0;
+  }
+
+}  // namespace docflow::finetune
+

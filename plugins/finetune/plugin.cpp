@@ -1,0 +1,81 @@
+// The `finetune` plugin: the executors that compose the CLIP fine-tuning job.
+#include "docflow/plugin.hpp"
+#include "executors.hpp"
+
+namespace {
+
+using docflow::plugin::at_least;
+using docflow::plugin::one_of;
+using docflow::plugin::param;
+using docflow::plugin::ranged;
+namespace ft = docflow::finetune;
+
+#define FASHION_PATH param("path", "string", "\"/usr/share/datasets/fashion-mnist\"", "the folder of the IDX .gz files")
+
+const docflow_param_schema kReaderParams[] = {
+    FASHION_PATH,
+    one_of(param("split", "string", "\"train\"", "train or test"), "train|test"),
+    param("limit", "int", "-1", "examples at most (-1: all)"),
+    at_least(param("batch_size", "int", "128", "examples per request (per training step)"), 2),
+    at_least(param("epochs", "int", "1", "passes over the data"), 1),
+    param("shuffle", "bool", "true", "shuffle every epoch"),
+    param("seed", "int", "0", "shuffle and caption seed"),
+    at_least(param("image_size", "int", "32", "the model's input size"), 8),
+    param("endpoint", "string", "\"/train\"", "the endpoint requests go to"),
+};
+
+const docflow_param_schema kTrainerParams[] = {
+    param("shared_as", "string", "\"clip\"", "the shared model the encoders use"),
+    one_of(param("loss", "string", "\"CLIPLoss\"", "the loss"), "CLIPLoss"),
+    one_of(param("optimizer", "string", "\"adamw\"", "adamw or adam"), "adamw|adam"),
+    ranged(param("learning_rate", "double", "1e-5", "peak learning rate"), 0, 10),
+    param("beta1", "double", "0.9", "Adam beta1"),
+    param("beta2", "double", "0.98", "Adam beta2"),
+    param("eps", "double", "1e-6", "Adam epsilon"),
+    at_least(param("weight_decay", "double", "0.1", "AdamW decay (never on biases, norms, logit_scale)"), 0),
+    one_of(param("scheduler", "string", "\"constant\"", "learning-rate schedule, stepped per batch"),
+           "constant|constant_with_warmup|linear|cosine"),
+    at_least(param("num_warmup_steps", "int", "0", "linear warm-up steps"), 0),
+    param("total_steps", "int", "0", "schedule length (0: from the reader's plan)"),
+    at_least(param("max_grad_norm", "double", "0", "gradient clipping by norm (0: off)"), 0),
+    at_least(param("accumulation_steps", "int", "1", "batches per optimizer step"), 1),
+    one_of(param("freeze", "string", "\"none\"", "freeze a tower"), "none|vision|text"),
+    param("seed", "int", "0", "random seed"),
+    at_least(param("log_every", "int", "10", "log a progress line every N steps"), 1),
+};
+
+const docflow_param_schema kEvaluatorParams[] = {
+    param("shared_as", "string", "\"clip\"", "the shared model"),
+    FASHION_PATH,
+    one_of(param("split", "string", "\"test\"", "the images to retrieve"), "train|test"),
+    param("limit", "int", "1000", "index images at most (-1: all)"),
+    at_least(param("k", "int", "20", "the k of the *_at_k metrics"), 1),
+    at_least(param("limit_matches", "int", "20", "matches per query"), 1),
+    one_of(param("distance", "string", "\"cosine\"", "match metric"), "cosine|euclidean|sqeuclidean|dot"),
+    at_least(param("image_size", "int", "32", "the model's input size"), 8),
+    param("vocab", "string", nullptr, "CLIP's bpe_simple_vocab_16e6.txt.gz"),
+    at_least(param("context_length", "int", "77", "tokens per query"), 2),
+    at_least(param("batch_size", "int", "256", "documents per forward pass"), 1),
+};
+
+const docflow_param_schema kCheckpointerParams[] = {
+    param("shared_as", "string", "\"clip\"", "the shared model"),
+    param("monitor", "string", "\"precision_at_k\"", "a metric of the evaluator, or train_loss"),
+    one_of(param("mode", "string", "\"auto\"", "max, min, or auto (min for losses)"), "auto|min|max"),
+    param("vocab", "string", "\"\"", "tokenizer vocabulary to save beside the model"),
+};
+
+const docflow_executor_entry kExecutors[] = {
+    docflow::plugin::executor<ft::FashionMnistReader>("FashionMnistReader", "Fashion-MNIST as image/caption pairs",
+                                                      kReaderParams),
+    docflow::plugin::executor<ft::ClipTrainer>("ClipTrainer", "CLIPLoss, backward, optimizer step", kTrainerParams),
+    docflow::plugin::executor<ft::RetrievalEvaluator>("RetrievalEvaluator",
+                                                      "text-to-image retrieval metrics before training and every epoch",
+                                                      kEvaluatorParams),
+    docflow::plugin::executor<ft::Checkpointer>("Checkpointer", "keeps the best model as a Hugging Face artifact",
+                                                kCheckpointerParams),
+};
+
+}  // namespace
+
+DOCFLOW_PLUGIN("finetune", "0.1.0", "fine-tuning CLIP: data, trainer, evaluator, checkpoints", kExecutors)

@@ -1,0 +1,56 @@
+// A small fine-tuning job through `flow run`: the metrics must improve, the
+// report and the artifact must be there, and the artifact must load.
+#include <boost/test/unit_test.hpp>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "../support/run_command.hpp"
+#include "../support/temp_dir.hpp"
+#include "clip/weights.hpp"
+
+using docflow::testing::run_command;
+using docflow::testing::TempDir;
+
+namespace {
+struct DataPresent {
+  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
+    boost::test_tools::assertion_result ok(
+        std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") &&
+        std::filesystem::exists(std::string(DOCFLOW_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz"));
+    ok.message() << "skipped: needs dataset-fashion-mnist and ../shared/data/clip";
+    return ok;
+  }
+};
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(fashion_job, *boost::unit_test::precondition(DataPresent()))
+
+BOOST_AUTO_TEST_CASE(a_short_job_improves_retrieval_and_leaves_an_artifact) {
+  TempDir dir;
+  const std::string vocab = std::string(DOCFLOW_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz";
+  auto r = run_command("cd " + dir.path().string() + " && " + DOCFLOW_FLOW_EXE + " run " + PROJECT_SOURCE_DIR +
+                       "/flows/clip-fashion.yml --name job --set with.workspace=runs --set reader.limit=4000 "
+                       "--set reader.epochs=2 --set evaluator.limit=500 --set tokenize.vocab=" + vocab +
+                       " --set evaluator.vocab=" + vocab + " --set checkpointer.vocab=" + vocab);
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  const std::filesystem::path run = dir.path() / "runs" / "job";
+  std::ifstream metrics(run / "metrics.jsonl");
+  std::vector<nlohmann::json> evals;
+  for (std::string line; std::getline(metrics, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j["stage"] != "train") evals.push_back(j);
+  }
+  BOOST_REQUIRE(evals.size() == 3u);  // before, and after each of two epochs
+  const double before = evals.front()["average_precision"], after = evals.back()["average_precision"];
+  BOOST_TEST_MESSAGE("average_precision " << before << " -> " << after);
+  BOOST_TEST(after > before + 0.05);
+  BOOST_TEST(std::filesystem::exists(run / "report.md"));
+  BOOST_TEST(std::filesystem::exists(run / "steps.jsonl"));
+  BOOST_TEST(std::filesystem::exists(run / "artifact" / "vocab.json"));
+  clip::ClipModel model = clip::load_model((run / "artifact").string());
+  BOOST_TEST(model->config.vision.hidden_size == 128);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
