@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Sets everything up (scripts/setup.sh) and runs docflow's main job. Until
-# the fine-tuning flow lands, the main job shows what exists: a document file
-# converted to the binary format and back, and summarised.
+# Sets everything up (scripts/setup.sh) and runs docflow's main job: CLIP
+# fine-tuned on Fashion-MNIST for text-to-image search, evaluated before and
+# after, with the best model kept as a Hugging Face artifact.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 FLOW=${DOCFLOW_BUILD_DIR:-build}/framework/flow
-mkdir -p runs/demo
-$FLOW docs convert examples/data/fashion-sample.jsonl runs/demo/fashion-sample.docs --compress zstd
-$FLOW docs show runs/demo/fashion-sample.docs
+NAME=clip-fashion-$(date -u +%Y%m%d-%H%M%S)
+$FLOW run flows/clip-fashion.yml --name "$NAME" "$@"
+echo
+echo "run folder: runs/$NAME (report.md, metrics.jsonl, steps.jsonl, artifact/)"

@@ -1,10 +1,10 @@
 #include "fashion_mnist.hpp"
 
-#include <zlib.h>
-
 #include <filesystem>
 
+#include "clip/error.hpp"
 #include "clip/image.hpp"
+#include "clip/tokenizer.hpp"
 #include "docflow/error.hpp"
 
 namespace docflow::finetune {
@@ -13,17 +13,11 @@ namespace {
 std::string read_gz(const std::string& path) {
   if (!std::filesystem::exists(path))
     throw Error("Fashion-MNIST file not found: " + path + " (apt-get install dataset-fashion-mnist)");
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) throw Error("cannot open " + path);
-  std::string out;
-  char buf[1 << 16];
-  int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-  int err = 0;
-  std::string msg = gzerror(f, &err);
-  gzclose(f);
-  if (n < 0 || (err != Z_OK && err != Z_STREAM_END)) throw Error(path + ": corrupt gzip data: " + msg);
-  return out;
+  try {
+    return clip::read_gzip_file(path);
+  } catch (const clip::Error& e) {
+    throw Error(e.what());
+  }
 }
 
 std::uint32_t be32(const std::string& s, std::size_t at) {

@@ -23,27 +23,20 @@ const std::string kPresets = clip::describe_presets() +
   param("traversal_path", "string", "\"@r\"", "which documents: @r, @c, @r,c, ..."),             \
       param("modality", "string", "\"" MODALITY "\"", "only documents of this modality (\"\": all)")
 
-const docflow_param_schema kEncoderParams[] = {
-    param("model", "string", "\"small\"", "a preset name, or a folder or file of weights"),
-    param("shared_as", "string", "\"clip\"", "the name under which encoders and trainer share one model"),
-    param("device", "string", "\"cpu\"", "cpu, cuda or cuda:N"),
-    at_least(param("batch_size", "int", "64", "documents per forward pass"), 1),
-    param("normalize", "bool", "false", "L2-normalise the embeddings"),
-    one_of(param("mode", "string", "\"inference\"", "inference (no autograd) or training (embeddings keep their graph)"),
-           "inference|training"),
-    CLIP_SELECTION("image"),
-};
+// The encoders' parameters; they differ only in the modality they pick.
+#define CLIP_ENCODER_PARAMS(MODALITY)                                                                             \
+  param("model", "string", "\"small\"", "a preset name, or a folder or file of weights"),                        \
+      param("shared_as", "string", "\"clip\"", "the name under which encoders and trainer share one model"),     \
+      param("device", "string", "\"cpu\"", "cpu, cuda or cuda:N"),                                              \
+      at_least(param("batch_size", "int", "64", "documents per forward pass"), 1),                               \
+      param("normalize", "bool", "false", "L2-normalise the embeddings"),                                        \
+      one_of(param("mode", "string", "\"inference\"",                                                           \
+                   "inference (no autograd) or training (embeddings keep their graph)"),                         \
+             "inference|training"),                                                                               \
+      CLIP_SELECTION(MODALITY)
 
-const docflow_param_schema kTextEncoderParams[] = {
-    param("model", "string", "\"small\"", "a preset name, or a folder or file of weights"),
-    param("shared_as", "string", "\"clip\"", "the name under which encoders and trainer share one model"),
-    param("device", "string", "\"cpu\"", "cpu, cuda or cuda:N"),
-    at_least(param("batch_size", "int", "64", "documents per forward pass"), 1),
-    param("normalize", "bool", "false", "L2-normalise the embeddings"),
-    one_of(param("mode", "string", "\"inference\"", "inference (no autograd) or training (embeddings keep their graph)"),
-           "inference|training"),
-    CLIP_SELECTION("text"),
-};
+const docflow_param_schema kEncoderParams[] = {CLIP_ENCODER_PARAMS("image")};
+const docflow_param_schema kTextEncoderParams[] = {CLIP_ENCODER_PARAMS("text")};
 
 const docflow_param_schema kImageParams[] = {
     at_least(param("image_size", "int", "224", "the model's input size in pixels"), 1),

@@ -95,7 +95,9 @@ std::string html_unescape(const std::string& s) {
   return out;
 }
 
-std::string read_gzip(const std::string& path) {
+}  // namespace
+
+std::string read_gzip_file(const std::string& path) {
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) throw Error("cannot open " + path);
   std::string out;
@@ -108,8 +110,6 @@ std::string read_gzip(const std::string& path) {
   if (n < 0 || (err != Z_OK && err != Z_STREAM_END)) throw Error(path + ": corrupt gzip data: " + msg);
   return out;
 }
-
-}  // namespace
 
 std::string clean_text(const std::string& text) {
   UErrorCode status = U_ZERO_ERROR;
@@ -143,7 +143,7 @@ std::string clean_text(const std::string& text) {
 
 Tokenizer Tokenizer::from_bpe_file(const std::string& path) {
   if (!std::filesystem::exists(path)) throw Error("tokenizer vocabulary not found: " + path);
-  std::string text = read_gzip(path);
+  std::string text = read_gzip_file(path);
   std::vector<std::pair<std::string, std::string>> merges;
   std::istringstream lines(text);
   std::string line;

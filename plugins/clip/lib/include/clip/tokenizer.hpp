@@ -48,6 +48,10 @@ class Tokenizer {
   mutable std::unordered_map<std::string, std::string> cache_;
 };
 
+// The whole content of a gzip file; clip::Error names the file when it is
+// missing or corrupt.
+std::string read_gzip_file(const std::string& path);
+
 // CLIP's text cleaning before the split: NFC, HTML unescape twice,
 // whitespace collapsed and trimmed, lower-cased.
 std::string clean_text(const std::string& text);
