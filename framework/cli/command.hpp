@@ -21,5 +21,6 @@ int runs_command(const Args& args);
 int validate_command(const Args& args);
 int plot_command(const Args& args);
 int plugins_command(const Args& args);
+int artifact_command(const Args& args);
 
 }  // namespace docflow::cli

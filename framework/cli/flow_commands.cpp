@@ -209,6 +209,30 @@ int logs_command(const Args& args) {
   });
 }
 
+int artifact_command(const Args& args) {
+  return guarded("artifact", [&] {
+    auto opts = run_lookup_options("flow artifact NAME -o DIR [--workspace DIR]");
+    opts.add_options()("output,o", po::value<std::string>(), "where to copy the artifact (must not exist)");
+    po::positional_options_description pos;
+    pos.add("name", 1);
+    auto vm = parse_args(args, opts, pos);
+    if (vm.count("help")) {
+      std::cout << opts;
+      return kOk;
+    }
+    if (!vm.count("name") || !vm.count("output")) throw po::error("needs a run NAME and -o DIR");
+    RunFolder run = RunFolder::open(vm["workspace"].as<std::string>(), vm["name"].as<std::string>());
+    const std::filesystem::path from = run.path() / "artifact", to = vm["output"].as<std::string>();
+    if (!std::filesystem::is_directory(from))
+      throw Error("run '" + run.path().filename().string() + "' has no artifact yet (a Checkpointer writes " +
+                  from.string() + " after the first epoch that improves its metric)");
+    if (std::filesystem::exists(to)) throw Error(to.string() + " already exists; choose a new folder");
+    std::filesystem::copy(from, to, std::filesystem::copy_options::recursive);
+    std::cout << "copied " << from.string() << " to " << to.string() << "\n";
+    return kOk;
+  });
+}
+
 int runs_command(const Args& args) {
   return guarded("runs", [&] {
     auto opts = run_lookup_options("flow runs [--workspace DIR]");

@@ -14,6 +14,7 @@ const char* kUsage =
     "  status NAME                                    a run's state and details\n"
     "  logs NAME [--follow]                           a run's log\n"
     "  runs                                           the runs, as a table\n"
+    "  artifact NAME -o DIR                           copy a run's best model out (Finetuner's save_artifact)\n"
     "  validate FILE [--set K=V]...                   check a flow without running it\n"
     "  plot FILE [-o OUT]                             the flow's graph as DOT (or SVG with `dot`)\n"
     "  plugins [describe NAME]                        the executors plugins provide\n"
@@ -32,7 +33,7 @@ int main(int argc, char** argv) {
   static const std::map<std::string, int (*)(const Args&)> commands = {
       {"docs", docs_command},         {"run", run_command},   {"status", status_command},
       {"logs", logs_command},         {"runs", runs_command}, {"validate", validate_command},
-      {"plot", plot_command},         {"plugins", plugins_command},
+      {"plot", plot_command},         {"plugins", plugins_command}, {"artifact", artifact_command},
   };
   std::string command = argv[1];
   auto it = commands.find(command);

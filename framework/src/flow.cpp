@@ -92,6 +92,7 @@ struct Flow::Impl {
   // shared mutex there serialises the pool threads.
   std::atomic<std::size_t> outstanding_tasks{0};
   std::atomic<bool> has_failed{false};
+  std::atomic<bool> end_requested{false};
   std::exception_ptr failure;
   bool stopping = false;
   bool stream_ended = false;
@@ -434,6 +435,7 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
   im.next_seq = im.injected = im.answered = 0;
   im.failure = nullptr;
   im.has_failed = false;
+  im.end_requested = false;
   im.stopping = im.stream_ended = false;
   im.stats = {};
 
@@ -454,6 +456,7 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
       ctx.run_dir = root.parent_path();  // flow run: runs/NAME/executors -> runs/NAME
       ctx.registry = &im.shared;
       ctx.logger = im.logger;
+      ctx.end_stream = [&im] { im.end_requested = true; };
       try {
         ctx.params = Params(check_params(info.schema, cfg.with, cfg.name));
         std::filesystem::create_directories(ctx.workspace);
@@ -540,9 +543,11 @@ RunStats Flow::run(std::function<void(const Request&)> on_output) {
   const std::string endpoint = source->endpoint();
 
   // The source is called only from this thread: pulled whenever there is room.
+  std::uint64_t epochs_sent = 0;
   try {
     while (im.wait_for_room()) {
-      std::optional<Source::Item> item = source->next();
+      std::optional<Source::Item> item;
+      if (!im.end_requested) item = source->next();
       Message msg;
       if (!item) {
         msg.seq = im.take_seq(false);
@@ -552,10 +557,12 @@ RunStats Flow::run(std::function<void(const Request&)> on_output) {
                    std::move(msg));
         break;
       }
-      if (item->kind == Source::Item::Kind::EndOfEpoch) {
+      const bool epoch_end = item->kind == Source::Item::Kind::EndOfEpoch;
+      if (epoch_end) {
         msg.seq = im.take_seq(false);
         msg.is_event = true;
         msg.event = Event{Event::Kind::EndOfEpoch, item->epoch, endpoint};
+        ++epochs_sent;
       } else {
         msg.seq = im.take_seq(true);
         im.stats.documents += item->docs.size();
@@ -564,6 +571,13 @@ RunStats Flow::run(std::function<void(const Request&)> on_output) {
       }
       im.forward(source_node->succs.empty() ? std::vector<std::size_t>{im.nodes.size() - 1} : source_node->succs,
                  std::move(msg));
+      if (epoch_end) {
+        // An epoch ends everywhere before the next begins: an executor may
+        // end the stream there (early stopping), and evaluation sees the
+        // epoch's model, not one a batch further.
+        std::unique_lock<std::mutex> lock(im.mu);
+        im.cv.wait(lock, [&] { return im.failure || im.stopping || im.stats.epochs >= epochs_sent; });
+      }
     }
   } catch (const std::exception& e) {
     im.fail(std::make_exception_ptr(ExecutorError(source_node->name, endpoint, e.what())));

@@ -8,27 +8,30 @@ namespace fs = std::filesystem;
 
 namespace docflow::finetune {
 
+double monitored_value(Executor& e, const std::string& monitor, int epoch) {
+  auto m = run_metrics(e);
+  std::lock_guard<std::mutex> lock(m->mutex);
+  if (monitor == "train_loss" && m->train_loss.count(epoch)) return m->train_loss[epoch];
+  if (monitor != "train_loss" && !m->evaluations.empty() && m->evaluations.back().count(monitor))
+    return m->evaluations.back()[monitor];
+  throw Error("no value for monitor '" + monitor + "' at the end of epoch " + std::to_string(epoch + 1) +
+              " (train_loss comes from ClipTrainer, metrics from a RetrievalEvaluator placed before this executor)");
+}
+
+bool is_better(const std::string& mode, const std::string& monitor, double value, std::optional<double> best,
+               double min_delta) {
+  if (!best) return true;
+  const bool maximise = mode == "max" || (mode == "auto" && monitor.find("loss") == std::string::npos);
+  return maximise ? value > *best + min_delta : value < *best - min_delta;
+}
+
 Checkpointer::Checkpointer(ExecutorContext c) : Executor(std::move(c)) {}
 
 void Checkpointer::on_event(const Event& e) {
   if (e.kind != Event::Kind::EndOfEpoch) return;
   const std::string monitor = params().get_string("monitor");
-  std::optional<double> value;
-  {
-    auto m = run_metrics(*this);
-    std::lock_guard<std::mutex> lock(m->mutex);
-    if (monitor == "train_loss") {
-      if (m->train_loss.count(e.epoch)) value = m->train_loss[e.epoch];
-    } else if (!m->evaluations.empty() && m->evaluations.back().count(monitor)) {
-      value = m->evaluations.back()[monitor];
-    }
-  }
-  if (!value) throw Error("no value for monitor '" + monitor + "' at the end of epoch " + std::to_string(e.epoch + 1) +
-                          " (is a RetrievalEvaluator before the checkpointer?)");
-  std::string mode = params().get_string("mode");
-  if (mode == "auto") mode = monitor.find("loss") != std::string::npos ? "min" : "max";
-  const bool better = !best_ || (mode == "max" ? *value > *best_ : *value < *best_);
-  if (!better) return;
+  const double value = monitored_value(*this, monitor, e.epoch);
+  if (!is_better(params().get_string("mode"), monitor, value, best_)) return;
   best_ = value;
   auto clip = registry().get<clip::SharedClip>(params().get_string("shared_as"));
   // Write a complete artifact beside the old one, then swap: a crash at any
@@ -46,8 +49,31 @@ void Checkpointer::on_event(const Event& e) {
   if (fs::exists(dir)) fs::rename(dir, old);
   fs::rename(fresh, dir);
   fs::remove_all(old);
-  log().info(name(), "best " + monitor + " so far (" + std::to_string(*value) + ") after epoch " + std::to_string(e.epoch + 1) +
+  log().info(name(), "best " + monitor + " so far (" + std::to_string(value) + ") after epoch " + std::to_string(e.epoch + 1) +
                          ": saved " + dir.string());
+}
+
+}  // namespace docflow::finetune
+
+namespace docflow::finetune {
+
+EarlyStopping::EarlyStopping(ExecutorContext c) : Executor(std::move(c)) {
+  if (params().has("baseline") && !params().get("baseline").is_null()) best_ = params().get_double("baseline");
+}
+
+void EarlyStopping::on_event(const Event& e) {
+  if (e.kind != Event::Kind::EndOfEpoch) return;
+  const std::string monitor = params().get_string("monitor");
+  const double value = monitored_value(*this, monitor, e.epoch);
+  if (is_better(params().get_string("mode"), monitor, value, best_, params().get_double("min_delta"))) {
+    best_ = value;
+    bad_epochs_ = 0;
+    return;
+  }
+  if (++bad_epochs_ < params().get_int("patience")) return;
+  log().info(name(), monitor + " has not improved for " + std::to_string(bad_epochs_) + " epoch(s) (best " +
+                         std::to_string(*best_) + "): stopping after epoch " + std::to_string(e.epoch + 1));
+  if (context().end_stream) context().end_stream();
 }
 
 }  // namespace docflow::finetune

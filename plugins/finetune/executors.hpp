@@ -89,4 +89,23 @@ class Checkpointer : public Executor {
   std::optional<double> best_;
 };
 
+// Ends the run cleanly at the end of an epoch when `monitor` has not improved
+// by `min_delta` for `patience` epochs (or never beat `baseline`).
+class EarlyStopping : public Executor {
+ public:
+  explicit EarlyStopping(ExecutorContext c);
+  void on_event(const Event& e) override;
+
+ private:
+  std::optional<double> best_;
+  std::int64_t bad_epochs_ = 0;
+};
+
+// The metric `monitor` at the end of `epoch`, from the trainer (train_loss)
+// or the last evaluation; throws naming the monitor when there is none.
+double monitored_value(Executor& e, const std::string& monitor, int epoch);
+// `mode` auto means min for losses, max for everything else.
+bool is_better(const std::string& mode, const std::string& monitor, double value, std::optional<double> best,
+               double min_delta = 0.0);
+
 }  // namespace docflow::finetune

@@ -65,6 +65,14 @@ const docflow_param_schema kCheckpointerParams[] = {
     param("vocab", "string", "\"\"", "tokenizer vocabulary to save beside the model"),
 };
 
+const docflow_param_schema kEarlyStoppingParams[] = {
+    param("monitor", "string", "\"precision_at_k\"", "a metric of the evaluator, or train_loss"),
+    one_of(param("mode", "string", "\"auto\"", "max, min, or auto (min for losses)"), "auto|min|max"),
+    at_least(param("patience", "int", "2", "epochs without improvement before stopping"), 1),
+    at_least(param("min_delta", "double", "0", "the smallest change that counts as an improvement"), 0),
+    param("baseline", "any", "null", "a value to beat, or null"),
+};
+
 const docflow_executor_entry kExecutors[] = {
     docflow::plugin::executor<ft::FashionMnistReader>("FashionMnistReader", "Fashion-MNIST as image/caption pairs",
                                                       kReaderParams),
@@ -74,6 +82,8 @@ const docflow_executor_entry kExecutors[] = {
                                                       kEvaluatorParams),
     docflow::plugin::executor<ft::Checkpointer>("Checkpointer", "keeps the best model as a Hugging Face artifact",
                                                 kCheckpointerParams),
+    docflow::plugin::executor<ft::EarlyStopping>("EarlyStopping", "ends the run when a metric stops improving",
+                                                 kEarlyStoppingParams),
 };
 
 }  // namespace

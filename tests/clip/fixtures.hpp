@@ -14,7 +14,11 @@ namespace docflow::testing {
 inline std::string fixture_dir() { return std::string(DOCFLOW_SHARED_DIR) + "/fixtures/clip-tiny"; }
 inline std::string vocab_file() { return std::string(DOCFLOW_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz"; }
 
+// Holds a std::string on purpose: Boost.Function copies a trivially copyable
+// (e.g. empty) functor with a raw memcpy of its 24-byte buffer, which GCC 12
+// reports as a read of uninitialised memory.
 struct SharedFixtures {
+  std::string root = DOCFLOW_SHARED_DIR;
   boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
     boost::test_tools::assertion_result ok(std::filesystem::exists(fixture_dir() + "/expected.json") &&
                                            std::filesystem::exists(vocab_file()));

@@ -15,6 +15,7 @@ using docflow::testing::TempDir;
 
 namespace {
 struct DataPresent {
+  std::string root = DOCFLOW_SHARED_DIR;  // not trivially copyable: see tests/clip/fixtures.hpp
   boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
     boost::test_tools::assertion_result ok(
         std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") &&
@@ -51,6 +52,31 @@ BOOST_AUTO_TEST_CASE(a_short_job_improves_retrieval_and_leaves_an_artifact) {
   BOOST_TEST(std::filesystem::exists(run / "artifact" / "vocab.json"));
   clip::ClipModel model = clip::load_model((run / "artifact").string());
   BOOST_TEST(model->config.vision.hidden_size == 128);
+
+  // `flow artifact` copies it out, as Finetuner's save_artifact.
+  r = run_command("cd " + dir.path().string() + " && " + DOCFLOW_FLOW_EXE + " artifact job -o exported --workspace runs");
+  BOOST_TEST(r.exit_code == 0, r.output);
+  BOOST_TEST(std::filesystem::exists(dir.path() / "exported" / "model.safetensors"));
+  r = run_command("cd " + dir.path().string() + " && " + DOCFLOW_FLOW_EXE + " artifact job -o exported --workspace runs");
+  BOOST_TEST(r.exit_code == 2);
+}
+
+BOOST_AUTO_TEST_CASE(early_stopping_ends_the_run_cleanly_after_an_epoch) {
+  TempDir dir;
+  const std::string vocab = std::string(DOCFLOW_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz";
+  {
+    std::ifstream in(std::string(PROJECT_SOURCE_DIR) + "/flows/clip-fashion.yml");
+    std::ofstream out(dir.file("flow.yml"));
+    out << in.rdbuf();
+    // An impossible baseline: no epoch improves on it, so patience 1 stops after the first.
+    out << "  - name: early\n    uses: EarlyStopping\n    with: {monitor: precision_at_k, patience: 1, baseline: 2.0}\n";
+  }
+  auto r = run_command("cd " + dir.path().string() + " && " + DOCFLOW_FLOW_EXE + " run flow.yml --name early " +
+                       "--set with.workspace=runs --set reader.limit=512 --set reader.epochs=5 --set evaluator.limit=100 " +
+                       "--set tokenize.vocab=" + vocab + " --set evaluator.vocab=" + vocab + " --set checkpointer.vocab=" + vocab);
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  BOOST_TEST(r.output.find("stopping after epoch 1") != std::string::npos, r.output);
+  BOOST_TEST(r.output.find("finished: 4 requests, 512 documents, 1 epoch(s)") != std::string::npos, r.output);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -44,6 +44,9 @@ struct ExecutorContext {
   Params params;                 // `with:` checked against the schema, with defaults
   SharedRegistry* registry = nullptr;
   Logger* logger = nullptr;
+  // Ends a batch run cleanly: the source is not asked for more, the events
+  // still reach every executor, and the run finishes (EarlyStopping uses it).
+  std::function<void()> end_stream;
 };
 
 class Executor {
