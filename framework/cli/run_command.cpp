@@ -146,6 +146,9 @@ int run_command(const Args& args) {
     std::snprintf(seconds, sizeof seconds, "%.2f", secs);
     std::string summary = std::to_string(stats.requests) + " requests, " + std::to_string(stats.documents) +
                           " documents, " + std::to_string(stats.epochs) + " epoch(s) in " + seconds + " s";
+    if (stats.seconds > 0)
+      logger.info("flow", "the source produced data for " + std::to_string(static_cast<int>(100 * stats.source_seconds / stats.seconds)) +
+                              "% of the run (" + std::to_string(stats.source_seconds).substr(0, 6) + " s)");
     run->set_state("FINISHED", summary);
     logger.info("flow", "finished: " + summary);
     return kOk;

@@ -6,6 +6,7 @@
 #include <boost/container/small_vector.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <map>
@@ -544,10 +545,15 @@ RunStats Flow::run(std::function<void(const Request&)> on_output) {
 
   // The source is called only from this thread: pulled whenever there is room.
   std::uint64_t epochs_sent = 0;
+  const auto run_start = std::chrono::steady_clock::now();
   try {
     while (im.wait_for_room()) {
       std::optional<Source::Item> item;
-      if (!im.end_requested) item = source->next();
+      if (!im.end_requested) {
+        const auto t0 = std::chrono::steady_clock::now();
+        item = source->next();
+        im.stats.source_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      }
       Message msg;
       if (!item) {
         msg.seq = im.take_seq(false);
@@ -594,6 +600,7 @@ RunStats Flow::run(std::function<void(const Request&)> on_output) {
     if (!failure && im.stopping) failure = std::make_exception_ptr(Error("the run was interrupted"));
   }
   if (failure) std::rethrow_exception(failure);
+  im.stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
   return im.stats;
 }
 

@@ -73,6 +73,7 @@ class RetrievalEvaluator : public Executor {
  private:
   std::map<std::string, double> evaluate(const std::string& stage, int epoch);
   void write_report();
+  void write_html_report(const std::map<std::string, double>& before, const std::map<std::string, double>& after);
   std::shared_ptr<clip::SharedClip> clip_;
   docarray::DocumentArray index_, queries_;
   std::map<std::string, int> per_label_;

@@ -33,6 +33,8 @@ struct RunStats {
   std::uint64_t requests = 0;
   std::uint64_t documents = 0;
   std::uint64_t epochs = 0;
+  double seconds = 0;         // the whole run
+  double source_seconds = 0;  // inside the source's next(): producing data
 };
 
 class Flow {
