@@ -61,6 +61,25 @@ BOOST_AUTO_TEST_CASE(a_short_job_improves_retrieval_and_leaves_an_artifact) {
   BOOST_TEST(r.exit_code == 2);
 }
 
+BOOST_AUTO_TEST_CASE(the_same_seed_and_data_give_the_same_losses) {
+  TempDir dir;
+  const std::string vocab = std::string(DOCFLOW_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz";
+  auto losses = [&](const std::string& name) {
+    auto r = run_command("cd " + dir.path().string() + " && " + DOCFLOW_FLOW_EXE + " run " + PROJECT_SOURCE_DIR +
+                         "/flows/clip-fashion.yml --name " + name + " --set with.workspace=runs --set reader.limit=640 " +
+                         "--set reader.epochs=1 --set evaluator.limit=100 --set tokenize.vocab=" + vocab +
+                         " --set evaluator.vocab=" + vocab + " --set checkpointer.vocab=" + vocab);
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+    std::vector<double> out;
+    std::ifstream steps(dir.path() / "runs" / name / "steps.jsonl");
+    for (std::string line; std::getline(steps, line);) out.push_back(nlohmann::json::parse(line)["loss"].get<double>());
+    return out;
+  };
+  std::vector<double> a = losses("first"), b = losses("second");
+  BOOST_TEST(a.size() == 5u);
+  BOOST_TEST(a == b, boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(early_stopping_ends_the_run_cleanly_after_an_epoch) {
   TempDir dir;
   const std::string vocab = std::string(DOCFLOW_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz";

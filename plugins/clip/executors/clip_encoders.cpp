@@ -18,6 +18,9 @@ std::shared_ptr<SharedClip> shared_clip(Executor& executor, const std::string& n
   auto holder = std::make_shared<SharedClip>();
   holder->spec = spec;
   holder->device = torch::Device(device);
+  // A preset starts from random weights: seed them, so that the same flow
+  // and data give the same run.
+  torch::manual_seed(0);
   holder->model = clip::load_model(spec);
   holder->model->to(holder->device);
   executor.log().info(executor.name(), "loaded CLIP '" + spec + "' on " + device + " as shared model '" + name + "'");
