@@ -4,11 +4,10 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "options.hpp"
 #include "docarray/document_file.hpp"
 #include "docarray/error.hpp"
 #include "docarray/summary.hpp"
-
-namespace po = boost::program_options;
 
 namespace docflow::cli {
 namespace {
@@ -22,13 +21,6 @@ const char* kDocsUsage =
     "convert  between the binary format and JSON Lines, chosen by OUT's extension\n"
     "         (.jsonl is JSON Lines, anything else, such as .docs, is binary)\n";
 
-po::variables_map parse(const Args& args, po::options_description& named, po::positional_options_description& pos) {
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(named).positional(pos).run(), vm);
-  po::notify(vm);
-  return vm;
-}
-
 int show(const Args& args) {
   po::options_description opts("flow docs show options");
   opts.add_options()("help,h", "this help")("json", "print documents as JSON Lines")(
@@ -36,11 +28,8 @@ int show(const Args& args) {
       "file", po::value<std::string>(), "document file");
   po::positional_options_description pos;
   pos.add("file", 1);
-  po::variables_map vm = parse(args, opts, pos);
-  if (vm.count("help")) {
-    std::cout << kDocsUsage << "\n" << opts;
-    return kOk;
-  }
+  po::variables_map vm = parse_args(args, opts, pos);
+  if (help_shown(vm, opts, kDocsUsage)) return kOk;
   if (!vm.count("file")) throw po::error("flow docs show needs a FILE");
   const std::string file = vm["file"].as<std::string>();
   const long limit = vm["limit"].as<long>();
@@ -69,11 +58,8 @@ int convert(const Args& args) {
       "in", po::value<std::string>(), "input file")("out", po::value<std::string>(), "output file");
   po::positional_options_description pos;
   pos.add("in", 1).add("out", 1);
-  po::variables_map vm = parse(args, opts, pos);
-  if (vm.count("help")) {
-    std::cout << kDocsUsage << "\n" << opts;
-    return kOk;
-  }
+  po::variables_map vm = parse_args(args, opts, pos);
+  if (help_shown(vm, opts, kDocsUsage)) return kOk;
   if (!vm.count("in") || !vm.count("out")) throw po::error("flow docs convert needs IN and OUT");
   auto compression = docarray::Compression::None;
   if (vm.count("compress")) {

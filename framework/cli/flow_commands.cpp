@@ -43,10 +43,7 @@ int validate_command(const Args& args) {
     po::positional_options_description pos;
     pos.add("file", 1);
     auto vm = parse_args(args, opts, pos);
-    if (vm.count("help")) {
-      std::cout << opts;
-      return kOk;
-    }
+    if (help_shown(vm, opts)) return kOk;
     if (!vm.count("file")) throw po::error("needs a flow FILE");
     Flow flow = Flow::load(vm["file"].as<std::string>(), overrides_of(vm));
     std::cout << vm["file"].as<std::string>() << ": valid, " << flow.config().executors.size()
@@ -67,10 +64,7 @@ int plot_command(const Args& args) {
     po::positional_options_description pos;
     pos.add("file", 1);
     auto vm = parse_args(args, opts, pos);
-    if (vm.count("help")) {
-      std::cout << opts;
-      return kOk;
-    }
+    if (help_shown(vm, opts)) return kOk;
     if (!vm.count("file")) throw po::error("needs a flow FILE");
     // The graph needs no plugins: parse and build it only.
     FlowConfig config = parse_flow_file(vm["file"].as<std::string>());
@@ -109,10 +103,7 @@ int plugins_command(const Args& args) {
     po::positional_options_description pos;
     pos.add("words", -1);
     auto vm = parse_args(args, opts, pos);
-    if (vm.count("help")) {
-      std::cout << opts;
-      return kOk;
-    }
+    if (help_shown(vm, opts)) return kOk;
     std::vector<std::string> extra;
     if (vm.count("plugin-path")) extra = vm["plugin-path"].as<std::vector<std::string>>();
     PluginRegistry registry;
@@ -162,10 +153,7 @@ int status_command(const Args& args) {
     po::positional_options_description pos;
     pos.add("name", 1);
     auto vm = parse_args(args, opts, pos);
-    if (vm.count("help")) {
-      std::cout << opts;
-      return kOk;
-    }
+    if (help_shown(vm, opts)) return kOk;
     if (!vm.count("name")) throw po::error("needs a run NAME (see flow runs)");
     RunFolder run = RunFolder::open(vm["workspace"].as<std::string>(), vm["name"].as<std::string>());
     RunStatus s = run.status();
@@ -184,10 +172,7 @@ int logs_command(const Args& args) {
     po::positional_options_description pos;
     pos.add("name", 1);
     auto vm = parse_args(args, opts, pos);
-    if (vm.count("help")) {
-      std::cout << opts;
-      return kOk;
-    }
+    if (help_shown(vm, opts)) return kOk;
     if (!vm.count("name")) throw po::error("needs a run NAME (see flow runs)");
     RunFolder run = RunFolder::open(vm["workspace"].as<std::string>(), vm["name"].as<std::string>());
     std::ifstream log(run.log_file());
@@ -216,10 +201,7 @@ int artifact_command(const Args& args) {
     po::positional_options_description pos;
     pos.add("name", 1);
     auto vm = parse_args(args, opts, pos);
-    if (vm.count("help")) {
-      std::cout << opts;
-      return kOk;
-    }
+    if (help_shown(vm, opts)) return kOk;
     if (!vm.count("name") || !vm.count("output")) throw po::error("needs a run NAME and -o DIR");
     RunFolder run = RunFolder::open(vm["workspace"].as<std::string>(), vm["name"].as<std::string>());
     const std::filesystem::path from = run.path() / "artifact", to = vm["output"].as<std::string>();
@@ -238,10 +220,7 @@ int runs_command(const Args& args) {
     auto opts = run_lookup_options("flow runs [--workspace DIR]");
     po::positional_options_description pos;
     auto vm = parse_args(args, opts, pos);
-    if (vm.count("help")) {
-      std::cout << opts;
-      return kOk;
-    }
+    if (help_shown(vm, opts)) return kOk;
     auto runs = RunFolder::list(vm["workspace"].as<std::string>());
     if (runs.empty()) {
       std::cout << "no runs in " << vm["workspace"].as<std::string>() << "\n";

@@ -20,6 +20,14 @@ inline po::variables_map parse_args(const Args& args, const po::options_descript
   return vm;
 }
 
+// Prints the usage (and `preamble`) when --help was given.
+inline bool help_shown(const po::variables_map& vm, const po::options_description& opts, const char* preamble = nullptr) {
+  if (!vm.count("help")) return false;
+  if (preamble) std::cout << preamble << "\n";
+  std::cout << opts;
+  return true;
+}
+
 inline std::vector<Override> overrides_of(const po::variables_map& vm) {
   std::vector<Override> out;
   if (vm.count("set"))

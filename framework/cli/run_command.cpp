@@ -84,10 +84,7 @@ int run_command(const Args& args) {
   bool detach = false;
   try {
     auto vm = parse_args(args, opts, pos);
-    if (vm.count("help")) {
-      std::cout << opts;
-      return kOk;
-    }
+    if (help_shown(vm, opts)) return kOk;
     if (!vm.count("file")) throw po::error("needs a flow FILE");
     file = vm["file"].as<std::string>();
     detach = vm.count("detach") > 0;
