@@ -307,7 +307,7 @@ DocumentArray json_to_docs(const Json& j, const std::string& field) {
 
 Document json_to_doc(const Json& j) {
   if (!j.is_object()) throw Error(std::string("a document must be a JSON object, found ") + kind(j));
-  Document d;  // a missing id gets a fresh one, as DocArray does
+  Document d{std::string()};
   for (const auto& [k, v] : j.items()) {
     // null means "not set" for every field, as in DocArray's own to_json.
     if (v.is_null()) continue;
@@ -341,6 +341,7 @@ Document json_to_doc(const Json& j) {
       bad(k, "unknown field (known: id, parent_id, granularity, adjacency, text, uri, mime_type, blob, tensor, "
              "embedding, modality, weight, tags, scores, evaluations, chunks, matches)");
   }
+  if (d.id.empty()) d.id = random_id();  // a missing id gets a fresh one, as DocArray does
   return d;
 }
 

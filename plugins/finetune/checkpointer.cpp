@@ -43,8 +43,10 @@ void Checkpointer::on_event(const Event& e) {
     std::shared_lock<std::shared_mutex> lock(clip->mutex);
     clip::save_pretrained(clip->model, fresh.string());
   }
-  if (!params().get_string("vocab").empty())
-    clip::Tokenizer::from_bpe_file(params().get_string("vocab")).save(fresh.string());
+  if (!params().get_string("vocab").empty()) {
+    if (!tokenizer_) tokenizer_ = std::make_unique<clip::Tokenizer>(clip::Tokenizer::from_bpe_file(params().get_string("vocab")));
+    tokenizer_->save(fresh.string());
+  }
   fs::remove_all(old);
   if (fs::exists(dir)) fs::rename(dir, old);
   fs::rename(fresh, dir);

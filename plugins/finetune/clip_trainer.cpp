@@ -66,6 +66,8 @@ void ClipTrainer::open() {
   if ((sched == "linear" || sched == "cosine") && total_steps_ <= 0)
     throw Error("scheduler '" + sched + "' needs the run's length: set total_steps, or use a reader that publishes it");
   clip_->model->train();
+  steps_.open(context().run_dir / "steps.jsonl", std::ios::app);
+  if (!steps_) throw Error("cannot write " + (context().run_dir / "steps.jsonl").string());
   epoch_start_ = std::chrono::steady_clock::now();
   log().info(name(), "CLIPLoss with " + params().get_string("optimizer") + ", lr " + std::to_string(lr) + ", " + sched +
                          " schedule over " + std::to_string(total_steps_) + " steps");
@@ -106,7 +108,7 @@ void ClipTrainer::train(Request& request) {
   std::ostringstream line;
   line << "{\"step\":" << step_ << ",\"loss\":" << value << ",\"lr\":" << optimizer_->param_groups()[0].options().get_lr()
        << ",\"logit_scale\":" << clip_->model->logit_scale.item<double>() << "}";
-  append_jsonl(*this, "steps.jsonl", line.str());
+  steps_ << line.str() << "\n" << std::flush;  // flushed: `flow logs` and plots read it live
   if (step_ % params().get_int("log_every") == 0 && micro_ % params().get_int("accumulation_steps") == 0) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
     std::ostringstream msg;

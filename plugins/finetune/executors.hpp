@@ -1,5 +1,7 @@
 #pragma once
 // The fine-tuning job's executors: what Finetuner did in its cloud, as a flow.
+#include <chrono>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -60,6 +62,7 @@ class ClipTrainer : public Executor {
   std::int64_t epoch_batches_ = 0;
   std::chrono::steady_clock::time_point epoch_start_;
   std::size_t epoch_examples_ = 0;
+  std::ofstream steps_;  // RUN_DIR/steps.jsonl, one line per batch
 };
 
 // Text queries against an index of images, both encoded with the current
@@ -88,6 +91,7 @@ class Checkpointer : public Executor {
 
  private:
   std::optional<double> best_;
+  std::unique_ptr<clip::Tokenizer> tokenizer_;  // loaded once, saved with every artifact
 };
 
 // Ends the run cleanly at the end of an epoch when `monitor` has not improved
