@@ -97,7 +97,7 @@ RunFolder RunFolder::create(const fs::path& workspace, const std::string& name, 
   r.path_ = workspace / name;
   if (fs::exists(r.path_ / "status.json"))
     throw Error("a run named '" + name + "' already exists in " + workspace.string() +
-                " (choose another --name, or --resume it)");
+                " (choose another --name)");
   fs::create_directories(r.path_ / "executors");
   write_file_atomically(r.path_ / "flow.yml", resolved_flow);
   RunStatus s;
