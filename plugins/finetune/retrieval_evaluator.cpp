@@ -48,16 +48,14 @@ void RetrievalEvaluator::open() {
 std::map<std::string, double> RetrievalEvaluator::evaluate(const std::string& stage, int epoch) {
   torch::NoGradGuard no_grad;
   auto encode = [&](docarray::DocumentArray& docs, bool image) {
-    const std::int64_t batch = params().get_int("batch_size");
-    std::shared_lock<std::shared_mutex> lock(clip_->mutex);
-    for (std::size_t start = 0; start < docs.size(); start += static_cast<std::size_t>(batch)) {
-      const std::size_t stop = std::min(docs.size(), start + static_cast<std::size_t>(batch));
-      std::vector<torch::Tensor> xs;
-      for (std::size_t i = start; i < stop; ++i) xs.push_back(docs[i].tensor);
-      torch::Tensor x = torch::stack(xs).to(clip_->device);
-      torch::Tensor e = (image ? clip_->model->encode_image(x) : clip_->model->encode_text(x)).to(torch::kCPU);
-      for (std::size_t i = start; i < stop; ++i) docs[i].embedding = e[static_cast<std::int64_t>(i - start)];
+    std::vector<torch::Tensor> inputs;
+    for (const auto& d : docs) inputs.push_back(d.tensor);
+    torch::Tensor e;
+    {
+      std::shared_lock<std::shared_mutex> lock(clip_->mutex);
+      e = clip::encode_batched(clip_->model, inputs, image, params().get_int("batch_size"), clip_->device).to(torch::kCPU);
     }
+    for (std::size_t i = 0; i < docs.size(); ++i) docs[i].embedding = e[static_cast<std::int64_t>(i)];
   };
   encode(index_, true);
   encode(queries_, false);

@@ -1,5 +1,6 @@
 #include "clip_encoders.hpp"
 
+#include "clip/error.hpp"
 #include "clip/weights.hpp"
 #include "docflow/error.hpp"
 
@@ -44,26 +45,22 @@ void ClipEncoder::encode(Request& request) {
   for (docarray::Document* d : request.docs.traverse_flat(params().get_string("traversal_path")))
     if ((modality.empty() || d->modality == modality) && d->tensor.defined()) docs.push_back(d);
   if (docs.empty()) return;
-  const auto batch = static_cast<std::size_t>(params().get_int("batch_size"));
-  const bool normalize = params().get_bool("normalize");
+  std::vector<torch::Tensor> inputs;
+  for (const docarray::Document* d : docs) inputs.push_back(d->tensor);
   std::optional<torch::NoGradGuard> no_grad;
   if (!training_) no_grad.emplace();
-  std::shared_lock<std::shared_mutex> lock(clip_->mutex);
-  for (std::size_t start = 0; start < docs.size(); start += batch) {
-    const std::size_t stop = std::min(docs.size(), start + batch);
-    std::vector<torch::Tensor> inputs;
-    for (std::size_t i = start; i < stop; ++i) inputs.push_back(docs[i]->tensor);
-    torch::Tensor x;
+  torch::Tensor e;
+  {
+    std::shared_lock<std::shared_mutex> lock(clip_->mutex);
     try {
-      x = torch::stack(inputs).to(clip_->device);
-    } catch (const std::exception& e) {
-      throw Error("documents' tensors cannot be batched (different shapes?): " + std::string(e.what()).substr(0, 200));
+      e = clip::encode_batched(clip_->model, inputs, tower_ == Tower::Image, params().get_int("batch_size"), clip_->device);
+    } catch (const clip::Error& err) {
+      throw Error(std::string("documents' ") + err.what());
     }
-    torch::Tensor e = tower_ == Tower::Image ? clip_->model->encode_image(x.to(torch::kFloat)) : clip_->model->encode_text(x.to(torch::kLong));
-    if (normalize) e = e / e.norm(2, -1, true);
-    if (!training_) e = e.to(torch::kCPU);
-    for (std::size_t i = start; i < stop; ++i) docs[i]->embedding = e[static_cast<std::int64_t>(i - start)];
   }
+  if (params().get_bool("normalize")) e = e / e.norm(2, -1, true);
+  if (!training_) e = e.to(torch::kCPU);
+  for (std::size_t i = 0; i < docs.size(); ++i) docs[i]->embedding = e[static_cast<std::int64_t>(i)];
 }
 
 }  // namespace docflow::clip_plugin

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "clip/error.hpp"
+
 namespace clip {
 
 namespace nn = torch::nn;
@@ -129,6 +131,23 @@ torch::Tensor ClipModelImpl::encode_text(const torch::Tensor& ids) { return text
 torch::Tensor ClipModelImpl::logits_per_image(const torch::Tensor& image, const torch::Tensor& text) {
   auto norm = [](const torch::Tensor& t) { return t / t.norm(2, -1, true); };
   return logit_scale.exp() * torch::matmul(norm(image), norm(text).t());
+}
+
+torch::Tensor encode_batched(ClipModel& model, const std::vector<torch::Tensor>& inputs, bool images,
+                             std::int64_t batch_size, const torch::Device& device) {
+  std::vector<torch::Tensor> outputs;
+  const auto n = static_cast<std::int64_t>(inputs.size());
+  for (std::int64_t start = 0; start < n; start += batch_size) {
+    const std::int64_t stop = std::min(n, start + batch_size);
+    torch::Tensor x;
+    try {
+      x = torch::stack(std::vector<torch::Tensor>(inputs.begin() + start, inputs.begin() + stop)).to(device);
+    } catch (const std::exception& e) {
+      throw Error("tensors cannot be batched (different shapes?): " + std::string(e.what()).substr(0, 200));
+    }
+    outputs.push_back(images ? model->encode_image(x.to(torch::kFloat)) : model->encode_text(x.to(torch::kLong)));
+  }
+  return outputs.size() == 1 ? outputs.front() : torch::cat(outputs);
 }
 
 }  // namespace clip

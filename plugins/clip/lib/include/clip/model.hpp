@@ -97,4 +97,11 @@ struct ClipModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(ClipModel);
 
+// Runs one tower over `inputs` (image tensors [3, S, S], or token ids [L]) in
+// batches of at most `batch_size` on `device`, and returns the projected
+// features [N, projection] on that device (with their autograd graph when
+// grad mode is on). Throws clip::Error when the inputs cannot be stacked.
+torch::Tensor encode_batched(ClipModel& model, const std::vector<torch::Tensor>& inputs, bool images,
+                             std::int64_t batch_size, const torch::Device& device);
+
 }  // namespace clip
