@@ -1,4 +1,5 @@
 #include "clip_encoders.hpp"
+#include "selection.hpp"
 
 #include "clip/error.hpp"
 #include "clip/weights.hpp"
@@ -40,10 +41,9 @@ void ClipEncoder::open() {
 }
 
 void ClipEncoder::encode(Request& request) {
-  const std::string& modality = params().get_string("modality");
   std::vector<docarray::Document*> docs;
-  for (docarray::Document* d : request.docs.traverse_flat(params().get_string("traversal_path")))
-    if ((modality.empty() || d->modality == modality) && d->tensor.defined()) docs.push_back(d);
+  for (docarray::Document* d : selected_documents(request, params()))
+    if (d->tensor.defined()) docs.push_back(d);
   if (docs.empty()) return;
   std::vector<torch::Tensor> inputs;
   for (const docarray::Document* d : docs) inputs.push_back(d->tensor);

@@ -1,4 +1,5 @@
 #include "clip_preprocessors.hpp"
+#include "selection.hpp"
 
 #include <filesystem>
 
@@ -14,14 +15,6 @@ bool contains_any(const docarray::Document& d, const std::set<std::string>& ids)
   for (const auto& c : d.chunks)
     if (contains_any(c, ids)) return true;
   return false;
-}
-
-std::vector<docarray::Document*> selected(Request& r, const Params& p) {
-  const std::string& modality = p.get_string("modality");
-  std::vector<docarray::Document*> out;
-  for (docarray::Document* d : r.docs.traverse_flat(p.get_string("traversal_path")))
-    if (modality.empty() || d->modality == modality) out.push_back(d);
-  return out;
 }
 
 }  // namespace
@@ -45,7 +38,7 @@ void ClipImagePreprocessor::preprocess(Request& request) {
   const bool training = params().get_string("mode") == "training";
   const bool skip = params().get_string("on_error") == "skip";
   std::set<std::string> failed;
-  for (docarray::Document* d : selected(request, params())) {
+  for (docarray::Document* d : selected_documents(request, params())) {
     if (d->tensor.defined() && d->blob.empty() && d->uri.empty()) continue;  // already a tensor
     try {
       clip::Image image;
@@ -87,7 +80,7 @@ void ClipTokenizer::open() {
 void ClipTokenizer::tokenize(Request& request) {
   const auto context = static_cast<std::size_t>(params().get_int("context_length"));
   const bool truncate = params().get_bool("truncate");
-  for (docarray::Document* d : selected(request, params())) {
+  for (docarray::Document* d : selected_documents(request, params())) {
     try {
       auto ids = tokenizer_->tokenize(d->text, context, truncate);
       d->tensor = torch::tensor(ids, torch::kLong);
