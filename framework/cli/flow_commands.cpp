@@ -182,7 +182,7 @@ int logs_command(const Args& args) {
       std::cout.flush();
       if (!vm.count("follow")) break;
       std::string state = run.status().state;
-      if (state == "FINISHED" || state == "FAILED") {
+      if (state == "FINISHED" || state == "FAILED" || state == "DIED") {
         log.clear();
         while (std::getline(log, line)) std::cout << line << "\n";
         break;

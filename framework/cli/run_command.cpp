@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "docflow/flow.hpp"
@@ -67,13 +69,42 @@ class SignalWatcher {
   std::thread thread_;
 };
 
+// The newest training checkpoint of a run that did not finish, with the
+// same flow (the state only makes sense for the executors that saved it).
+Checkpoint checkpoint_to_resume(const RunFolder& run, const FlowConfig& config) {
+  const RunStatus status = run.status();
+  const std::string name = run.path().filename().string();
+  if (status.state == "FINISHED") throw Error("run '" + name + "' has finished; there is nothing to resume");
+  if (status.state == "STARTED" || status.state == "CREATED")
+    throw Error("run '" + name + "' is still going (pid " + std::to_string(status.pid) + "); stop it before resuming");
+  std::ifstream saved(run.flow_file());
+  std::stringstream was;
+  was << saved.rdbuf();
+  const std::string now = to_yaml(config);
+  if (was.str() != now) {
+    std::istringstream a(was.str()), b(now);
+    std::string la, lb;
+    int line = 1;
+    while (std::getline(a, la) && std::getline(b, lb) && la == lb) ++line;
+    throw Error("the flow differs from the one run '" + name + "' started with (" + run.flow_file().string() + " line " +
+                std::to_string(line) + ": '" + la + "', now '" + lb + "'); resume with the same flow file and --set values");
+  }
+  CheckpointStore store(run.checkpoints_dir(), std::max(1, config.checkpoints));
+  std::optional<Checkpoint> latest = store.latest();
+  if (!latest)
+    throw Error("run '" + name + "' has no training checkpoint yet (" + run.checkpoints_dir().string() +
+                "): the flow takes one after each epoch when it sets `checkpoints: N`; start it again instead");
+  return *latest;
+}
+
 }  // namespace
 
 int run_command(const Args& args) {
   po::options_description opts("flow run FILE [options]");
   opts.add_options()("help,h", "this help")("name", po::value<std::string>(), "the run's name (default FLOW-DATE-TIME)")(
       "set", po::value<std::vector<std::string>>(), "override: executors.NAME.with.KEY=VALUE, NAME.KEY=VALUE, with.KEY=VALUE")(
-      "detach", "return at once and leave the run going")("file", po::value<std::string>(), "flow file");
+      "detach", "return at once and leave the run going")(
+      "resume", po::value<std::string>(), "continue the run NAME from its last training checkpoint")("file", po::value<std::string>(), "flow file");
   po::positional_options_description pos;
   pos.add("file", 1);
 
@@ -81,7 +112,7 @@ int run_command(const Args& args) {
   FlowConfig config;
   std::unique_ptr<Flow> flow;
   std::unique_ptr<RunFolder> run;
-  bool detach = false;
+  bool detach = false, resumed = false;
   try {
     auto vm = parse_args(args, opts, pos);
     if (help_shown(vm, opts)) return kOk;
@@ -90,8 +121,16 @@ int run_command(const Args& args) {
     detach = vm.count("detach") > 0;
     flow = std::make_unique<Flow>(Flow::load(file, overrides_of(vm)));
     config = flow->config();
-    std::string name = vm.count("name") ? vm["name"].as<std::string>() : default_run_name(config.name);
-    run = std::make_unique<RunFolder>(RunFolder::create(config.workspace, name, file, to_yaml(config)));
+    if (vm.count("resume")) {
+      resumed = true;
+      if (vm.count("name")) throw po::error("--resume NAME names the run already; drop --name");
+      run = std::make_unique<RunFolder>(RunFolder::open(config.workspace, vm["resume"].as<std::string>()));
+      flow->resume_from(checkpoint_to_resume(*run, config));
+    } else {
+      std::string name = vm.count("name") ? vm["name"].as<std::string>() : default_run_name(config.name);
+      run = std::make_unique<RunFolder>(RunFolder::create(config.workspace, name, file, to_yaml(config)));
+    }
+    flow->enable_checkpoints(run->checkpoints_dir());
   } catch (const po::error& e) {
     std::cerr << "flow run: " << e.what() << " (see flow run --help)\n";
     return kBadInput;
@@ -129,6 +168,7 @@ int run_command(const Args& args) {
   try {
     logger.info("flow", "run " + run_name + " of " + file + " in " + run->path().string());
     run->set_state("STARTED");
+    if (resumed) logger.info("flow", "resuming run " + run_name);
     flow->open(run->executors_dir(), &logger);
     RunStats stats;
     try {

@@ -29,4 +29,13 @@ Logger& Executor::log() const {
   return context_.logger ? *context_.logger : fallback;
 }
 
+void Source::save_state(const std::filesystem::path&) {
+  throw Error("source '" + name() + "' cannot be checkpointed: it does not save its position (save_state/load_state); "
+              "set the flow's `checkpoints: 0`");
+}
+
+void Source::load_state(const std::filesystem::path& dir) {
+  throw Error("source '" + name() + "' cannot continue from " + dir.string() + ": it does not save its position");
+}
+
 }  // namespace docflow

@@ -101,6 +101,65 @@ struct Flow::Impl {
   std::function<void(const Request&)> on_output;
   RunStats stats;
 
+  // Training checkpoints.
+  std::filesystem::path run_dir;
+  std::unique_ptr<CheckpointStore> checkpoints;
+  std::optional<Checkpoint> resume;
+
+  std::filesystem::path state_dir(const std::filesystem::path& root, const Node& node, std::size_t replica) const {
+    std::filesystem::path d = root / "executors" / node.name;
+    return node.replicas.size() > 1 ? d / ("replica-" + std::to_string(replica)) : d;
+  }
+
+  // The run folder's append-only logs (metrics.jsonl, steps.jsonl, ...):
+  // their sizes go into a checkpoint so that a resume cuts them back.
+  std::map<std::string, std::uintmax_t> run_file_sizes() const {
+    std::map<std::string, std::uintmax_t> sizes;
+    if (run_dir.empty() || !std::filesystem::is_directory(run_dir)) return sizes;
+    for (const auto& e : std::filesystem::directory_iterator(run_dir))
+      if (e.is_regular_file() && e.path().extension() == ".jsonl") sizes[e.path().filename().string()] = e.file_size();
+    return sizes;
+  }
+
+  // At an epoch barrier: nothing is in flight, every executor is idle.
+  void snapshot(int epoch) {
+    const std::filesystem::path dir = checkpoints->begin(epoch);
+    for (auto& [node, r] : opened) {
+      const std::filesystem::path d = state_dir(dir, *node, r);
+      try {
+        std::filesystem::create_directories(d);
+        node->replicas[r]->save_state(d);
+      } catch (const std::exception& e) {
+        throw ExecutorError(node->name, "", std::string("saving its state for the training checkpoint failed: ") + e.what());
+      }
+    }
+    Checkpoint c = checkpoints->commit(epoch, run_file_sizes());
+    logger->info("flow", "training checkpoint after epoch " + std::to_string(epoch + 1) + ": " + c.path.string());
+  }
+
+  // After every executor opened: the logs first, then each executor's state.
+  void restore() {
+    if (!run_dir.empty()) {
+      for (const auto& [file, size] : resume->run_files) {
+        const std::filesystem::path p = run_dir / file;
+        if (std::filesystem::exists(p) && std::filesystem::file_size(p) > size) std::filesystem::resize_file(p, size);
+      }
+      for (const auto& e : std::filesystem::directory_iterator(run_dir))
+        if (e.is_regular_file() && e.path().extension() == ".jsonl" && !resume->run_files.count(e.path().filename().string()))
+          std::filesystem::resize_file(e.path(), 0);  // born after the checkpoint
+    }
+    for (auto& [node, r] : opened) {
+      const std::filesystem::path d = state_dir(resume->path, *node, r);
+      try {
+        node->replicas[r]->load_state(d);
+      } catch (const std::exception& e) {
+        throw ExecutorError(node->name, "", "cannot resume from " + resume->path.string() + ": " + e.what());
+      }
+    }
+    logger->info("flow", "resumed from the training checkpoint after epoch " + std::to_string(resume->epoch + 1) + " (" +
+                             resume->path.string() + ")");
+  }
+
   void load_plugins() {
     if (plugins_loaded) return;
     std::vector<std::string> explicit_files;
@@ -439,6 +498,8 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
   im.end_requested = false;
   im.stopping = im.stream_ended = false;
   im.stats = {};
+  // Logs roll back on resume only inside a run folder the caller gave.
+  im.run_dir = workspace.empty() ? std::filesystem::path() : root.parent_path();
 
   for (std::size_t v : g.order()) {
     if (v == 0) continue;
@@ -458,6 +519,7 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
       ctx.registry = &im.shared;
       ctx.logger = im.logger;
       ctx.end_stream = [&im] { im.end_requested = true; };
+      ctx.resuming = im.resume.has_value();
       try {
         ctx.params = Params(check_params(info.schema, cfg.with, cfg.name));
         std::filesystem::create_directories(ctx.workspace);
@@ -480,6 +542,28 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
   }
   // The gateway and the output have no executor.
   im.open = true;
+  if (im.resume) {
+    try {
+      im.restore();
+    } catch (const std::exception&) {
+      try {
+        close();
+      } catch (const std::exception& ce) {
+        im.logger->error("flow", std::string("while closing after a failed resume: ") + ce.what());
+      }
+      throw;
+    }
+  }
+}
+
+void Flow::enable_checkpoints(const std::filesystem::path& dir) {
+  if (impl_->open) throw Error("enable_checkpoints() after open()");
+  if (impl_->config.checkpoints > 0) impl_->checkpoints = std::make_unique<CheckpointStore>(dir, impl_->config.checkpoints);
+}
+
+void Flow::resume_from(const Checkpoint& checkpoint) {
+  if (impl_->open) throw Error("resume_from() after open()");
+  impl_->resume = checkpoint;
 }
 
 docarray::DocumentArray Flow::post(const std::string& endpoint, docarray::DocumentArray docs,
@@ -581,10 +665,16 @@ RunStats Flow::run(std::function<void(const Request&)> on_output) {
         // An epoch ends everywhere before the next begins: an executor may
         // end the stream there (early stopping), and evaluation sees the
         // epoch's model, not one a batch further.
-        std::unique_lock<std::mutex> lock(im.mu);
-        im.cv.wait(lock, [&] { return im.failure || im.stopping || im.stats.epochs >= epochs_sent; });
+        {
+          std::unique_lock<std::mutex> lock(im.mu);
+          im.cv.wait(lock, [&] { return im.failure || im.stopping || im.stats.epochs >= epochs_sent; });
+          if (im.failure || im.stopping) continue;  // wait_for_room() ends the loop
+        }
+        if (im.checkpoints) im.snapshot(item->epoch);
       }
     }
+  } catch (const ExecutorError&) {
+    im.fail(std::current_exception());  // a checkpoint that failed names its executor
   } catch (const std::exception& e) {
     im.fail(std::make_exception_ptr(ExecutorError(source_node->name, endpoint, e.what())));
   }

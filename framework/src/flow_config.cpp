@@ -174,11 +174,12 @@ struct Parser {
     if (string(root["jtype"], "jtype") != "Flow") fail(root["jtype"], "`jtype` must be Flow, found " + root["jtype"].Scalar());
     if (const YAML::Node with = root["with"]) {
       if (!with.IsMap()) fail(with, "the flow's `with` expects a map");
-      check_keys(with, {"name", "workspace", "prefetch", "plugins", "threads"}, "the flow's `with`");
+      check_keys(with, {"name", "workspace", "prefetch", "plugins", "threads", "checkpoints"}, "the flow's `with`");
       if (with["name"]) f.name = string(with["name"], "name");
       if (with["workspace"]) f.workspace = string(with["workspace"], "workspace");
       if (with["prefetch"]) f.prefetch = integer(with["prefetch"], "prefetch", 1);
       if (with["threads"]) f.threads = integer(with["threads"], "threads", 0);
+      if (with["checkpoints"]) f.checkpoints = integer(with["checkpoints"], "checkpoints", 0);
       if (const YAML::Node p = with["plugins"]) {
         f.plugins_where = at(p);
         if (p.IsScalar()) f.plugins.push_back(string(p, "plugins"));
@@ -224,7 +225,10 @@ void apply_override(FlowConfig& f, const Override& o) {
     else if (key == "workspace") f.workspace = value.is_string() ? value.as_string() : value.dump();
     else if (key == "prefetch") f.prefetch = need_int();
     else if (key == "threads") f.threads = need_int();
-    else throw ConfigError(where, "unknown flow setting '" + key + "' (known: name, workspace, prefetch, threads)");
+    else if (key == "checkpoints") {
+      if (!value.is_int() || value.as_int() < 0) throw ConfigError(where, "'checkpoints' expects an integer >= 0");
+      f.checkpoints = static_cast<int>(value.as_int());
+    } else throw ConfigError(where, "unknown flow setting '" + key + "' (known: name, workspace, prefetch, threads, checkpoints)");
     return;
   }
   std::string executor, key;
@@ -353,6 +357,7 @@ std::string to_yaml(const FlowConfig& f) {
   out << YAML::Key << "workspace" << YAML::Value << f.workspace;
   out << YAML::Key << "prefetch" << YAML::Value << f.prefetch;
   if (f.threads) out << YAML::Key << "threads" << YAML::Value << f.threads;
+  if (f.checkpoints) out << YAML::Key << "checkpoints" << YAML::Value << f.checkpoints;
   if (!f.plugins.empty()) out << YAML::Key << "plugins" << YAML::Value << f.plugins;
   out << YAML::EndMap;
   out << YAML::Key << "executors" << YAML::Value << YAML::BeginSeq;

@@ -1,6 +1,7 @@
 #include "docflow/run.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -130,7 +131,19 @@ std::vector<RunStatus> RunFolder::list(const fs::path& workspace) {
   return out;
 }
 
-RunStatus RunFolder::status() const { return read_status(path_); }
+RunStatus RunFolder::status() const {
+  RunStatus s = read_status(path_);
+  // A run whose process is gone without writing FINISHED or FAILED died
+  // (kill -9, power loss): say so, and how to continue it.
+  if ((s.state == "STARTED" || s.state == "CREATED") && s.pid > 0 && ::kill(static_cast<pid_t>(s.pid), 0) != 0 &&
+      errno == ESRCH) {
+    s.state = "DIED";
+    s.details = "its process (pid " + std::to_string(s.pid) + ") ended without finishing";
+    if (fs::exists(path_ / "checkpoints" / "LATEST"))
+      s.details += "; continue it with: flow run " + s.flow_file + " --resume " + s.name;
+  }
+  return s;
+}
 
 void RunFolder::set_state(const std::string& state, const std::string& details) {
   RunStatus s = status();

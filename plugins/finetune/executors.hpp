@@ -33,6 +33,8 @@ class FashionMnistReader : public Source {
   void open() override;
   std::optional<Item> next() override;
   std::string endpoint() const override { return params().get_string("endpoint"); }
+  void save_state(const std::filesystem::path& dir) override;
+  void load_state(const std::filesystem::path& dir) override;
 
  private:
   void start_epoch();
@@ -41,6 +43,7 @@ class FashionMnistReader : public Source {
   std::vector<std::int64_t> order_;
   std::int64_t count_ = 0, epoch_ = 0;
   std::size_t position_ = 0;
+  bool epoch_started_ = false;  // the shuffle happens at the first batch: the state at a boundary is (epoch, rng)
 };
 
 // CLIPLoss on the embeddings the training-mode encoders attached (image and
@@ -50,6 +53,8 @@ class ClipTrainer : public Executor {
   explicit ClipTrainer(ExecutorContext c);
   void open() override;
   void on_event(const Event& e) override;
+  void save_state(const std::filesystem::path& dir) override;
+  void load_state(const std::filesystem::path& dir) override;
 
  private:
   void train(Request& r);
@@ -72,6 +77,8 @@ class RetrievalEvaluator : public Executor {
   explicit RetrievalEvaluator(ExecutorContext c);
   void open() override;
   void on_event(const Event& e) override;
+  void save_state(const std::filesystem::path& dir) override;
+  void load_state(const std::filesystem::path& dir) override;
 
  private:
   std::map<std::string, double> evaluate(const std::string& stage, int epoch);
@@ -88,6 +95,8 @@ class Checkpointer : public Executor {
  public:
   explicit Checkpointer(ExecutorContext c);
   void on_event(const Event& e) override;
+  void save_state(const std::filesystem::path& dir) override;
+  void load_state(const std::filesystem::path& dir) override;
 
  private:
   std::optional<double> best_;
@@ -100,6 +109,8 @@ class EarlyStopping : public Executor {
  public:
   explicit EarlyStopping(ExecutorContext c);
   void on_event(const Event& e) override;
+  void save_state(const std::filesystem::path& dir) override;
+  void load_state(const std::filesystem::path& dir) override;
 
  private:
   std::optional<double> best_;

@@ -13,7 +13,6 @@ FashionMnistReader::FashionMnistReader(ExecutorContext c)
     log().info(name(), "Fashion-MNIST " + params().get_string("split") + ": " + std::to_string(count_) + " of " +
                            std::to_string(data_.count) + " examples, batch " + std::to_string(params().get_int("batch_size")) +
                            ", " + std::to_string(params().get_int("epochs")) + " epoch(s)");
-    start_epoch();
     // The trainer's schedulers need the run's length.
     const auto batch = params().get_int("batch_size");
     registry().publish("training_plan", std::make_shared<std::int64_t>((count_ + batch - 1) / batch * params().get_int("epochs")));
@@ -21,12 +20,13 @@ FashionMnistReader::FashionMnistReader(ExecutorContext c)
 
   std::optional<Source::Item> FashionMnistReader::next() {
     if (epoch_ >= params().get_int("epochs")) return std::nullopt;
+    if (!epoch_started_) start_epoch();
     Item item;
     item.epoch = static_cast<int>(epoch_);
     if (position_ >= order_.size()) {
       item.kind = Item::Kind::EndOfEpoch;
       ++epoch_;
-      start_epoch();
+      epoch_started_ = false;
       return item;
     }
     const auto batch = static_cast<std::size_t>(params().get_int("batch_size"));
@@ -55,6 +55,7 @@ FashionMnistReader::FashionMnistReader(ExecutorContext c)
     for (std::int64_t i = 0; i < count_; ++i) order_[static_cast<std::size_t>(i)] = i;
     if (params().get_bool("shuffle")) std::shuffle(order_.begin(), order_.end(), rng_);
     position_ = 0;
+    epoch_started_ = true;
   }
 
 }  // namespace docflow::finetune

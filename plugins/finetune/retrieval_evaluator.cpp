@@ -42,7 +42,7 @@ void RetrievalEvaluator::open() {
     }
   log().info(name(), std::to_string(queries_.size()) + " held-out queries against " + std::to_string(index_.size()) +
                          " test images, k = " + std::to_string(params().get_int("k")));
-  evaluate("before", -1);
+  if (!Executor::context().resuming) evaluate("before", -1);  // a resumed run has it in its state
 }
 
 std::map<std::string, double> RetrievalEvaluator::evaluate(const std::string& stage, int epoch) {

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "../support/run_command.hpp"
 #include "../support/temp_dir.hpp"
@@ -78,6 +79,51 @@ BOOST_AUTO_TEST_CASE(the_same_seed_and_data_give_the_same_losses) {
   std::vector<double> a = losses("first"), b = losses("second");
   BOOST_TEST(a.size() == 5u);
   BOOST_TEST(a == b, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_run_killed_at_a_random_step_and_resumed_ends_as_an_uninterrupted_one) {
+  TempDir dir;
+  const std::string vocab = std::string(DOCFLOW_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz";
+  const std::string flow = std::string(PROJECT_SOURCE_DIR) + "/flows/clip-fashion.yml";
+  const std::string settings = " --set with.workspace=runs --set reader.limit=640 --set reader.epochs=3 "
+                               "--set evaluator.limit=100 --set tokenize.vocab=" + vocab +
+                               " --set evaluator.vocab=" + vocab + " --set checkpointer.vocab=" + vocab;
+  const std::string cd = "cd " + dir.path().string() + " && ";
+  auto lines = [&](const std::string& run, const std::string& file) {
+    std::vector<std::string> out;
+    std::ifstream in(dir.path() / "runs" / run / file);
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    return out;
+  };
+  auto r = run_command(cd + DOCFLOW_FLOW_EXE + " run " + flow + " --name whole" + settings);
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+
+  // 5 steps per epoch; the first checkpoint follows step 5. Kill -9 after a
+  // random step of epochs 2 and 3, plus up to 100 ms, so that some kills land
+  // in a step, in an evaluation or in a checkpoint's writing.
+  std::mt19937 rng(std::random_device{}());
+  const int kill_after = std::uniform_int_distribution<int>(7, 14)(rng);
+  const int extra_ms = std::uniform_int_distribution<int>(0, 100)(rng);
+  BOOST_TEST_MESSAGE("kill -9 after step " << kill_after << " + " << extra_ms << " ms");
+  // `cd DIR;` on its own: `cd DIR && A & B` would put the cd in A's background subshell.
+  r = run_command("cd " + dir.path().string() + "; " + DOCFLOW_FLOW_EXE + " run " + flow + " --name killed" + settings +
+                  " >/dev/null 2>&1 & pid=$!; while [ \"$(cat runs/killed/steps.jsonl 2>/dev/null | wc -l)\" -lt " +
+                  std::to_string(kill_after) + " ]; do sleep 0.02; done; sleep " + std::to_string(extra_ms / 1000.0) +
+                  "; kill -9 $pid; wait $pid; " + DOCFLOW_FLOW_EXE + " status killed -w runs");
+  BOOST_TEST_MESSAGE(r.output);
+  if (r.output.find("state:    FINISHED") != std::string::npos) return;  // the kill came after the end: nothing to resume
+  BOOST_REQUIRE_MESSAGE(r.output.find("state:    DIED") != std::string::npos, r.output);
+  BOOST_TEST(r.output.find("--resume killed") != std::string::npos, r.output);
+
+  r = run_command(cd + DOCFLOW_FLOW_EXE + " run " + flow + " --resume killed" + settings);
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  // Every step (loss, learning rate, logit scale) and every evaluation, exactly.
+  const auto whole_steps = lines("whole", "steps.jsonl"), resumed_steps = lines("killed", "steps.jsonl");
+  BOOST_TEST(whole_steps.size() == 15u);
+  BOOST_TEST(whole_steps == resumed_steps, boost::test_tools::per_element());
+  const auto whole_metrics = lines("whole", "metrics.jsonl"), resumed_metrics = lines("killed", "metrics.jsonl");
+  BOOST_TEST(whole_metrics == resumed_metrics, boost::test_tools::per_element());
+  BOOST_TEST(std::filesystem::exists(dir.path() / "runs" / "killed" / "artifact" / "model.safetensors"));
 }
 
 BOOST_AUTO_TEST_CASE(early_stopping_ends_the_run_cleanly_after_an_epoch) {

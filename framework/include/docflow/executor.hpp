@@ -44,6 +44,10 @@ struct ExecutorContext {
   Params params;                 // `with:` checked against the schema, with defaults
   SharedRegistry* registry = nullptr;
   Logger* logger = nullptr;
+  // True when the run continues from a training checkpoint (`flow run
+  // --resume`): load_state() follows open(), so open() may skip what the
+  // state replaces (an evaluation before training, say).
+  bool resuming = false;
   // Ends a batch run cleanly: the source is not asked for more, the events
   // still reach every executor, and the run finishes (EarlyStopping uses it).
   std::function<void()> end_stream;
@@ -61,6 +65,14 @@ class Executor {
   virtual void open() {}
   virtual void close() {}
   virtual void on_event(const Event&) {}
+
+  // Training checkpoints (see checkpoint.hpp). save_state() writes what the
+  // executor needs to continue after a crash into `dir`, its own empty
+  // folder; the runtime calls it at an epoch barrier, with no request in
+  // flight. load_state() reads it back after open(). A stateless executor
+  // keeps the defaults.
+  virtual void save_state(const std::filesystem::path& /*dir*/) {}
+  virtual void load_state(const std::filesystem::path& /*dir*/) {}
 
   // Runs the handler bound to request.endpoint, or the default one; a
   // request no handler is bound for passes through untouched.
@@ -97,6 +109,10 @@ class Source : public Executor {
   virtual std::optional<Item> next() = 0;
   // The endpoint the source's requests are posted to.
   virtual std::string endpoint() const { return "/index"; }
+  // A source's position is always state: one that cannot save it cannot be
+  // checkpointed, and says so (rather than restarting from the beginning).
+  void save_state(const std::filesystem::path& dir) override;
+  void load_state(const std::filesystem::path& dir) override;
 };
 
 }  // namespace docflow

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "docflow/checkpoint.hpp"
 #include "docflow/executor.hpp"
 #include "docflow/flow_config.hpp"
 #include "docflow/flow_graph.hpp"
@@ -63,6 +64,13 @@ class Flow {
   // shared resources open first) and opens it; on failure closes those
   // already opened and throws. Each executor gets `workspace/NAME`.
   void open(const std::filesystem::path& workspace = {}, Logger* logger = nullptr);
+  // Training checkpoints: with the flow's `checkpoints: N` > 0, run() saves
+  // every executor's state in `dir` at each epoch barrier (before open()).
+  void enable_checkpoints(const std::filesystem::path& dir);
+  // Continues from `checkpoint` (before open()): executors open with
+  // `resuming` set, then load their state; the run folder's *.jsonl logs are
+  // cut back to their sizes at the checkpoint.
+  void resume_from(const Checkpoint& checkpoint);
   bool is_open() const;
 
   // Jina's post(): sends documents to `endpoint`, returns what leaves the

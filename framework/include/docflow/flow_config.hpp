@@ -4,7 +4,7 @@
 // and what was found; an unknown key suggests the closest known one.
 //
 //   jtype: Flow
-//   with: {name: demo, workspace: runs, prefetch: 8, plugins: [./plugins]}
+//   with: {name: demo, workspace: runs, prefetch: 8, plugins: [./plugins], checkpoints: 1}
 //   executors:
 //     - name: reader
 //       uses: DocumentReader
@@ -47,6 +47,9 @@ struct FlowConfig {
   std::string workspace = "runs";
   int prefetch = 8;
   int threads = 0;  // 0: one per core
+  // Training checkpoints kept: the flow's state after each of the last N
+  // epochs, for `flow run --resume` (0: none). See checkpoint.hpp.
+  int checkpoints = 0;
   std::vector<std::string> plugins;
   std::vector<ExecutorConfig> executors;
   Location where, plugins_where;

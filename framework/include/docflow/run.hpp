@@ -12,7 +12,7 @@ namespace docflow {
 
 struct RunStatus {
   std::string name;
-  std::string state;    // CREATED, STARTED, FINISHED, FAILED
+  std::string state;    // CREATED, STARTED, FINISHED, FAILED; DIED when its process is gone
   std::string details;  // the failure, or a summary
   std::string flow_file;
   std::string created_at, started_at, finished_at;  // ISO 8601 UTC
@@ -32,6 +32,8 @@ class RunFolder {
   const std::filesystem::path& path() const { return path_; }
   std::filesystem::path log_file() const { return path_ / "run.log"; }
   std::filesystem::path executors_dir() const { return path_ / "executors"; }
+  std::filesystem::path checkpoints_dir() const { return path_ / "checkpoints"; }
+  std::filesystem::path flow_file() const { return path_ / "flow.yml"; }  // the resolved flow
 
   RunStatus status() const;
   void set_state(const std::string& state, const std::string& details = "");

@@ -51,6 +51,13 @@ class Counter : public docflow::Source {
     return item;
   }
   std::string endpoint() const override { return params().get_string("endpoint"); }
+  // Checkpoints are taken at epoch boundaries: the position is the epoch.
+  void save_state(const std::filesystem::path& dir) override { std::ofstream(dir / "epoch") << epoch_; }
+  void load_state(const std::filesystem::path& dir) override {
+    std::ifstream in(dir / "epoch");
+    if (!(in >> epoch_)) throw docflow::Error("no epoch in " + (dir / "epoch").string());
+    i_ = 0;
+  }
 
  private:
   std::int64_t i_ = 0, epoch_ = 0;
