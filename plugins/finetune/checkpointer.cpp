@@ -44,7 +44,7 @@ void Checkpointer::on_event(const Event& e) {
     clip::save_pretrained(clip->model, fresh.string());
   }
   if (!params().get_string("vocab").empty()) {
-    if (!tokenizer_) tokenizer_ = std::make_unique<clip::Tokenizer>(clip::Tokenizer::from_bpe_file(params().get_string("vocab")));
+    if (!tokenizer_) tokenizer_ = std::make_unique<clip::Tokenizer>(clip::Tokenizer::load(params().get_string("vocab")));
     tokenizer_->save(fresh.string());
   }
   fs::remove_all(old);

@@ -1,7 +1,9 @@
 #pragma once
 // The fine-tuning job's executors: what Finetuner did in its cloud, as a flow.
 #include <chrono>
+#include <deque>
 #include <fstream>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -10,7 +12,9 @@
 #include "clip/shared_model.hpp"
 #include "clip/tokenizer.hpp"
 #include "docflow/executor.hpp"
+#include "evaluation_set.hpp"
 #include "fashion_mnist.hpp"
+#include "pairs.hpp"
 
 namespace docflow::finetune {
 
@@ -44,6 +48,34 @@ class FashionMnistReader : public Source {
   std::int64_t count_ = 0, epoch_ = 0;
   std::size_t position_ = 0;
   bool epoch_started_ = false;  // the shuffle happens at the first batch: the state at a boundary is (epoch, rng)
+};
+
+// The source for a user's data: image-caption pairs from a CSV/TSV, JSON
+// Lines documents or a folder (see pairs.hpp), shuffled per epoch with a
+// seed. Images are decoded and preprocessed `read_ahead` batches ahead on
+// worker threads, so that the trainer does not wait for them.
+class PairReader : public Source {
+ public:
+  explicit PairReader(ExecutorContext c);
+  void open() override;
+  void close() override;
+  std::optional<Item> next() override;
+  std::string endpoint() const override { return params().get_string("endpoint"); }
+  void save_state(const std::filesystem::path& dir) override;
+  void load_state(const std::filesystem::path& dir) override;
+
+ private:
+  void start_epoch();
+  void launch_batches();
+  docarray::DocumentArray make_batch(std::vector<std::size_t> records) const;
+  std::vector<PairRecord> records_;
+  std::mt19937_64 rng_;
+  std::vector<std::size_t> order_;
+  std::size_t launched_ = 0;  // the position in order_ of the next batch to start decoding
+  std::deque<std::future<docarray::DocumentArray>> ahead_;
+  std::int64_t epoch_ = 0;
+  bool epoch_started_ = false;
+  mutable std::atomic<std::int64_t> skipped_{0};
 };
 
 // CLIPLoss on the embeddings the training-mode encoders attached (image and
@@ -85,8 +117,11 @@ class RetrievalEvaluator : public Executor {
   void write_report();
   void write_html_report(const std::map<std::string, double>& before, const std::map<std::string, double>& after);
   std::shared_ptr<clip::SharedClip> clip_;
-  docarray::DocumentArray index_, queries_;
+  docarray::DocumentArray index_, queries_, ground_truth_;
   std::map<std::string, int> per_label_;
+  std::string description_;
+  std::vector<std::int64_t> query_image_;  // pairs: for val_loss
+  double validation_loss() const;
 };
 
 // Keeps the best model (by `monitor`) as a Hugging Face artifact, written

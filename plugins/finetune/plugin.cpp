@@ -24,6 +24,29 @@ const docflow_param_schema kReaderParams[] = {
     param("endpoint", "string", "\"/train\"", "the endpoint requests go to"),
 };
 
+#define PAIR_SOURCE(PATH_DESCRIPTION)                                                                        \
+  param("format", "string", "\"auto\"", "auto (from the extension), csv, tsv, jsonl or folder"),                   \
+      param("image_column", "string", "\"image\"", "CSV/TSV: the column of image paths (relative to the file)"),   \
+      param("caption_column", "string", "\"caption\"", "CSV/TSV: the column of captions"),                         \
+      param("label_column", "string", "\"\"", "CSV/TSV: a column kept as tags.label (folder: any value takes "     \
+                                              "the image's sub-folder)"),                                          \
+      param("captions", "string", "\"\"", "folder: a CSV/TSV captions file in it (\"\": NAME.txt beside each image)")
+
+const docflow_param_schema kPairReaderParams[] = {
+    param("path", "string", nullptr, "a .csv, .tsv or .jsonl file, or a folder of images"),
+    PAIR_SOURCE(),
+    param("limit", "int", "-1", "examples at most (-1: all)"),
+    at_least(param("batch_size", "int", "32", "examples per request (per training step)"), 2),
+    at_least(param("epochs", "int", "1", "passes over the data"), 1),
+    param("shuffle", "bool", "true", "shuffle every epoch"),
+    param("seed", "int", "0", "shuffle seed"),
+    at_least(param("image_size", "int", "224", "decode and preprocess images to this size (0: leave them to a "
+                                                "ClipImagePreprocessor)"), 0),
+    at_least(param("read_ahead", "int", "2", "batches decoded ahead on worker threads"), 0),
+    one_of(param("on_error", "string", "\"fail\"", "an unreadable image fails the run, or skips its example"), "fail|skip"),
+    param("endpoint", "string", "\"/train\"", "the endpoint requests go to"),
+};
+
 const docflow_param_schema kTrainerParams[] = {
     param("shared_as", "string", "\"clip\"", "the shared model the encoders use"),
     one_of(param("loss", "string", "\"CLIPLoss\"", "the loss"), "CLIPLoss"),
@@ -46,9 +69,11 @@ const docflow_param_schema kTrainerParams[] = {
 
 const docflow_param_schema kEvaluatorParams[] = {
     param("shared_as", "string", "\"clip\"", "the shared model"),
+    param("data", "string", "\"\"", "held-out pairs (.csv, .tsv, .jsonl or a folder); \"\": Fashion-MNIST at path"),
+    PAIR_SOURCE(),
     FASHION_PATH,
-    one_of(param("split", "string", "\"test\"", "the images to retrieve"), "train|test"),
-    param("limit", "int", "1000", "index images at most (-1: all)"),
+    one_of(param("split", "string", "\"test\"", "Fashion-MNIST: the images to retrieve"), "train|test"),
+    param("limit", "int", "1000", "index images (Fashion-MNIST) or pairs (data) at most (-1: all)"),
     at_least(param("k", "int", "20", "the k of the *_at_k metrics"), 1),
     at_least(param("limit_matches", "int", "20", "matches per query"), 1),
     one_of(param("distance", "string", "\"cosine\"", "match metric"), "cosine|euclidean|sqeuclidean|dot"),
@@ -76,6 +101,8 @@ const docflow_param_schema kEarlyStoppingParams[] = {
 const docflow_executor_entry kExecutors[] = {
     docflow::plugin::executor<ft::FashionMnistReader>("FashionMnistReader", "Fashion-MNIST as image/caption pairs",
                                                       kReaderParams),
+    docflow::plugin::executor<ft::PairReader>("PairReader", "image-caption pairs from CSV/TSV, JSON Lines or a folder",
+                                              kPairReaderParams),
     docflow::plugin::executor<ft::ClipTrainer>("ClipTrainer", "CLIPLoss, backward, optimizer step", kTrainerParams),
     docflow::plugin::executor<ft::RetrievalEvaluator>("RetrievalEvaluator",
                                                       "text-to-image retrieval metrics before training and every epoch",

@@ -3,6 +3,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "clip/loss.hpp"
 #include "docarray/evaluate.hpp"
 #include "docarray/match.hpp"
 #include "docarray/metrics.hpp"
@@ -17,31 +18,16 @@ RetrievalEvaluator::RetrievalEvaluator(ExecutorContext c) : Executor(std::move(c
 
 void RetrievalEvaluator::open() {
   clip_ = registry().get<clip::SharedClip>(params().get_string("shared_as"));
-  FashionMnist data = load_fashion_mnist(params().get_string("path"), params().get_string("split"));
-  const std::int64_t limit = params().get_int("limit");
-  const std::int64_t n = limit < 0 ? data.count : std::min(limit, data.count);
-  const int size = static_cast<int>(params().get_int("image_size"));
-  for (std::int64_t i = 0; i < n; ++i) {
-    docarray::Document d("image-" + std::to_string(i));
-    d.modality = "image";
-    d.tensor = image_tensor(data, i, size);
-    d.tags["label"] = static_cast<int>(data.labels[static_cast<std::size_t>(i)]);
-    ++per_label_[d.tags.find("label")->dump()];
-    index_.append(std::move(d));
-  }
-  clip::Tokenizer tok = clip::Tokenizer::from_bpe_file(params().get_string("vocab"));
-  const auto context = static_cast<std::size_t>(params().get_int("context_length"));
-  for (int label = 0; label < 10; ++label)
-    for (const auto& q : evaluation_queries(label)) {
-      docarray::Document d;
-      d.text = q;
-      d.modality = "text";
-      d.tags["label"] = label;
-      d.tensor = torch::tensor(tok.tokenize(q, context, true), torch::kLong);
-      queries_.append(std::move(d));
-    }
-  log().info(name(), std::to_string(queries_.size()) + " held-out queries against " + std::to_string(index_.size()) +
-                         " test images, k = " + std::to_string(params().get_int("k")));
+  const clip::Tokenizer tokenizer = clip::Tokenizer::load(params().get_string("vocab"));
+  EvaluationSet set = params().get_string("data").empty() ? fashion_evaluation_set(params(), tokenizer)
+                                                          : pair_evaluation_set(params(), tokenizer);
+  index_ = std::move(set.index);
+  queries_ = std::move(set.queries);
+  ground_truth_ = std::move(set.ground_truth);
+  per_label_ = std::move(set.per_label);
+  query_image_ = std::move(set.query_image);
+  description_ = set.description;
+  log().info(name(), description_ + ", k = " + std::to_string(params().get_int("k")));
   if (!Executor::context().resuming) evaluate("before", -1);  // a resumed run has it in its state
 }
 
@@ -68,7 +54,9 @@ std::map<std::string, double> RetrievalEvaluator::evaluate(const std::string& st
   eval.metrics = docarray::metrics::names();
   eval.k = static_cast<int>(params().get_int("k"));
   eval.num_relevant_per_label = per_label_;
+  if (!ground_truth_.empty()) eval.ground_truth = &ground_truth_;
   std::map<std::string, double> result = docarray::evaluate(queries_, eval);
+  if (!query_image_.empty()) result["val_loss"] = validation_loss();
   {
     auto m = run_metrics(*this);
     std::lock_guard<std::mutex> lock(m->mutex);
@@ -87,6 +75,24 @@ std::map<std::string, double> RetrievalEvaluator::evaluate(const std::string& st
   return result;
 }
 
+// CLIPLoss over the held-out pairs, in batches as training sees them.
+double RetrievalEvaluator::validation_loss() const {
+  torch::Tensor images = index_.embeddings(), texts = queries_.embeddings();
+  const auto n = static_cast<std::int64_t>(query_image_.size()), batch = params().get_int("batch_size");
+  torch::Tensor rows = torch::tensor(query_image_, torch::kLong);
+  double total = 0;
+  std::int64_t counted = 0;
+  std::shared_lock<std::shared_mutex> lock(clip_->mutex);
+  torch::Tensor logit_scale = clip_->model->logit_scale.detach().to(torch::kCPU);
+  for (std::int64_t start = 0; start + 1 < n; start += batch) {
+    const std::int64_t end = std::min(n, start + batch);
+    torch::Tensor loss = clip::clip_loss(images.index_select(0, rows.slice(0, start, end)), texts.slice(0, start, end), logit_scale);
+    total += loss.item<double>() * static_cast<double>(end - start);
+    counted += end - start;
+  }
+  return counted ? total / static_cast<double>(counted) : 0.0;
+}
+
 void RetrievalEvaluator::on_event(const Event& e) {
   if (e.kind == Event::Kind::EndOfEpoch) evaluate("epoch", e.epoch);
   if (e.kind == Event::Kind::EndOfStream) write_report();
@@ -102,8 +108,8 @@ void RetrievalEvaluator::write_report() {
   table << "| metric | before | after |\n| --- | --- | --- |\n";
   for (const auto& [k, v] : before) table << "| " << k << " | " << v << " | " << after.at(k) << " |\n";
   std::ofstream report(context().run_dir / "report.md");
-  report << "# Fine-tuning report\n\nRetrieval of " << index_.size() << " test images by " << queries_.size()
-         << " held-out text queries, k = " << params().get_int("k") << ", before fine-tuning and after the last epoch.\n\n"
+  report << "# Fine-tuning report\n\nText-to-image retrieval: " << description_ << ", k = " << params().get_int("k")
+         << ", before fine-tuning and after the last epoch.\n\n"
          << table.str();
   if (!m->train_loss.empty()) {
     report << "\n| epoch | train loss |\n| --- | --- |\n";
@@ -176,8 +182,7 @@ void RetrievalEvaluator::write_html_report(const std::map<std::string, double>& 
   html << "<!doctype html><html><head><meta charset='utf-8'><title>Fine-tuning report</title>"
           "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
           "padding:4px 10px;text-align:right}</style></head><body><h1>Fine-tuning report</h1>";
-  html << "<p>" << index_.size() << " test images retrieved by " << queries_.size() << " held-out text queries, k = "
-       << params().get_int("k") << ".</p><table><tr><th>metric</th><th>before</th><th>after</th></tr>";
+  html << "<p>Text-to-image retrieval: " << description_ << ", k = " << params().get_int("k") << ".</p><table><tr><th>metric</th><th>before</th><th>after</th></tr>";
   html << std::fixed << std::setprecision(4);
   for (const auto& [k, v] : before) html << "<tr><td>" << k << "</td><td>" << v << "</td><td>" << after.at(k) << "</td></tr>";
   html << "</table>";

@@ -39,22 +39,35 @@ std::optional<double> optional_of(const nlohmann::json& j) {
   return j.is_null() ? std::nullopt : std::optional<double>(j.get<double>());
 }
 
-}  // namespace
-
-// The reader: the next epoch and the generator that shuffles it and draws
-// its captions. At a boundary the next epoch is not shuffled yet.
-void FashionMnistReader::save_state(const fs::path& dir) {
-  std::ostringstream rng;
-  rng << rng_;
-  write_json(dir / "state.json", {{"epoch", epoch_}, {"rng", rng.str()}});
+// A reader: the next epoch and the generator that shuffles it (and draws
+// its captions). At a boundary the next epoch is not shuffled yet.
+void save_reader_state(const fs::path& dir, std::int64_t epoch, const std::mt19937_64& rng) {
+  std::ostringstream text;
+  text << rng;
+  write_json(dir / "state.json", {{"epoch", epoch}, {"rng", text.str()}});
 }
 
-void FashionMnistReader::load_state(const fs::path& dir) {
+void load_reader_state(const fs::path& dir, std::int64_t& epoch, std::mt19937_64& rng) {
   const nlohmann::json j = read_json(dir / "state.json");
-  epoch_ = j.at("epoch").get<std::int64_t>();
-  std::istringstream rng(j.at("rng").get<std::string>());
-  rng >> rng_;
-  if (!rng) throw Error("the reader's random generator state in " + (dir / "state.json").string() + " is unreadable");
+  epoch = j.at("epoch").get<std::int64_t>();
+  std::istringstream text(j.at("rng").get<std::string>());
+  text >> rng;
+  if (!text) throw Error("the reader's random generator state in " + (dir / "state.json").string() + " is unreadable");
+}
+
+}  // namespace
+
+void FashionMnistReader::save_state(const fs::path& dir) { save_reader_state(dir, epoch_, rng_); }
+
+void FashionMnistReader::load_state(const fs::path& dir) {
+  load_reader_state(dir, epoch_, rng_);
+  epoch_started_ = false;
+}
+
+void PairReader::save_state(const fs::path& dir) { save_reader_state(dir, epoch_, rng_); }
+
+void PairReader::load_state(const fs::path& dir) {
+  load_reader_state(dir, epoch_, rng_);
   epoch_started_ = false;
 }
 

@@ -41,10 +41,7 @@ void ClipImagePreprocessor::preprocess(Request& request) {
   for (docarray::Document* d : selected_documents(request, params())) {
     if (d->tensor.defined() && d->blob.empty() && d->uri.empty()) continue;  // already a tensor
     try {
-      clip::Image image;
-      if (!d->blob.empty()) image = clip::decode_image(d->blob, d->uri.empty() ? "document " + d->id : d->uri, size);
-      else if (!d->uri.empty()) image = clip::load_image(d->uri, size);
-      else throw clip::Error("document " + d->id + " has neither uri nor blob to read an image from");
+      const clip::Image image = clip::load_document_image(d->blob, d->uri, d->id, size);
       d->tensor = training ? clip::preprocess_random_crop(image, size, rng_) : clip::preprocess(image, size);
     } catch (const clip::Error& e) {
       if (!skip) throw Error(e.what());
@@ -65,13 +62,8 @@ ClipTokenizer::ClipTokenizer(ExecutorContext context) : Executor(std::move(conte
 }
 
 void ClipTokenizer::open() {
-  std::filesystem::path vocab = params().get_string("vocab");
-  if (vocab.empty()) throw Error("parameter 'vocab' is empty: give bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json and merges.txt");
   try {
-    tokenizer_ = std::filesystem::is_directory(vocab)
-                     ? std::make_unique<clip::Tokenizer>(clip::Tokenizer::from_vocab_and_merges(
-                           (vocab / "vocab.json").string(), (vocab / "merges.txt").string()))
-                     : std::make_unique<clip::Tokenizer>(clip::Tokenizer::from_bpe_file(vocab.string()));
+    tokenizer_ = std::make_unique<clip::Tokenizer>(clip::Tokenizer::load(params().get_string("vocab")));
   } catch (const clip::Error& e) {
     throw Error(e.what());
   }

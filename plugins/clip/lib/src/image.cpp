@@ -223,6 +223,31 @@ Image load_image(const std::string& path, int min_short_side) {
   return decode_image(bytes, path, min_short_side);
 }
 
+std::string encode_png(const Image& image) {
+  if (image.width <= 0 || image.height <= 0 || image.rgb.size() != static_cast<std::size_t>(image.width) * image.height * 3)
+    throw Error("encode_png: the image is empty or its pixels do not match its size");
+  png_image img;
+  std::memset(&img, 0, sizeof img);
+  img.version = PNG_IMAGE_VERSION;
+  img.width = static_cast<png_uint_32>(image.width);
+  img.height = static_cast<png_uint_32>(image.height);
+  img.format = PNG_FORMAT_RGB;
+  png_alloc_size_t size = 0;
+  if (!png_image_write_to_memory(&img, nullptr, &size, 0, image.rgb.data(), 0, nullptr))
+    throw Error(std::string("encode_png: ") + img.message);
+  std::string out(size, '\0');
+  if (!png_image_write_to_memory(&img, out.data(), &size, 0, image.rgb.data(), 0, nullptr))
+    throw Error(std::string("encode_png: ") + img.message);
+  out.resize(size);
+  return out;
+}
+
+Image load_document_image(const std::string& blob, const std::string& uri, const std::string& id, int min_short_side) {
+  if (!blob.empty()) return decode_image(blob, uri.empty() ? "document " + id : uri, min_short_side);
+  if (!uri.empty()) return load_image(uri, min_short_side);
+  throw Error("document " + id + " has neither uri nor blob to read an image from");
+}
+
 Image resize(const Image& in, int width, int height) {
   if (width <= 0 || height <= 0) throw Error("resize to " + std::to_string(width) + "x" + std::to_string(height));
   // PIL resamples horizontally first, then vertically, each only if needed.

@@ -141,6 +141,13 @@ std::string clean_text(const std::string& text) {
   return lower;
 }
 
+Tokenizer Tokenizer::load(const std::string& path) {
+  if (path.empty()) throw Error("no vocabulary given: bpe_simple_vocab_16e6.txt.gz, or a folder with vocab.json and merges.txt");
+  const std::filesystem::path p(path);
+  if (std::filesystem::is_directory(p)) return from_vocab_and_merges((p / "vocab.json").string(), (p / "merges.txt").string());
+  return from_bpe_file(path);
+}
+
 Tokenizer Tokenizer::from_bpe_file(const std::string& path) {
   if (!std::filesystem::exists(path)) throw Error("tokenizer vocabulary not found: " + path);
   std::string text = read_gzip_file(path);

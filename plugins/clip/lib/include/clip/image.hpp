@@ -23,6 +23,11 @@ struct Image {
 // file for corrupt, truncated or unsupported data.
 Image decode_image(const std::string& bytes, const std::string& name, int min_short_side = 0);
 Image load_image(const std::string& path, int min_short_side = 0);
+// A document's image: its blob (named by `uri` or `id` in errors) or the file at `uri`.
+Image load_document_image(const std::string& blob, const std::string& uri, const std::string& id, int min_short_side = 0);
+
+// PNG bytes of an RGB image (for reports and for generated test data).
+std::string encode_png(const Image& image);
 
 Image resize(const Image& in, int width, int height);     // PIL BICUBIC, antialiased
 Image resize_shorter_side(const Image& in, int size);     // torchvision Resize(size)

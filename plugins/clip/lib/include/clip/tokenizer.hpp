@@ -20,6 +20,9 @@ class Tokenizer {
   static Tokenizer from_bpe_file(const std::string& path);
   // Hugging Face's vocab.json + merges.txt.
   static Tokenizer from_vocab_and_merges(const std::string& vocab_json, const std::string& merges_txt);
+  // Either: a .txt.gz file, or a folder with vocab.json and merges.txt (a
+  // Hugging Face model folder, or an artifact of ours).
+  static Tokenizer load(const std::string& path);
 
   Tokenizer(const Tokenizer& other);
   Tokenizer& operator=(const Tokenizer&) = delete;

@@ -1,0 +1,100 @@
+// flows/clip-finetune.yml as a user runs it: local weights (the clip-tiny
+// fixture, in Hugging Face format), a CSV of generated image-caption pairs,
+// held-out pairs for evaluation, the best model by val_loss.
+#include <boost/test/unit_test.hpp>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "../support/run_command.hpp"
+#include "../support/temp_dir.hpp"
+#include "clip/weights.hpp"
+#include "generated_pairs.hpp"
+
+using docflow::testing::run_command;
+using docflow::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+struct SharedPresent {
+  std::string root = DOCFLOW_SHARED_DIR;  // not trivially copyable: see tests/clip/fixtures.hpp
+  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
+    boost::test_tools::assertion_result ok(fs::exists(root + "/fixtures/clip-tiny/model.safetensors") &&
+                                           fs::exists(root + "/data/clip/bpe_simple_vocab_16e6.txt.gz"));
+    ok.message() << "skipped: needs ../shared/fixtures/clip-tiny and ../shared/data/clip";
+    return ok;
+  }
+};
+
+// The command that runs clip-finetune.yml on DIR's train.csv and eval.csv.
+std::string finetune_command(const TempDir& dir, const std::string& extra) {
+  const std::string shared = DOCFLOW_SHARED_DIR, vocab = shared + "/data/clip/bpe_simple_vocab_16e6.txt.gz";
+  return "cd " + dir.path().string() + " && CLIP_WEIGHTS=" + shared + "/fixtures/clip-tiny TRAIN_DATA=train.csv " +
+         "EVAL_DATA=eval.csv " + DOCFLOW_FLOW_EXE + " run " + PROJECT_SOURCE_DIR + "/flows/clip-finetune.yml " +
+         "--set with.workspace=runs --set tokenize.vocab=" + vocab + " --set evaluator.vocab=" + vocab +
+         " --set checkpointer.vocab=" + vocab + " --set reader.image_size=32 --set evaluator.image_size=32 " +
+         "--set reader.batch_size=16 --set trainer.learning_rate=0.002 " + extra;
+}
+
+std::vector<nlohmann::json> evaluations(const fs::path& run) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(run / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j["stage"] != "train") out.push_back(j);
+  }
+  return out;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(finetune_flow, *boost::unit_test::precondition(SharedPresent()))
+
+BOOST_AUTO_TEST_CASE(fine_tuning_local_weights_on_a_csv_improves_held_out_retrieval) {
+  TempDir dir;
+  docflow::testing::write_pairs(dir.path(), "train", 192, 1);
+  docflow::testing::write_pairs(dir.path(), "eval", 48, 2);
+  auto r = run_command(finetune_command(dir, "--name tiny --set reader.epochs=4"));
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  const fs::path run = dir.path() / "runs" / "tiny";
+  auto evals = evaluations(run);
+  BOOST_REQUIRE(evals.size() == 5u);  // before, and after each of four epochs
+  const double before = evals.front()["val_loss"], after = evals.back()["val_loss"];
+  BOOST_TEST_MESSAGE("val_loss " << before << " -> " << after << "; ndcg_at_k " << evals.front()["ndcg_at_k"] << " -> "
+                                 << evals.back()["ndcg_at_k"]);
+  BOOST_TEST(after < before - 0.1);
+  BOOST_TEST(evals.back()["ndcg_at_k"].get<double>() > evals.front()["ndcg_at_k"].get<double>());
+  BOOST_TEST(r.output.find("48 held-out captions against 48 images") != std::string::npos, r.output);
+  // The artifact is the fine-tuned tiny model, loadable, with its tokenizer.
+  clip::ClipModel model = clip::load_model((run / "artifact").string());
+  BOOST_TEST(model->config.vision.hidden_size == 64);
+  BOOST_TEST(fs::exists(run / "artifact" / "merges.txt"));
+}
+
+BOOST_AUTO_TEST_CASE(a_broken_image_is_skipped_with_a_count_or_fails_naming_its_line) {
+  TempDir dir;
+  docflow::testing::write_pairs(dir.path(), "train", 40, 3);
+  docflow::testing::write_pairs(dir.path(), "eval", 8, 4);
+  std::ofstream(dir.path() / "images" / "train-5.png", std::ios::binary) << "not a png";
+  auto r = run_command(finetune_command(dir, "--name skip --set reader.epochs=1"));
+  BOOST_TEST(r.exit_code == 0, r.output);
+  BOOST_TEST(r.output.find("1 example(s) skipped for unreadable images") != std::string::npos, r.output);
+
+  r = run_command(finetune_command(dir, "--name fail --set reader.epochs=1 --set reader.on_error=fail"));
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(r.output.find("train.csv:7: ") != std::string::npos, r.output);  // header is line 1, train-5 line 7
+  BOOST_TEST(r.output.find("train-5.png") != std::string::npos, r.output);
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_column_names_the_file_and_the_columns_there_are) {
+  TempDir dir;
+  docflow::testing::write_pairs(dir.path(), "train", 8, 5);
+  docflow::testing::write_pairs(dir.path(), "eval", 8, 6);
+  auto r = run_command(finetune_command(dir, "--name col --set reader.caption_column=text"));
+  BOOST_TEST(r.exit_code == 1);
+  BOOST_TEST(r.output.find("train.csv:1: no column 'text' (caption_column); the header has 'image', 'caption', 'label'") !=
+                 std::string::npos,
+             r.output);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
