@@ -1,6 +1,12 @@
+#include <fcntl.h>
+#include <stdio.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "clip/weights.hpp"
+#include "docflow/checkpoint.hpp"
 #include "docflow/error.hpp"
 #include "executors.hpp"
 
@@ -28,16 +34,29 @@ bool is_better(const std::string& mode, const std::string& monitor, double value
 Checkpointer::Checkpointer(ExecutorContext c) : Executor(std::move(c)) {}
 
 void Checkpointer::on_event(const Event& e) {
-  if (e.kind != Event::Kind::EndOfEpoch) return;
+  if (e.kind == Event::Kind::EndOfStream) {
+    // A WiSE-FT blend is the run's result: it replaces the best epoch's model.
+    auto m = run_metrics(*this);
+    std::optional<double> alpha;
+    {
+      std::lock_guard<std::mutex> lock(m->mutex);
+      alpha = m->wise_ft_alpha;
+    }
+    if (alpha) save_artifact("the WiSE-FT blend (alpha " + std::to_string(*alpha) + ")");
+    return;
+  }
   const std::string monitor = params().get_string("monitor");
   const double value = monitored_value(*this, monitor, e.epoch);
   if (!is_better(params().get_string("mode"), monitor, value, best_)) return;
   best_ = value;
+  save_artifact("best " + monitor + " so far (" + std::to_string(value) + ") after epoch " + std::to_string(e.epoch + 1));
+}
+
+void Checkpointer::save_artifact(const std::string& why) {
   auto clip = registry().get<clip::SharedClip>(params().get_string("shared_as"));
-  // Write a complete artifact beside the old one, then swap: a crash at any
-  // moment leaves the last good artifact intact.
-  const fs::path dir = context().run_dir / "artifact", fresh = context().run_dir / "artifact.new",
-                 old = context().run_dir / "artifact.old";
+  // Write a complete artifact beside the old one, then exchange the two in
+  // one atomic rename: at any moment `artifact` is a whole model.
+  const fs::path dir = context().run_dir / "artifact", fresh = context().run_dir / "artifact.new";
   fs::remove_all(fresh);
   {
     std::shared_lock<std::shared_mutex> lock(clip->mutex);
@@ -47,12 +66,17 @@ void Checkpointer::on_event(const Event& e) {
     if (!tokenizer_) tokenizer_ = std::make_unique<clip::Tokenizer>(clip::Tokenizer::load(params().get_string("vocab")));
     tokenizer_->save(fresh.string());
   }
-  fs::remove_all(old);
-  if (fs::exists(dir)) fs::rename(dir, old);
-  fs::rename(fresh, dir);
-  fs::remove_all(old);
-  log().info(name(), "best " + monitor + " so far (" + std::to_string(value) + ") after epoch " + std::to_string(e.epoch + 1) +
-                         ": saved " + dir.string());
+  sync_tree(fresh);
+  if (fs::exists(dir)) {
+    if (::renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0)
+      throw Error("cannot replace " + dir.string() + ": " + std::strerror(errno));
+    sync_path(context().run_dir);
+    fs::remove_all(fresh);  // now the previous artifact
+  } else {
+    fs::rename(fresh, dir);
+    sync_path(context().run_dir);
+  }
+  log().info(name(), why + ": saved " + dir.string());
 }
 
 }  // namespace docflow::finetune

@@ -24,6 +24,7 @@ struct RunMetrics {
   std::mutex mutex;
   std::vector<std::map<std::string, double>> evaluations;  // [0] is before training
   std::map<int, double> train_loss;                       // per epoch
+  std::optional<double> wise_ft_alpha;                    // set when WiSEFT blended the weights at the end
 };
 
 std::shared_ptr<RunMetrics> run_metrics(Executor& e);
@@ -134,8 +135,26 @@ class Checkpointer : public Executor {
   void load_state(const std::filesystem::path& dir) override;
 
  private:
+  void save_artifact(const std::string& why);
   std::optional<double> best_;
   std::unique_ptr<clip::Tokenizer> tokenizer_;  // loaded once, saved with every artifact
+};
+
+// WiSE-FT (Wortsman et al., 2022): at the end of the run, the weights
+// become (1 - alpha) * starting + alpha * fine-tuned, which keeps much of the
+// starting model's robustness. The evaluator then evaluates the blend, and
+// the Checkpointer saves it as the artifact.
+class WiSEFT : public Executor {
+ public:
+  explicit WiSEFT(ExecutorContext c);
+  void open() override;
+  void on_event(const Event& e) override;
+  void save_state(const std::filesystem::path& dir) override;
+  void load_state(const std::filesystem::path& dir) override;
+
+ private:
+  std::shared_ptr<clip::SharedClip> clip_;
+  std::map<std::string, torch::Tensor> start_;  // the weights before training
 };
 
 // Ends the run cleanly at the end of an epoch when `monitor` has not improved

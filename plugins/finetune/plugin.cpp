@@ -98,6 +98,11 @@ const docflow_param_schema kEarlyStoppingParams[] = {
     param("baseline", "any", "null", "a value to beat, or null"),
 };
 
+const docflow_param_schema kWiseFtParams[] = {
+    param("shared_as", "string", "\"clip\"", "the shared model"),
+    ranged(param("alpha", "double", "0.5", "weight of the fine-tuned model (0: the starting one, 1: fine-tuned only)"), 0, 1),
+};
+
 const docflow_executor_entry kExecutors[] = {
     docflow::plugin::executor<ft::FashionMnistReader>("FashionMnistReader", "Fashion-MNIST as image/caption pairs",
                                                       kReaderParams),
@@ -109,6 +114,8 @@ const docflow_executor_entry kExecutors[] = {
                                                       kEvaluatorParams),
     docflow::plugin::executor<ft::Checkpointer>("Checkpointer", "keeps the best model as a Hugging Face artifact",
                                                 kCheckpointerParams),
+    docflow::plugin::executor<ft::WiSEFT>("WiSEFT", "blends fine-tuned and starting weights at the end (WiSE-FT)",
+                                          kWiseFtParams),
     docflow::plugin::executor<ft::EarlyStopping>("EarlyStopping", "ends the run when a metric stops improving",
                                                  kEarlyStoppingParams),
 };

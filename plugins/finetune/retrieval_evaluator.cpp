@@ -95,7 +95,16 @@ double RetrievalEvaluator::validation_loss() const {
 
 void RetrievalEvaluator::on_event(const Event& e) {
   if (e.kind == Event::Kind::EndOfEpoch) evaluate("epoch", e.epoch);
-  if (e.kind == Event::Kind::EndOfStream) write_report();
+  if (e.kind == Event::Kind::EndOfStream) {
+    bool blended = false;
+    {
+      auto m = run_metrics(*this);
+      std::lock_guard<std::mutex> lock(m->mutex);
+      blended = m->wise_ft_alpha.has_value();
+    }
+    if (blended) evaluate("wise-ft", -1);  // "after" is then the blend
+    write_report();
+  }
 }
 
 void RetrievalEvaluator::write_report() {
@@ -109,7 +118,10 @@ void RetrievalEvaluator::write_report() {
   for (const auto& [k, v] : before) table << "| " << k << " | " << v << " | " << after.at(k) << " |\n";
   std::ofstream report(context().run_dir / "report.md");
   report << "# Fine-tuning report\n\nText-to-image retrieval: " << description_ << ", k = " << params().get_int("k")
-         << ", before fine-tuning and after the last epoch.\n\n"
+         << ", before fine-tuning and after the last epoch"
+         << (m->wise_ft_alpha ? " blended with the starting weights by WiSE-FT (alpha " + std::to_string(*m->wise_ft_alpha) + ")"
+                              : std::string())
+         << ".\n\n"
          << table.str();
   if (!m->train_loss.empty()) {
     report << "\n| epoch | train loss |\n| --- | --- |\n";

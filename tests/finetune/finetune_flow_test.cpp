@@ -28,10 +28,11 @@ struct SharedPresent {
 };
 
 // The command that runs clip-finetune.yml on DIR's train.csv and eval.csv.
-std::string finetune_command(const TempDir& dir, const std::string& extra) {
+std::string finetune_command(const TempDir& dir, const std::string& extra,
+                             const std::string& flow = PROJECT_SOURCE_DIR "/flows/clip-finetune.yml") {
   const std::string shared = DOCFLOW_SHARED_DIR, vocab = shared + "/data/clip/bpe_simple_vocab_16e6.txt.gz";
   return "cd " + dir.path().string() + " && CLIP_WEIGHTS=" + shared + "/fixtures/clip-tiny TRAIN_DATA=train.csv " +
-         "EVAL_DATA=eval.csv " + DOCFLOW_FLOW_EXE + " run " + PROJECT_SOURCE_DIR + "/flows/clip-finetune.yml " +
+         "EVAL_DATA=eval.csv " + DOCFLOW_FLOW_EXE + " run " + flow + " " +
          "--set with.workspace=runs --set tokenize.vocab=" + vocab + " --set evaluator.vocab=" + vocab +
          " --set checkpointer.vocab=" + vocab + " --set reader.image_size=32 --set evaluator.image_size=32 " +
          "--set reader.batch_size=16 --set trainer.learning_rate=0.002 " + extra;
@@ -95,6 +96,40 @@ BOOST_AUTO_TEST_CASE(a_missing_column_names_the_file_and_the_columns_there_are) 
   BOOST_TEST(r.output.find("train.csv:1: no column 'text' (caption_column); the header has 'image', 'caption', 'label'") !=
                  std::string::npos,
              r.output);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(wise_ft, *boost::unit_test::precondition(SharedPresent()))
+
+BOOST_AUTO_TEST_CASE(alpha_0_gives_back_the_starting_weights_and_their_metrics) {
+  TempDir dir;
+  docflow::testing::write_pairs(dir.path(), "train", 64, 11);
+  docflow::testing::write_pairs(dir.path(), "eval", 16, 12);
+  {
+    std::ifstream in(std::string(PROJECT_SOURCE_DIR) + "/flows/clip-finetune.yml");
+    std::ofstream out(dir.file("flow.yml"));
+    for (std::string line; std::getline(in, line);) {
+      // WiSEFT goes before the evaluator, so that the evaluator sees the blend.
+      if (line == "  - name: evaluator") out << "  - name: wise\n    uses: WiSEFT\n    with: {alpha: 0.0}\n";
+      out << line << "\n";
+    }
+  }
+  auto r = run_command(finetune_command(dir, "--name blend --set reader.epochs=2", "flow.yml"));
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  const fs::path run = dir.path() / "runs" / "blend";
+  auto evals = evaluations(run);
+  BOOST_REQUIRE(evals.size() == 4u);  // before, two epochs, the blend
+  BOOST_TEST(evals.back()["stage"] == "wise-ft");
+  BOOST_TEST(evals[1]["val_loss"] != evals.front()["val_loss"]);  // training did change the model
+  for (const char* metric : {"val_loss", "ndcg_at_k", "average_precision"})
+    BOOST_TEST(evals.back()[metric].get<double>() == evals.front()[metric].get<double>(), metric);
+  // The artifact is the blend: at alpha 0, exactly the starting weights.
+  clip::ClipModel start = clip::load_model(std::string(DOCFLOW_SHARED_DIR) + "/fixtures/clip-tiny");
+  clip::ClipModel artifact = clip::load_model((run / "artifact").string());
+  auto expected = start->named_parameters();
+  for (const auto& p : artifact->named_parameters()) BOOST_TEST(p.value().equal(expected[p.key()]), p.key());
+  BOOST_TEST(r.output.find("the WiSE-FT blend (alpha 0.000000): saved") != std::string::npos, r.output);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
