@@ -1,5 +1,7 @@
 #include "docflow/logger.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <ctime>
 #include <iomanip>
@@ -32,6 +34,33 @@ std::string timestamp() {
 }
 }  // namespace
 
+Logger::Logger() : tty_(::isatty(STDOUT_FILENO) == 1) {}
+
+void Logger::clear_bar() {
+  if (!progress_.empty()) std::cout << "\r\033[K" << std::flush;
+}
+
+void Logger::progress(const std::string& line) {
+  if (!shows_progress()) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  progress_ = line;
+  std::cout << "\r\033[K" << line << std::flush;
+}
+
+void Logger::end_progress() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  clear_bar();
+  progress_.clear();
+}
+
+void Logger::step(const std::string& source, const std::string& message) {
+  if (LogLevel::Info < level_) return;
+  std::string line = timestamp() + " INFO [" + source + "] " + message + "\n";
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (terminal_ && !tty_) std::cout << line << std::flush;
+  if (file_.is_open()) file_ << line << std::flush;
+}
+
 void Logger::open_file(const std::string& path) {
   std::lock_guard<std::mutex> lock(mutex_);
   file_.open(path, std::ios::app);
@@ -42,7 +71,11 @@ void Logger::log(LogLevel level, const std::string& source, const std::string& m
   if (level < level_) return;
   std::string line = timestamp() + " " + level_name(level) + " [" + source + "] " + message + "\n";
   std::lock_guard<std::mutex> lock(mutex_);
-  if (terminal_) (level >= LogLevel::Warning ? std::cerr : std::cout) << line << std::flush;
+  if (terminal_) {
+    clear_bar();  // the line goes above the bar, which is drawn again below it
+    (level >= LogLevel::Warning ? std::cerr : std::cout) << line << std::flush;
+    if (!progress_.empty()) std::cout << progress_ << std::flush;
+  }
   if (file_.is_open()) file_ << line << std::flush;
 }
 

@@ -59,8 +59,8 @@ void ClipTrainer::open() {
   }
   total_steps_ = params().get_int("total_steps");
   if (total_steps_ <= 0) {
-    if (auto plan = registry().find<std::int64_t>("training_plan"))
-      total_steps_ = *plan / params().get_int("accumulation_steps");
+    if ((plan_ = registry().find<TrainingPlan>("training_plan")))
+      total_steps_ = plan_->batches() / params().get_int("accumulation_steps");
   }
   const std::string sched = params().get_string("scheduler");
   if ((sched == "linear" || sched == "cosine") && total_steps_ <= 0)
@@ -74,6 +74,7 @@ void ClipTrainer::open() {
 }
 
 void ClipTrainer::train(Request& request) {
+  if (epoch_batches_ == 0) epoch_start_ = std::chrono::steady_clock::now();  // not counting evaluations and checkpoints
   std::vector<torch::Tensor> images, texts;
   for (const auto& pair : request.docs) {
     const docarray::Document *image = nullptr, *text = nullptr;
@@ -109,13 +110,42 @@ void ClipTrainer::train(Request& request) {
   line << "{\"step\":" << step_ << ",\"loss\":" << value << ",\"lr\":" << optimizer_->param_groups()[0].options().get_lr()
        << ",\"logit_scale\":" << clip_->model->logit_scale.item<double>() << "}";
   steps_ << line.str() << "\n" << std::flush;  // flushed: `flow logs` and plots read it live
+  show_progress(value);
   if (step_ % params().get_int("log_every") == 0 && micro_ % params().get_int("accumulation_steps") == 0) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
     std::ostringstream msg;
     msg << "step " << step_ << "/" << total_steps_ << " loss " << value << " lr "
         << optimizer_->param_groups()[0].options().get_lr() << " " << static_cast<int>(epoch_examples_ / secs) << " examples/s";
-    log().info(name(), msg.str());
+    log().step(name(), msg.str());
   }
+}
+
+// On a terminal: epoch 2/3 [#########-----------] 45/157 loss 2.3146 lr 1.2e-03 410 ex/s 0:32 left
+void ClipTrainer::show_progress(double loss) {
+  if (!log().shows_progress()) return;
+  const std::int64_t per_epoch = plan_ ? plan_->batches_per_epoch : 0;
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
+  std::ostringstream bar;
+  bar << "epoch " << epoch_ + 1;
+  if (plan_) bar << "/" << plan_->epochs;
+  if (per_epoch > 0) {
+    constexpr int kWidth = 24;
+    const auto filled = static_cast<int>(kWidth * std::min<std::int64_t>(epoch_batches_, per_epoch) / per_epoch);
+    bar << " [" << std::string(static_cast<std::size_t>(filled), '#') << std::string(static_cast<std::size_t>(kWidth - filled), '-')
+        << "] " << epoch_batches_ << "/" << per_epoch;
+  } else {
+    bar << " batch " << epoch_batches_;
+  }
+  char numbers[96];
+  std::snprintf(numbers, sizeof numbers, " loss %.4f lr %.2e %.0f ex/s", loss, optimizer_->param_groups()[0].options().get_lr(),
+                secs > 0 ? static_cast<double>(epoch_examples_) / secs : 0.0);
+  bar << numbers;
+  if (per_epoch > epoch_batches_ && epoch_batches_ > 0) {
+    const auto left = static_cast<int>(secs / static_cast<double>(epoch_batches_) * static_cast<double>(per_epoch - epoch_batches_));
+    std::snprintf(numbers, sizeof numbers, " %d:%02d left", left / 60, left % 60);
+    bar << numbers;
+  }
+  log().progress(bar.str());
 }
 
 void ClipTrainer::apply_step() {
@@ -136,6 +166,8 @@ void ClipTrainer::apply_step() {
 
 void ClipTrainer::on_event(const Event& e) {
   if (e.kind != Event::Kind::EndOfEpoch || epoch_batches_ == 0) return;
+  log().end_progress();
+  epoch_ = e.epoch + 1;
   const double mean = epoch_loss_ / static_cast<double>(epoch_batches_);
   {
     auto m = run_metrics(*this);

@@ -28,6 +28,13 @@ struct RunMetrics {
 };
 
 std::shared_ptr<RunMetrics> run_metrics(Executor& e);
+
+// What a reader tells the trainer ("training_plan"): its schedulers need the
+// run's length, its progress bar the epoch's.
+struct TrainingPlan {
+  std::int64_t batches_per_epoch = 0, epochs = 0;
+  std::int64_t batches() const { return batches_per_epoch * epochs; }
+};
 // Appends one JSON line to RUN_DIR/NAME.
 void append_jsonl(const Executor& e, const std::string& name, const std::string& json);
 
@@ -98,6 +105,9 @@ class ClipTrainer : public Executor {
   std::int64_t step_ = 0, micro_ = 0, total_steps_ = 0;
   double epoch_loss_ = 0, last_finite_loss_ = 0;
   std::int64_t epoch_batches_ = 0;
+  int epoch_ = 0;  // the epoch in progress (0-based)
+  std::shared_ptr<TrainingPlan> plan_;
+  void show_progress(double loss);
   std::chrono::steady_clock::time_point epoch_start_;
   std::size_t epoch_examples_ = 0;
   std::ofstream steps_;  // RUN_DIR/steps.jsonl, one line per batch

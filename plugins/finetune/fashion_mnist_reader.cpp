@@ -15,7 +15,7 @@ FashionMnistReader::FashionMnistReader(ExecutorContext c)
                            ", " + std::to_string(params().get_int("epochs")) + " epoch(s)");
     // The trainer's schedulers need the run's length.
     const auto batch = params().get_int("batch_size");
-    registry().publish("training_plan", std::make_shared<std::int64_t>((count_ + batch - 1) / batch * params().get_int("epochs")));
+    registry().publish("training_plan", std::make_shared<TrainingPlan>(TrainingPlan{(count_ + batch - 1) / batch, params().get_int("epochs")}));
   }
 
   std::optional<Source::Item> FashionMnistReader::next() {

@@ -24,7 +24,7 @@ void PairReader::open() {
   log().info(name(), o.path + ": " + std::to_string(records_.size()) + " image-caption pairs, batch " + std::to_string(batch) +
                          ", " + std::to_string(params().get_int("epochs")) + " epoch(s)");
   // The trainer's schedulers need the run's length.
-  registry().publish("training_plan", std::make_shared<std::int64_t>(batches * params().get_int("epochs")));
+  registry().publish("training_plan", std::make_shared<TrainingPlan>(TrainingPlan{batches, params().get_int("epochs")}));
 }
 
 void PairReader::close() {

@@ -122,6 +122,7 @@ void ClipTrainer::load_state(const fs::path& dir) {
   std::lock_guard<std::mutex> lock(m->mutex);
   m->train_loss.clear();
   for (const auto& [epoch, loss] : j.at("train_loss").items()) m->train_loss[std::stoi(epoch)] = loss.get<double>();
+  epoch_ = m->train_loss.empty() ? 0 : m->train_loss.rbegin()->first + 1;
 }
 
 // The evaluator: every evaluation so far (the first is "before training").
