@@ -113,6 +113,13 @@ class ClipTrainer : public Executor {
   std::ofstream steps_;  // RUN_DIR/steps.jsonl, one line per batch
 };
 
+// One example query and its top images at one evaluation (gather_examples).
+struct GatheredExample {
+  std::string query;
+  std::vector<std::string> images;  // index ids, best first
+  std::vector<bool> relevant;
+};
+
 // Text queries against an index of images, both encoded with the current
 // model; the nine retrieval metrics before training and after every epoch.
 class RetrievalEvaluator : public Executor {
@@ -133,6 +140,12 @@ class RetrievalEvaluator : public Executor {
   std::string description_;
   std::vector<std::int64_t> query_image_;  // pairs: for val_loss
   double validation_loss() const;
+  // gather_examples: "before" and "after" (the latest evaluation).
+  std::map<std::string, std::vector<GatheredExample>> examples_;
+  void gather_examples(const std::string& stage);
+  bool is_relevant(std::size_t query, const docarray::Document& match) const;
+  std::string examples_markdown();  // also writes the thumbnails (RUN_DIR/examples/ID.png)
+  std::string examples_html();
 };
 
 // Keeps the best model (by `monitor`) as a Hugging Face artifact, written

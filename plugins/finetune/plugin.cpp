@@ -81,6 +81,7 @@ const docflow_param_schema kEvaluatorParams[] = {
     param("vocab", "string", nullptr, "CLIP's bpe_simple_vocab_16e6.txt.gz"),
     at_least(param("context_length", "int", "77", "tokens per query"), 2),
     at_least(param("batch_size", "int", "256", "documents per forward pass"), 1),
+    at_least(param("gather_examples", "int", "0", "keep the top 5 images of this many queries for the report"), 0),
 };
 
 const docflow_param_schema kCheckpointerParams[] = {

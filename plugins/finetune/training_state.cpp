@@ -129,7 +129,10 @@ void ClipTrainer::load_state(const fs::path& dir) {
 void RetrievalEvaluator::save_state(const fs::path& dir) {
   auto m = run_metrics(*this);
   std::lock_guard<std::mutex> lock(m->mutex);
-  write_json(dir / "state.json", {{"evaluations", m->evaluations}});
+  nlohmann::json examples = nlohmann::json::object();
+  for (const auto& [stage, list] : examples_)
+    for (const auto& g : list) examples[stage].push_back({{"query", g.query}, {"images", g.images}, {"relevant", g.relevant}});
+  write_json(dir / "state.json", {{"evaluations", m->evaluations}, {"examples", examples}});
 }
 
 void RetrievalEvaluator::load_state(const fs::path& dir) {
@@ -137,6 +140,11 @@ void RetrievalEvaluator::load_state(const fs::path& dir) {
   auto m = run_metrics(*this);
   std::lock_guard<std::mutex> lock(m->mutex);
   m->evaluations = j.at("evaluations").get<std::vector<std::map<std::string, double>>>();
+  examples_.clear();
+  for (const auto& [stage, list] : j.at("examples").items())
+    for (const auto& g : list)
+      examples_[stage].push_back({g.at("query").get<std::string>(), g.at("images").get<std::vector<std::string>>(),
+                                  g.at("relevant").get<std::vector<bool>>()});
 }
 
 void Checkpointer::save_state(const fs::path& dir) { write_json(dir / "state.json", {{"best", optional_json(best_)}}); }

@@ -9,6 +9,7 @@
 
 #include "../support/run_command.hpp"
 #include "../support/temp_dir.hpp"
+#include "clip/image.hpp"
 #include "clip/weights.hpp"
 
 using docflow::testing::run_command;
@@ -49,6 +50,18 @@ BOOST_AUTO_TEST_CASE(a_short_job_improves_retrieval_and_leaves_an_artifact) {
   BOOST_TEST_MESSAGE("average_precision " << before << " -> " << after);
   BOOST_TEST(after > before + 0.05);
   BOOST_TEST(std::filesystem::exists(run / "report.md"));
+  {
+    // gather_examples: 10 queries, their top 5 images before and after, as PNG thumbnails.
+    std::ifstream md(run / "report.md");
+    const std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+    BOOST_TEST(text.find("## Example queries") != std::string::npos);
+    std::size_t images = 0;
+    for (std::size_t at = text.find("](examples/"); at != std::string::npos; at = text.find("](examples/", at + 1)) ++images;
+    BOOST_TEST(images == 100u);  // 10 queries x 5 images x (before, after)
+    std::filesystem::directory_iterator thumbnails(run / "examples");
+    BOOST_REQUIRE(thumbnails != std::filesystem::directory_iterator());
+    BOOST_TEST(clip::load_image(thumbnails->path().string()).width == 32);  // a real PNG of the test image
+  }
   BOOST_TEST(std::filesystem::exists(run / "steps.jsonl"));
   BOOST_TEST(std::filesystem::exists(run / "artifact" / "vocab.json"));
   clip::ClipModel model = clip::load_model((run / "artifact").string());

@@ -281,9 +281,31 @@ Image center_crop(const Image& in, int size) {
   return crop(in, left, top, size, size);
 }
 
+namespace {
+const float kMean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+const float kStd[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+}  // namespace
+
+Image from_normalized_tensor(const torch::Tensor& tensor) {
+  if (tensor.dim() != 3 || tensor.size(0) != 3) throw Error("from_normalized_tensor expects [3, H, W]");
+  const torch::Tensor t = tensor.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  Image out;
+  out.height = static_cast<int>(t.size(1));
+  out.width = static_cast<int>(t.size(2));
+  const std::size_t plane = static_cast<std::size_t>(out.width) * out.height;
+  out.rgb.resize(plane * 3);
+  const float* p = t.data_ptr<float>();
+  for (std::size_t i = 0; i < plane; ++i)
+    for (int c = 0; c < 3; ++c) {
+      const float v = (p[c * plane + i] * kStd[c] + kMean[c]) * 255.0f;
+      out.rgb[3 * i + c] = static_cast<std::uint8_t>(std::clamp(std::nearbyint(v), 0.0f, 255.0f));
+    }
+  return out;
+}
+
 torch::Tensor to_normalized_tensor(const Image& in) {
-  static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
-  static const float stdev[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+  const float* mean = kMean;
+  const float* stdev = kStd;
   torch::Tensor t = torch::empty({3, in.height, in.width}, torch::kFloat);
   float* p = t.data_ptr<float>();
   const std::size_t plane = static_cast<std::size_t>(in.width) * in.height;

@@ -36,6 +36,8 @@ Image center_crop(const Image& in, int size);             // torchvision CenterC
 
 // [3, H, W] float: scaled to [0, 1], normalised with CLIP's mean and std.
 torch::Tensor to_normalized_tensor(const Image& in);
+// The inverse, for showing a preprocessed image (reports).
+Image from_normalized_tensor(const torch::Tensor& tensor);
 // CLIP's inference transform: Resize(size), CenterCrop(size), normalise.
 torch::Tensor preprocess(const Image& in, int size);
 // Training: a random resized crop covering `min_scale`..1 of the area (aspect
