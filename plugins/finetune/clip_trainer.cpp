@@ -5,6 +5,7 @@
 #include "clip/loss.hpp"
 #include "docflow/error.hpp"
 #include "executors.hpp"
+#include "freezing.hpp"
 
 namespace docflow::finetune {
 
@@ -36,10 +37,13 @@ void ClipTrainer::open() {
   clip_ = registry().get<clip::SharedClip>(params().get_string("shared_as"));
   torch::manual_seed(static_cast<std::uint64_t>(params().get_int("seed")));
   const std::string freeze = params().get_string("freeze");
+  const std::int64_t blocks = params().get_int("trainable_blocks");
   std::vector<torch::Tensor> decay, no_decay;
+  std::int64_t trainable = 0, total = 0;
   for (auto& p : clip_->model->named_parameters()) {
-    const bool frozen = (freeze == "vision" && (p.key().rfind("vision_model.", 0) == 0 || p.key() == "visual_projection.weight")) ||
-                        (freeze == "text" && (p.key().rfind("text_model.", 0) == 0 || p.key() == "text_projection.weight"));
+    const bool frozen = !is_trainable(p.key(), clip_->model->config, freeze, blocks);
+    total += p.value().numel();
+    if (!frozen) trainable += p.value().numel();
     p.value().set_requires_grad(!frozen);
     if (frozen) continue;
     (is_no_decay(p.key(), p.value()) ? no_decay : decay).push_back(p.value());
@@ -66,6 +70,11 @@ void ClipTrainer::open() {
   if ((sched == "linear" || sched == "cosine") && total_steps_ <= 0)
     throw Error("scheduler '" + sched + "' needs the run's length: set total_steps, or use a reader that publishes it");
   clip_->model->train();
+  if (trainable == 0) throw Error("nothing to train: freeze '" + freeze + "' and trainable_blocks " + std::to_string(blocks) +
+                                  " leave no parameter");
+  if (trainable < total)
+    log().info(name(), "training " + std::to_string(trainable) + " of " + std::to_string(total) + " parameters (freeze: " +
+                           freeze + ", trainable_blocks: " + std::to_string(blocks) + ")");
   steps_.open(context().run_dir / "steps.jsonl", std::ios::app);
   if (!steps_) throw Error("cannot write " + (context().run_dir / "steps.jsonl").string());
   epoch_start_ = std::chrono::steady_clock::now();
@@ -85,7 +94,7 @@ void ClipTrainer::train(Request& request) {
     if (!image || !text)
       throw Error("example '" + pair.id + "' lacks an image or a text chunk with an embedding; put ClipImageEncoder and "
                   "ClipTextEncoder (mode: training, traversal_path: \"@c\") before the trainer");
-    if (!image->embedding.requires_grad())
+    if (!image->embedding.requires_grad() && !text->embedding.requires_grad())  // one tower may be frozen
       throw Error("example '" + pair.id + "': its embeddings carry no autograd graph; set mode: training on the encoders");
     images.push_back(image->embedding);
     texts.push_back(text->embedding);

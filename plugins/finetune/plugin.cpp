@@ -63,6 +63,7 @@ const docflow_param_schema kTrainerParams[] = {
     at_least(param("max_grad_norm", "double", "0", "gradient clipping by norm (0: off)"), 0),
     at_least(param("accumulation_steps", "int", "1", "batches per optimizer step"), 1),
     one_of(param("freeze", "string", "\"none\"", "freeze a tower"), "none|vision|text"),
+    at_least(param("trainable_blocks", "int", "-1", "train only the last N blocks of each tower (-1: all)"), -1),
     param("seed", "int", "0", "random seed"),
     at_least(param("log_every", "int", "10", "log a progress line every N steps"), 1),
 };

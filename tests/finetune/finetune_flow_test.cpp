@@ -133,3 +133,67 @@ BOOST_AUTO_TEST_CASE(alpha_0_gives_back_the_starting_weights_and_their_metrics) 
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(trainer_options, *boost::unit_test::precondition(SharedPresent()))
+
+namespace {
+// The fixture's weights and the artifact's after one epoch with `settings`.
+struct Trained {
+  std::map<std::string, torch::Tensor> start, end;
+  std::vector<nlohmann::json> steps;
+  bool changed(const std::string& name) const { return !start.at(name).equal(end.at(name)); }
+};
+
+Trained train_with(const std::string& settings) {
+  TempDir dir;
+  docflow::testing::write_pairs(dir.path(), "train", 64, 21);
+  docflow::testing::write_pairs(dir.path(), "eval", 8, 22);
+  auto r = run_command(finetune_command(dir, "--name t --set reader.epochs=1 " + settings));
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  Trained t;
+  clip::ClipModel start = clip::load_model(std::string(DOCFLOW_SHARED_DIR) + "/fixtures/clip-tiny");
+  clip::ClipModel end = clip::load_model((dir.path() / "runs" / "t" / "artifact").string());
+  for (const auto& p : start->named_parameters()) t.start[p.key()] = p.value().detach().clone();
+  for (const auto& p : end->named_parameters()) t.end[p.key()] = p.value().detach().clone();
+  std::ifstream steps(dir.path() / "runs" / "t" / "steps.jsonl");
+  for (std::string line; std::getline(steps, line);) t.steps.push_back(nlohmann::json::parse(line));
+  return t;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(freezing_the_vision_tower_trains_only_the_text_tower) {
+  Trained t = train_with("--set trainer.freeze=vision");
+  BOOST_TEST(!t.changed("vision_model.encoder.layers.0.self_attn.q_proj.weight"));
+  BOOST_TEST(!t.changed("visual_projection.weight"));
+  BOOST_TEST(t.changed("text_model.encoder.layers.0.self_attn.q_proj.weight"));
+  BOOST_TEST(t.changed("text_projection.weight"));
+}
+
+BOOST_AUTO_TEST_CASE(trainable_blocks_1_trains_the_last_block_and_what_follows_it) {
+  Trained t = train_with("--set trainer.trainable_blocks=1");
+  BOOST_TEST(!t.changed("vision_model.encoder.layers.0.mlp.fc1.weight"));
+  BOOST_TEST(!t.changed("vision_model.embeddings.patch_embedding.weight"));
+  BOOST_TEST(!t.changed("text_model.embeddings.token_embedding.weight"));
+  BOOST_TEST(t.changed("vision_model.encoder.layers.1.mlp.fc1.weight"));
+  BOOST_TEST(t.changed("text_model.encoder.layers.1.mlp.fc1.weight"));
+  BOOST_TEST(t.changed("text_model.final_layer_norm.weight"));
+  BOOST_TEST(t.changed("logit_scale"));
+}
+
+BOOST_AUTO_TEST_CASE(accumulation_steps_2_takes_one_optimizer_step_per_two_batches) {
+  Trained t = train_with("--set trainer.accumulation_steps=2");
+  BOOST_REQUIRE(t.steps.size() == 4u);  // 64 pairs in batches of 16
+  std::vector<int> steps;
+  for (const auto& s : t.steps) steps.push_back(s["step"].get<int>());
+  BOOST_TEST((steps == std::vector<int>{0, 1, 1, 2}));
+  BOOST_TEST(t.changed("text_projection.weight"));
+}
+
+BOOST_AUTO_TEST_CASE(adam_trains_with_finite_losses) {
+  Trained t = train_with("--set trainer.optimizer=adam");
+  BOOST_REQUIRE(t.steps.size() == 4u);
+  for (const auto& s : t.steps) BOOST_TEST(std::isfinite(s["loss"].get<double>()));
+  BOOST_TEST(t.changed("vision_model.encoder.layers.0.mlp.fc1.weight"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
