@@ -52,7 +52,23 @@ void write_file_atomically(const fs::path& path, const std::string& content) {
 
 namespace {
 
+RunStatus read_recorded_status(const fs::path& dir);
+
+// A run whose process is gone without writing FINISHED or FAILED died
+// (kill -9, power loss): say so, and how to continue it.
 RunStatus read_status(const fs::path& dir) {
+  RunStatus s = read_recorded_status(dir);
+  if ((s.state == "STARTED" || s.state == "CREATED") && s.pid > 0 && ::kill(static_cast<pid_t>(s.pid), 0) != 0 &&
+      errno == ESRCH) {
+    s.state = "DIED";
+    s.details = "its process (pid " + std::to_string(s.pid) + ") ended without finishing";
+    if (fs::exists(dir / "checkpoints" / "LATEST"))
+      s.details += "; continue it with: flow run " + s.flow_file + " --resume " + s.name;
+  }
+  return s;
+}
+
+RunStatus read_recorded_status(const fs::path& dir) {
   RunStatus s;
   s.name = dir.filename().string();
   std::ifstream f(dir / "status.json");
@@ -131,19 +147,7 @@ std::vector<RunStatus> RunFolder::list(const fs::path& workspace) {
   return out;
 }
 
-RunStatus RunFolder::status() const {
-  RunStatus s = read_status(path_);
-  // A run whose process is gone without writing FINISHED or FAILED died
-  // (kill -9, power loss): say so, and how to continue it.
-  if ((s.state == "STARTED" || s.state == "CREATED") && s.pid > 0 && ::kill(static_cast<pid_t>(s.pid), 0) != 0 &&
-      errno == ESRCH) {
-    s.state = "DIED";
-    s.details = "its process (pid " + std::to_string(s.pid) + ") ended without finishing";
-    if (fs::exists(path_ / "checkpoints" / "LATEST"))
-      s.details += "; continue it with: flow run " + s.flow_file + " --resume " + s.name;
-  }
-  return s;
-}
+RunStatus RunFolder::status() const { return read_status(path_); }
 
 void RunFolder::set_state(const std::string& state, const std::string& details) {
   RunStatus s = status();

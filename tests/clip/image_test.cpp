@@ -3,6 +3,7 @@
 #include <png.h>
 
 #include <random>
+#include <tuple>
 
 #include "clip/error.hpp"
 #include "clip/image.hpp"
@@ -125,6 +126,20 @@ BOOST_AUTO_TEST_CASE(resize_crop_and_normalise) {
   std::mt19937_64 rng(7), rng2(7);
   torch::Tensor a = clip::preprocess_random_crop(im, 16, rng), b = clip::preprocess_random_crop(im, 16, rng2);
   BOOST_TEST(torch::equal(a, b));  // seeded
+}
+
+BOOST_AUTO_TEST_CASE(preprocess_computes_only_the_crop_yet_equals_resize_then_crop) {
+  // preprocess() resamples only the window the center crop keeps; every
+  // pixel must equal the full resize followed by the crop, for landscape,
+  // portrait, square, upscaled and one-dimension-only cases.
+  std::mt19937 rng(3);
+  for (auto [w, h, size] : std::vector<std::tuple<int, int, int>>{
+           {640, 480, 224}, {480, 640, 224}, {300, 300, 224}, {50, 90, 224}, {224, 500, 224}, {97, 61, 32}}) {
+    clip::Image im{w, h, std::vector<std::uint8_t>(static_cast<std::size_t>(w) * h * 3)};
+    for (auto& b : im.rgb) b = static_cast<std::uint8_t>(rng());
+    const torch::Tensor full = clip::to_normalized_tensor(clip::center_crop(clip::resize_shorter_side(im, size), size));
+    BOOST_TEST(torch::equal(clip::preprocess(im, size), full), w << "x" << h << " -> " << size);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(bad_images_name_the_file) {

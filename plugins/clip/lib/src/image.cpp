@@ -7,6 +7,7 @@
 #include <cmath>
 #include <csetjmp>
 #include <cstring>
+#include <optional>
 #include <fstream>
 
 #include "clip/error.hpp"
@@ -166,45 +167,82 @@ Coefficients coefficients(int in_size, int out_size) {
   return c;
 }
 
-std::uint8_t clip8(long long v) {
+std::uint8_t clip8(std::int32_t v) {
   v >>= kPrecisionBits;
   return static_cast<std::uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-Image resample_horizontal(const Image& in, int out_w) {
-  Coefficients c = coefficients(in.width, out_w);
-  Image out{out_w, in.height, std::vector<std::uint8_t>(static_cast<std::size_t>(out_w) * in.height * 3)};
-  for (int y = 0; y < in.height; ++y) {
-    const std::uint8_t* src = in.rgb.data() + static_cast<std::size_t>(y) * in.width * 3;
-    std::uint8_t* dst = out.rgb.data() + static_cast<std::size_t>(y) * out_w * 3;
-    for (int x = 0; x < out_w; ++x) {
-      const int xmin = c.bounds[2 * x], n = c.bounds[2 * x + 1];
-      const int* k = c.k.data() + static_cast<std::size_t>(x) * c.ksize;
-      for (int ch = 0; ch < 3; ++ch) {
-        long long ss = 1LL << (kPrecisionBits - 1);
-        for (int i = 0; i < n; ++i) ss += static_cast<long long>(src[(xmin + i) * 3 + ch]) * k[i];
-        dst[x * 3 + ch] = clip8(ss);
+// PIL's passes with 32-bit accumulators, as PIL's own 8-bit path: the sum
+// of |coefficients| times 255 stays below 2^31 at 22 fraction bits. Both
+// passes compute only a window of the output (what a crop keeps): every
+// output pixel depends on its own coefficients alone, so the window is
+// bit-identical to cropping the full result, and PIL's work for the
+// discarded margins is skipped.
+
+// Columns [x0, x0 + w) of the resampled width, for rows [y0, y0 + h) of `in`.
+Image resample_horizontal(const Image& in, const Coefficients& c, int x0, int w, int y0, int h) {
+  Image out{w, h, std::vector<std::uint8_t>(static_cast<std::size_t>(w) * h * 3)};
+  for (int y = 0; y < h; ++y) {
+    const std::uint8_t* src = in.rgb.data() + static_cast<std::size_t>(y0 + y) * in.width * 3;
+    std::uint8_t* dst = out.rgb.data() + static_cast<std::size_t>(y) * w * 3;
+    for (int x = 0; x < w; ++x) {
+      const int xmin = c.bounds[2 * (x0 + x)], n = c.bounds[2 * (x0 + x) + 1];
+      const int* k = c.k.data() + static_cast<std::size_t>(x0 + x) * c.ksize;
+      const std::uint8_t* p = src + xmin * 3;
+      std::int32_t s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
+      for (int i = 0; i < n; ++i, p += 3) {
+        s0 += p[0] * k[i];
+        s1 += p[1] * k[i];
+        s2 += p[2] * k[i];
       }
+      dst[x * 3] = clip8(s0);
+      dst[x * 3 + 1] = clip8(s1);
+      dst[x * 3 + 2] = clip8(s2);
     }
   }
   return out;
 }
 
-Image resample_vertical(const Image& in, int out_h) {
-  Coefficients c = coefficients(in.height, out_h);
-  Image out{in.width, out_h, std::vector<std::uint8_t>(static_cast<std::size_t>(in.width) * out_h * 3)};
+// Rows [y0, y0 + h) of the resampled height; `in` holds the input's rows
+// from `first_row` on. Row by row, so the inner loop runs along contiguous
+// bytes and vectorises.
+Image resample_vertical(const Image& in, const Coefficients& c, int first_row, int y0, int h) {
+  Image out{in.width, h, std::vector<std::uint8_t>(static_cast<std::size_t>(in.width) * h * 3)};
   const std::size_t stride = static_cast<std::size_t>(in.width) * 3;
-  for (int y = 0; y < out_h; ++y) {
-    const int ymin = c.bounds[2 * y], n = c.bounds[2 * y + 1];
-    const int* k = c.k.data() + static_cast<std::size_t>(y) * c.ksize;
-    std::uint8_t* dst = out.rgb.data() + static_cast<std::size_t>(y) * stride;
-    for (std::size_t x = 0; x < stride; ++x) {
-      long long ss = 1LL << (kPrecisionBits - 1);
-      for (int i = 0; i < n; ++i) ss += static_cast<long long>(in.rgb[(ymin + i) * stride + x]) * k[i];
-      dst[x] = clip8(ss);
+  std::vector<std::int32_t> acc(stride);
+  for (int y = 0; y < h; ++y) {
+    const int ymin = c.bounds[2 * (y0 + y)] - first_row, n = c.bounds[2 * (y0 + y) + 1];
+    const int* k = c.k.data() + static_cast<std::size_t>(y0 + y) * c.ksize;
+    std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
+    for (int i = 0; i < n; ++i) {
+      const std::uint8_t* row = in.rgb.data() + static_cast<std::size_t>(ymin + i) * stride;
+      const std::int32_t ki = k[i];
+      for (std::size_t x = 0; x < stride; ++x) acc[x] += row[x] * ki;
     }
+    std::uint8_t* dst = out.rgb.data() + static_cast<std::size_t>(y) * stride;
+    for (std::size_t x = 0; x < stride; ++x) dst[x] = clip8(acc[x]);
   }
   return out;
+}
+
+// PIL's resize (horizontal pass first, each pass only if the size changes,
+// the horizontal pass only over the rows the vertical one reads), returning
+// the window [left, left + w) x [top, top + h) of the width x height result.
+Image resize_window(const Image& in, int width, int height, int left, int top, int w, int h) {
+  if (width <= 0 || height <= 0) throw Error("resize to " + std::to_string(width) + "x" + std::to_string(height));
+  if (left < 0 || top < 0 || w <= 0 || h <= 0 || left + w > width || top + h > height) throw Error("crop outside the image");
+  std::optional<Coefficients> vertical;
+  int first_row = top, rows = h;  // the input rows the vertical pass reads
+  if (in.height != height) {
+    vertical = coefficients(in.height, height);
+    first_row = vertical->bounds[2 * top];
+    int end = 0;
+    for (int y = top; y < top + h; ++y) end = std::max(end, vertical->bounds[2 * y] + vertical->bounds[2 * y + 1]);
+    rows = end - first_row;
+  }
+  Image horizontal = in.width != width ? resample_horizontal(in, coefficients(in.width, width), left, w, first_row, rows)
+                                       : crop(in, left, first_row, w, rows);
+  return vertical ? resample_vertical(horizontal, *vertical, first_row, top, h) : horizontal;
 }
 
 }  // namespace
@@ -249,19 +287,22 @@ Image load_document_image(const std::string& blob, const std::string& uri, const
 }
 
 Image resize(const Image& in, int width, int height) {
-  if (width <= 0 || height <= 0) throw Error("resize to " + std::to_string(width) + "x" + std::to_string(height));
-  // PIL resamples horizontally first, then vertically, each only if needed.
-  Image out = in.width != width ? resample_horizontal(in, width) : in;
-  return out.height != height ? resample_vertical(out, height) : out;
+  if (width == in.width && height == in.height) return in;
+  return resize_window(in, width, height, 0, 0, width, height);
 }
 
+namespace {
+// torchvision's Resize(size): the shorter side becomes `size`, the longer
+// one keeps the aspect ratio (truncated, as torchvision's int()).
+std::pair<int, int> shorter_side_size(const Image& in, int size) {
+  if (in.width <= in.height) return {size, static_cast<int>(static_cast<long long>(size) * in.height / in.width)};
+  return {static_cast<int>(static_cast<long long>(size) * in.width / in.height), size};
+}
+}  // namespace
+
 Image resize_shorter_side(const Image& in, int size) {
-  if (in.width <= in.height) {
-    int h = static_cast<int>(static_cast<long long>(size) * in.height / in.width);
-    return resize(in, size, h);
-  }
-  int w = static_cast<int>(static_cast<long long>(size) * in.width / in.height);
-  return resize(in, w, size);
+  const auto [w, h] = shorter_side_size(in, size);
+  return resize(in, w, h);
 }
 
 Image crop(const Image& in, int left, int top, int width, int height) {
@@ -315,7 +356,11 @@ torch::Tensor to_normalized_tensor(const Image& in) {
 }
 
 torch::Tensor preprocess(const Image& in, int size) {
-  return to_normalized_tensor(center_crop(resize_shorter_side(in, size), size));
+  // resize_shorter_side + center_crop, computing only the pixels the crop keeps.
+  const auto [w, h] = shorter_side_size(in, size);
+  const int top = static_cast<int>(std::nearbyint((h - size) / 2.0)), left = static_cast<int>(std::nearbyint((w - size) / 2.0));
+  if (w == in.width && h == in.height) return to_normalized_tensor(crop(in, left, top, size, size));
+  return to_normalized_tensor(resize_window(in, w, h, left, top, size, size));
 }
 
 torch::Tensor preprocess_random_crop(const Image& in, int size, std::mt19937_64& rng, double min_scale) {
