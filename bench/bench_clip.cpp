@@ -7,6 +7,8 @@
 //   bench_clip [step PRESET BATCH STEPS] [prep N] [tokenizer VOCAB]
 #include <torch/torch.h>
 
+#include "docflow/process_tuning.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -54,6 +56,8 @@ double forward_flops(const clip::ClipConfig& c, std::int64_t batch) {
 
 void step_bench(const std::string& preset, std::int64_t batch, int steps) {
   torch::manual_seed(0);
+  // As `flow run` does (the Python peer, a separate process, runs stock).
+  if (!std::getenv("BENCH_STOCK_ALLOCATOR")) docflow::keep_freed_memory();
   clip::ClipConfig cfg = clip::preset(preset);
   clip::ClipModel model(cfg);
   std::vector<torch::Tensor> decay, no_decay;

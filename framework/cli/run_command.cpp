@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "docflow/flow.hpp"
+#include "docflow/process_tuning.hpp"
 #include "docflow/run.hpp"
 #include "options.hpp"
 
@@ -100,6 +101,7 @@ Checkpoint checkpoint_to_resume(const RunFolder& run, const FlowConfig& config) 
 }  // namespace
 
 int run_command(const Args& args) {
+  keep_freed_memory();  // before any executor allocates
   po::options_description opts("flow run FILE [options]");
   opts.add_options()("help,h", "this help")("name", po::value<std::string>(), "the run's name (default FLOW-DATE-TIME)")(
       "set", po::value<std::vector<std::string>>(), "override: executors.NAME.with.KEY=VALUE, NAME.KEY=VALUE, with.KEY=VALUE")(
