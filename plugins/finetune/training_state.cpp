@@ -159,6 +159,9 @@ void EarlyStopping::load_state(const fs::path& dir) {
   const nlohmann::json j = read_json(dir / "state.json");
   best_ = optional_of(j.at("best"));
   bad_epochs_ = j.at("bad_epochs").get<std::int64_t>();
+  // It had already ended the run (the crash came while the run was closing):
+  // end it again rather than train an epoch it would not have trained.
+  if (bad_epochs_ >= params().get_int("patience") && context().end_stream) context().end_stream();
 }
 
 }  // namespace docflow::finetune
