@@ -670,7 +670,17 @@ RunStats Flow::run(std::function<void(const Request&)> on_output) {
           im.cv.wait(lock, [&] { return im.failure || im.stopping || im.stats.epochs >= epochs_sent; });
           if (im.failure || im.stopping) continue;  // wait_for_room() ends the loop
         }
-        if (im.checkpoints) im.snapshot(item->epoch);
+        if (im.checkpoints) {
+          try {
+            im.snapshot(item->epoch);
+          } catch (const ExecutorError&) {
+            throw;  // an executor's save_state failed: it is named
+          } catch (const std::exception& e) {
+            im.fail(std::make_exception_ptr(Error("the training checkpoint after epoch " + std::to_string(item->epoch + 1) +
+                                                  " could not be written: " + e.what())));
+            break;
+          }
+        }
       }
     }
   } catch (const ExecutorError&) {

@@ -45,13 +45,7 @@ EvaluationSet fashion_evaluation_set(const Params& params, const clip::Tokenizer
 }
 
 EvaluationSet pair_evaluation_set(const Params& params, const clip::Tokenizer& tokenizer) {
-  PairSourceOptions o;
-  o.path = params.get_string("data");
-  o.format = params.get_string("format");
-  o.image_column = params.get_string("image_column");
-  o.caption_column = params.get_string("caption_column");
-  o.label_column = params.get_string("label_column");
-  o.captions = params.get_string("captions");
+  const PairSourceOptions o = pair_source_options(params, "data");
   std::vector<PairRecord> records = load_pairs(o);
   const std::int64_t limit = params.get_int("limit");
   if (limit >= 0 && static_cast<std::size_t>(limit) < records.size()) records.resize(static_cast<std::size_t>(limit));
@@ -59,12 +53,13 @@ EvaluationSet pair_evaluation_set(const Params& params, const clip::Tokenizer& t
   const int size = static_cast<int>(params.get_int("image_size"));
   EvaluationSet set;
   // One index entry per distinct image: several captions may describe one.
-  std::map<std::string, std::string> image_ids;  // uri (or record) -> index id
+  std::map<std::string, std::int64_t> image_rows;  // uri (or record) -> row in the index
   for (const PairRecord& r : records) {
     const std::string key = r.image.uri.empty() ? r.where : r.image.uri;
-    auto [it, fresh] = image_ids.emplace(key, "image-" + std::to_string(image_ids.size()));
+    auto [it, fresh] = image_rows.emplace(key, static_cast<std::int64_t>(image_rows.size()));
+    const std::string image_id = "image-" + std::to_string(it->second);
     if (fresh) {
-      docarray::Document d(it->second);
+      docarray::Document d(image_id);
       d.modality = "image";
       d.uri = r.image.uri;
       try {
@@ -80,13 +75,13 @@ EvaluationSet pair_evaluation_set(const Params& params, const clip::Tokenizer& t
       }
       set.index.append(std::move(d));
     }
-    set.query_image.push_back(std::stoll(it->second.substr(std::string("image-").size())));
+    set.query_image.push_back(it->second);
     docarray::Document q = query(r.caption, tokenizer, params);
     if (by_label) {
       q.tags["label"] = *r.label;
     } else {
       docarray::Document truth(q.id);
-      truth.matches.append(docarray::Document(it->second));
+      truth.matches.append(docarray::Document(image_id));
       set.ground_truth.append(std::move(truth));
     }
     set.queries.append(std::move(q));

@@ -8,13 +8,7 @@ PairReader::PairReader(ExecutorContext c)
     : Source(std::move(c)), rng_(static_cast<std::uint64_t>(params().get_int("seed"))) {}
 
 void PairReader::open() {
-  PairSourceOptions o;
-  o.path = params().get_string("path");
-  o.format = params().get_string("format");
-  o.image_column = params().get_string("image_column");
-  o.caption_column = params().get_string("caption_column");
-  o.label_column = params().get_string("label_column");
-  o.captions = params().get_string("captions");
+  const PairSourceOptions o = pair_source_options(params(), "path");
   records_ = load_pairs(o);
   const std::int64_t limit = params().get_int("limit");
   if (limit >= 0 && static_cast<std::size_t>(limit) < records_.size()) records_.resize(static_cast<std::size_t>(limit));

@@ -193,6 +193,17 @@ std::vector<PairRecord> load_folder(const fs::path& dir, const PairSourceOptions
 
 }  // namespace
 
+PairSourceOptions pair_source_options(const Params& params, const std::string& path_param) {
+  PairSourceOptions o;
+  o.path = params.get_string(path_param);
+  o.format = params.get_string("format");
+  o.image_column = params.get_string("image_column");
+  o.caption_column = params.get_string("caption_column");
+  o.label_column = params.get_string("label_column");
+  o.captions = params.get_string("captions");
+  return o;
+}
+
 std::vector<PairRecord> load_pairs(const PairSourceOptions& o) {
   if (!fs::exists(o.path)) throw Error(o.path + ": no such file or folder");
   const std::string format = detect_format(o);

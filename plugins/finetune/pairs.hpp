@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "docarray/document.hpp"
+#include "docflow/params.hpp"
 
 namespace docflow::finetune {
 
@@ -25,6 +26,10 @@ struct PairSourceOptions {
   std::string image_column = "image", caption_column = "caption", label_column;
   std::string captions;  // folder: a CSV/TSV captions file inside it; "" = NAME.txt beside each image
 };
+
+// The options from an executor's parameters (format, image_column,
+// caption_column, label_column, captions), the path from `path_param`.
+PairSourceOptions pair_source_options(const Params& params, const std::string& path_param);
 
 // Reads every record (paths and captions only: images are decoded later).
 // Throws docflow::Error naming the file, line and column at fault.
