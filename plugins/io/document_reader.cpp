@@ -1,3 +1,4 @@
+#include <fstream>
 #include "document_reader.hpp"
 
 #include <fnmatch.h>
@@ -122,6 +123,19 @@ std::optional<Source::Item> DocumentReader::next() {
     item.kind = Item::Kind::EndOfEpoch;
   }
   return item;
+}
+
+void DocumentReader::save_state(const std::filesystem::path& dir) {
+  std::ofstream out(dir / "position");
+  out << epoch_ << "\n" << rng_ << "\n";
+  if (!out) throw Error("cannot write " + (dir / "position").string());
+}
+
+void DocumentReader::load_state(const std::filesystem::path& dir) {
+  std::ifstream in(dir / "position");
+  if (!(in >> epoch_ >> rng_)) throw Error("no reader position in " + (dir / "position").string());
+  epoch_done_ = true;  // next() begins the epoch after the checkpoint's, shuffled by the restored generator
+  finished_ = false;
 }
 
 }  // namespace docflow::io

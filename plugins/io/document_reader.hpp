@@ -19,6 +19,9 @@ class DocumentReader : public Source {
   void open() override;
   std::optional<Item> next() override;
   std::string endpoint() const override { return endpoint_; }
+  // At an epoch boundary the position is the epoch and the shuffle's generator.
+  void save_state(const std::filesystem::path& dir) override;
+  void load_state(const std::filesystem::path& dir) override;
 
  private:
   bool next_document(docarray::Document& doc);

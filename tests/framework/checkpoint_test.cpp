@@ -151,4 +151,38 @@ BOOST_AUTO_TEST_CASE(resume_refuses_a_changed_flow_a_missing_checkpoint_and_an_u
   BOOST_TEST(contains(r.output, "run 'none' has no training checkpoint yet"), r.output);
 }
 
+BOOST_AUTO_TEST_CASE(a_resumed_document_reader_shuffles_the_next_epoch_as_an_uninterrupted_one) {
+  TempDir dir;
+  {
+    std::ofstream docs(dir.file("in.jsonl"));
+    for (int i = 0; i < 10; ++i) docs << "{\"id\":\"d" << i << "\"}\n";
+  }
+  auto flow = [&](const std::string& name, const std::string& middle) {
+    std::string path = dir.file(name + ".yml");
+    std::ofstream(path) << "jtype: Flow\nwith:\n  name: " << name << "\n  workspace: " << dir.file("runs")
+                        << "\n  checkpoints: 1\n  plugins: [" TEST_PLUGIN_DIR ", " IO_PLUGIN_DIR "]\nexecutors:\n"
+                        << "  - {name: reader, uses: DocumentReader, with: {path: " << dir.file("in.jsonl")
+                        << ", batch_size: 5, epochs: 3, shuffle: true, seed: 7}}\n"
+                        << middle << "  - {name: writer, uses: DocumentWriter, with: {path: " << dir.file(name + ".jsonl") << "}}\n";
+    return path;
+  };
+  auto ids = [&](const std::string& file) {
+    std::vector<std::string> out;
+    std::ifstream in(dir.file(file));
+    for (std::string line; std::getline(in, line);) out.push_back(line.substr(0, line.find(',')));
+    return out;
+  };
+  auto r = run_command(in(dir, "run " + flow("whole", "") + " --name whole"));
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  const std::string failing = flow("crash", "  - {name: fail, uses: Failer, with: {after: 5, message: power cut}}\n");
+  r = run_command(in(dir, "run " + failing + " --name crash"));
+  BOOST_TEST(r.exit_code == 1, r.output);
+  r = run_command(in(dir, "run " + failing + " --resume crash"));
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  const auto whole = ids("whole.jsonl"), resumed = ids("crash.jsonl");
+  BOOST_REQUIRE(whole.size() == 30u);
+  BOOST_REQUIRE(resumed.size() == 10u);  // the third epoch only
+  BOOST_TEST(std::vector<std::string>(whole.begin() + 20, whole.end()) == resumed, boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
