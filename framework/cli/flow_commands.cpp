@@ -124,11 +124,16 @@ int plugins_command(const Args& args) {
               << ")\n  " << x.description << "\n\nparameters:\n";
     for (const auto& p : x.schema) {
       std::string range;
-      if (p.minimum) range += " >= " + docarray::Value(*p.minimum).dump();
-      if (p.maximum) range += " <= " + docarray::Value(*p.maximum).dump();
+      // Whole bounds print as integers ("batch_size ... >= 2", not ">= 2.0").
+      auto bound = [](double v) {
+        return v == static_cast<double>(static_cast<long long>(v)) ? std::to_string(static_cast<long long>(v))
+                                                                   : docarray::Value(v).dump();
+      };
+      if (p.minimum) range += " >= " + bound(*p.minimum);
+      if (p.maximum) range += " <= " + bound(*p.maximum);
       std::string choices;
       for (const auto& c : p.choices) choices += (choices.empty() ? " one of " : "|") + c;
-      std::cout << "  " << pad(p.name, 14) << pad(param_type_name(p.type), 8)
+      std::cout << "  " << pad(p.name, 18) << pad(param_type_name(p.type), 8)
                 << pad(p.default_value ? "= " + p.default_value->dump() : "(required)", 14) << p.description << range
                 << choices << "\n";
     }

@@ -136,7 +136,10 @@ BOOST_AUTO_TEST_CASE(validate_plot_and_plugins) {
   BOOST_TEST(contains(r.output, "io          DocumentReader"), r.output);
   BOOST_TEST(contains(r.output, "testing     Counter"), r.output);
   r = run_command(in(dir, "plugins describe DocumentWriter"));
-  BOOST_TEST(contains(r.output, "compress      string  = \"none\""), r.output);
+  BOOST_TEST(contains(r.output, "compress          string  = \"none\""), r.output);
+  BOOST_TEST(contains(r.output, "none|zstd"), r.output);
+  r = run_command(in(dir, "plugins describe DocumentReader"));
+  BOOST_TEST(contains(r.output, "passes over the data >= 1\n"), r.output);  // whole bounds print as integers
   r = run_command(in(dir, "plugins describe NoSuchThing"));
   BOOST_TEST(r.exit_code == 2);
   r = run_command(in(dir, "frobnicate"));
