@@ -18,19 +18,13 @@ AttentionImpl::AttentionImpl(std::int64_t width, std::int64_t heads_) : heads(he
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
   const auto b = x.size(0), l = x.size(1), w = x.size(2);
-  // q, k and v from one GEMM over the three projections side by side (the
-  // parameters stay separate, as Hugging Face names them).
-  torch::Tensor qkv = torch::linear(x, torch::cat({q_proj->weight, k_proj->weight, v_proj->weight}),
-                                    torch::cat({q_proj->bias, k_proj->bias, v_proj->bias}));
-  // [B, L, 3, H, D] -> [3, B*H, L, D]: one copy for the three.
-  qkv = qkv.view({b, l, 3, heads, head_dim}).permute({2, 0, 3, 1, 4}).reshape({3, b * heads, l, head_dim});
-  const torch::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
-  // scale * q k^T (+ the causal mask) in one batched GEMM.
-  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  torch::Tensor scores = mask.defined() ? torch::baddbmm(mask, q, k.transpose(1, 2), 1.0, scale)
-                                        : torch::baddbmm(torch::zeros({1, 1, 1}, x.options()), q, k.transpose(1, 2), 0.0, scale);
-  torch::Tensor out = torch::bmm(torch::softmax(scores, -1), v);  // [B*H, L, D]
-  return out_proj(out.view({b, heads, l, head_dim}).transpose(1, 2).reshape({b, l, w}));
+  auto split = [&](const torch::Tensor& t) { return t.view({b, l, heads, head_dim}).transpose(1, 2); };
+  torch::Tensor q = split(q_proj(x) * (1.0 / std::sqrt(static_cast<double>(head_dim))));
+  torch::Tensor k = split(k_proj(x)), v = split(v_proj(x));
+  torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1));
+  if (mask.defined()) scores = scores + mask;
+  torch::Tensor out = torch::matmul(torch::softmax(scores, -1), v);
+  return out_proj(out.transpose(1, 2).reshape({b, l, w}));
 }
 
 MlpImpl::MlpImpl(std::int64_t width, std::int64_t hidden) {
