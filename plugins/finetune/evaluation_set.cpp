@@ -1,6 +1,5 @@
 #include "evaluation_set.hpp"
 
-#include "clip/image.hpp"
 #include "docflow/error.hpp"
 #include "fashion_mnist.hpp"
 #include "pairs.hpp"
@@ -62,13 +61,7 @@ EvaluationSet pair_evaluation_set(const Params& params, const clip::Tokenizer& t
       docarray::Document d(image_id);
       d.modality = "image";
       d.uri = r.image.uri;
-      try {
-        d.tensor = r.image.tensor.defined() && r.image.blob.empty() && r.image.uri.empty()
-                       ? r.image.tensor
-                       : clip::preprocess(clip::load_document_image(r.image.blob, r.image.uri, r.where, size), size);
-      } catch (const std::exception& e) {
-        throw Error(r.where + ": " + e.what());
-      }
+      d.tensor = pair_image_tensor(r, size);
       if (by_label) {
         d.tags["label"] = *r.label;
         ++set.per_label[d.tags.find("label")->dump()];

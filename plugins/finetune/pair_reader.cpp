@@ -1,4 +1,3 @@
-#include "clip/image.hpp"
 #include "docflow/error.hpp"
 #include "executors.hpp"
 
@@ -73,11 +72,10 @@ docarray::DocumentArray PairReader::make_batch(std::vector<std::size_t> ids) con
     docarray::Document image = r.image, text;
     if (size > 0) {
       try {
-        if (!image.tensor.defined() || !image.blob.empty() || !image.uri.empty())
-          image.tensor = clip::preprocess(clip::load_document_image(image.blob, image.uri, image.id, size), size);
-      } catch (const std::exception& e) {
-        if (!skip) throw Error(r.where + ": " + e.what());
-        log().warning(name(), "skipping " + r.where + ": " + e.what());
+        image.tensor = pair_image_tensor(r, size);
+      } catch (const Error& e) {
+        if (!skip) throw;
+        log().warning(name(), std::string("skipping ") + e.what());
         ++skipped_;
         continue;
       }

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <set>
 
+#include "clip/image.hpp"
 #include "docarray/document_file.hpp"
 #include "docflow/error.hpp"
 
@@ -202,6 +203,16 @@ PairSourceOptions pair_source_options(const Params& params, const std::string& p
   o.label_column = params.get_string("label_column");
   o.captions = params.get_string("captions");
   return o;
+}
+
+torch::Tensor pair_image_tensor(const PairRecord& r, int size) {
+  const docarray::Document& image = r.image;
+  if (image.tensor.defined() && image.blob.empty() && image.uri.empty()) return image.tensor;
+  try {
+    return clip::preprocess(clip::load_document_image(image.blob, image.uri, r.where, size), size);
+  } catch (const std::exception& e) {
+    throw Error(r.where + ": " + e.what());
+  }
 }
 
 std::vector<PairRecord> load_pairs(const PairSourceOptions& o) {
