@@ -32,6 +32,9 @@ std::string timestamp() {
   s << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S") << '.' << std::setw(3) << std::setfill('0') << ms << 'Z';
   return s.str();
 }
+std::string format_line(LogLevel level, const std::string& source, const std::string& message) {
+  return timestamp() + " " + level_name(level) + " [" + source + "] " + message + "\n";
+}
 }  // namespace
 
 Logger::Logger() : tty_(::isatty(STDOUT_FILENO) == 1) {}
@@ -55,7 +58,7 @@ void Logger::end_progress() {
 
 void Logger::step(const std::string& source, const std::string& message) {
   if (LogLevel::Info < level_) return;
-  std::string line = timestamp() + " INFO [" + source + "] " + message + "\n";
+  const std::string line = format_line(LogLevel::Info, source, message);
   std::lock_guard<std::mutex> lock(mutex_);
   if (terminal_ && !tty_) std::cout << line << std::flush;
   if (file_.is_open()) file_ << line << std::flush;
@@ -69,7 +72,7 @@ void Logger::open_file(const std::string& path) {
 
 void Logger::log(LogLevel level, const std::string& source, const std::string& message) {
   if (level < level_) return;
-  std::string line = timestamp() + " " + level_name(level) + " [" + source + "] " + message + "\n";
+  const std::string line = format_line(level, source, message);
   std::lock_guard<std::mutex> lock(mutex_);
   if (terminal_) {
     clear_bar();  // the line goes above the bar, which is drawn again below it

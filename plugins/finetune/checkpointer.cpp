@@ -36,13 +36,7 @@ Checkpointer::Checkpointer(ExecutorContext c) : Executor(std::move(c)) {}
 void Checkpointer::on_event(const Event& e) {
   if (e.kind == Event::Kind::EndOfStream) {
     // A WiSE-FT blend is the run's result: it replaces the best epoch's model.
-    auto m = run_metrics(*this);
-    std::optional<double> alpha;
-    {
-      std::lock_guard<std::mutex> lock(m->mutex);
-      alpha = m->wise_ft_alpha;
-    }
-    if (alpha) save_artifact("the WiSE-FT blend (alpha " + std::to_string(*alpha) + ")");
+    if (const std::optional<double> alpha = wise_ft_alpha(*this)) save_artifact("the WiSE-FT blend (alpha " + std::to_string(*alpha) + ")");
     return;
   }
   const std::string monitor = params().get_string("monitor");

@@ -28,6 +28,8 @@ struct RunMetrics {
 };
 
 std::shared_ptr<RunMetrics> run_metrics(Executor& e);
+// The alpha WiSEFT blended the weights with, once it has (at the end).
+std::optional<double> wise_ft_alpha(Executor& e);
 
 // What a reader tells the trainer ("training_plan"): its schedulers need the
 // run's length, its progress bar the epoch's.

@@ -121,13 +121,7 @@ double RetrievalEvaluator::validation_loss() const {
 void RetrievalEvaluator::on_event(const Event& e) {
   if (e.kind == Event::Kind::EndOfEpoch) evaluate("epoch", e.epoch);
   if (e.kind == Event::Kind::EndOfStream) {
-    bool blended = false;
-    {
-      auto m = run_metrics(*this);
-      std::lock_guard<std::mutex> lock(m->mutex);
-      blended = m->wise_ft_alpha.has_value();
-    }
-    if (blended) evaluate("wise-ft", -1);  // "after" is then the blend
+    if (wise_ft_alpha(*this)) evaluate("wise-ft", -1);  // "after" is then the blend
     write_report();
   }
 }

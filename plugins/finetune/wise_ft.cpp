@@ -4,6 +4,12 @@
 
 namespace docflow::finetune {
 
+std::optional<double> wise_ft_alpha(Executor& e) {
+  auto m = run_metrics(e);
+  std::lock_guard<std::mutex> lock(m->mutex);
+  return m->wise_ft_alpha;
+}
+
 WiSEFT::WiSEFT(ExecutorContext c) : Executor(std::move(c)) {}
 
 void WiSEFT::open() {
