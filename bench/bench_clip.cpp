@@ -4,7 +4,8 @@
 //   2. the step's model FLOPs against this machine's measured sgemm peak;
 //   3. image preprocessing against PIL + torchvision on the same JPEG files;
 //   4. tokenizer throughput.
-//   bench_clip [step PRESET BATCH STEPS] [prep N] [tokenizer VOCAB]
+//   5. the fused kernels (quick_gelu, attention) against ATen operators.
+//   bench_clip [step PRESET BATCH STEPS] [prep N] [tokenizer VOCAB] [kernels]
 #include <torch/torch.h>
 
 #include "docflow/process_tuning.hpp"
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "clip/image.hpp"
+#include "clip/kernels.hpp"
 #include "clip/model.hpp"
 #include "clip/tokenizer.hpp"
 
@@ -94,6 +96,43 @@ void step_bench(const std::string& preset, std::int64_t batch, int steps) {
               flops / 1e9, flops / ours / 1e9, 100 * flops / ours / 1e9 / peak, peak, 100 * flops / theirs / 1e9 / peak);
 }
 
+// Seconds for forward + backward of f, best of `reps`.
+template <typename F>
+double fwd_bwd_seconds(F f, const std::vector<torch::Tensor>& inputs, int reps) {
+  double best = 1e9;
+  for (int r = 0; r < reps; ++r) {
+    for (auto& t : inputs) t.mutable_grad() = torch::Tensor();
+    auto t0 = Clock::now();
+    torch::Tensor y = f();
+    y.backward(torch::ones_like(y));
+    best = std::min(best, since(t0));
+  }
+  return best;
+}
+
+// The fused kernels against the same computation in ATen operators, at the
+// shapes of one text block of the small preset at batch 256 and of ViT-B/32's
+// blocks at batch 32.
+void kernels_bench() {
+  docflow::keep_freed_memory();
+  struct Case { const char* name; std::int64_t b, l, w, heads, hidden; bool causal; };
+  const Case cases[] = {{"small text, batch 256", 256, 77, 128, 2, 512, true},
+                        {"B/32 vision, batch 32", 32, 50, 768, 12, 3072, false},
+                        {"B/32 text, batch 32", 32, 77, 512, 8, 2048, true}};
+  for (const auto& c : cases) {
+    torch::Tensor h = torch::randn({c.b, c.l, c.hidden}).requires_grad_();
+    torch::Tensor q = torch::randn({c.b, c.l, c.w}).requires_grad_(), k = torch::randn({c.b, c.l, c.w}).requires_grad_(),
+                  v = torch::randn({c.b, c.l, c.w}).requires_grad_();
+    const double gelu = fwd_bwd_seconds([&] { return clip::kernels::quick_gelu(h); }, {h}, 5);
+    const double gelu_ref = fwd_bwd_seconds([&] { return clip::kernels::quick_gelu_reference(h); }, {h}, 5);
+    const double att = fwd_bwd_seconds([&] { return clip::kernels::attention(q, k, v, c.heads, c.causal); }, {q, k, v}, 5);
+    const double att_ref =
+        fwd_bwd_seconds([&] { return clip::kernels::attention_reference(q, k, v, c.heads, c.causal); }, {q, k, v}, 5);
+    std::printf("%s: quick_gelu fwd+bwd %.2f ms vs ATen %.2f ms (%.2fx); attention %.2f ms vs ATen %.2f ms (%.2fx)\n",
+                c.name, 1e3 * gelu, 1e3 * gelu_ref, gelu_ref / gelu, 1e3 * att, 1e3 * att_ref, att_ref / att);
+  }
+}
+
 void prep_bench(int n) {
   const std::string dir = (std::filesystem::temp_directory_path() / "docflow-bench-jpegs").string();
   run("/usr/bin/python3 " BENCH_DIR "/clip_peer.py make-images " + dir + " " + std::to_string(n) + " 640 480");
@@ -133,12 +172,14 @@ int main(int argc, char** argv) {
     if (what == "step" && i + 3 < argc) {
       step_bench(argv[i + 1], std::atol(argv[i + 2]), std::atoi(argv[i + 3]));
       i += 3;
+    } else if (what == "kernels") {
+      kernels_bench();
     } else if (what == "prep" && i + 1 < argc) {
       prep_bench(std::atoi(argv[++i]));
     } else if (what == "tokenizer" && i + 1 < argc) {
       tokenizer_bench(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: bench_clip [step PRESET BATCH STEPS] [prep N] [tokenizer VOCAB]\n");
+      std::fprintf(stderr, "usage: bench_clip [step PRESET BATCH STEPS] [prep N] [tokenizer VOCAB] [kernels]\n");
       return 2;
     }
   }

@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libboost-dev libboost-graph-dev libboost-program-options-dev
   libboost-test-dev libboost-filesystem-dev libboost-system-dev
-  libtorch-dev libopenblas0-pthread
+  libtorch-dev libopenblas0-pthread libblas-dev
   libyaml-cpp-dev libmsgpack-cxx-dev libzstd-dev zlib1g-dev
   libjpeg62-turbo-dev libpng-dev libicu-dev
   dataset-fashion-mnist

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "clip/error.hpp"
+#include "clip/kernels.hpp"
 
 namespace clip {
 
@@ -16,15 +17,8 @@ AttentionImpl::AttentionImpl(std::int64_t width, std::int64_t heads_) : heads(he
   out_proj = register_module("out_proj", nn::Linear(width, width));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
-  const auto b = x.size(0), l = x.size(1), w = x.size(2);
-  auto split = [&](const torch::Tensor& t) { return t.view({b, l, heads, head_dim}).transpose(1, 2); };
-  torch::Tensor q = split(q_proj(x) * (1.0 / std::sqrt(static_cast<double>(head_dim))));
-  torch::Tensor k = split(k_proj(x)), v = split(v_proj(x));
-  torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1));
-  if (mask.defined()) scores = scores + mask;
-  torch::Tensor out = torch::matmul(torch::softmax(scores, -1), v);
-  return out_proj(out.transpose(1, 2).reshape({b, l, w}));
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, bool causal) {
+  return out_proj(kernels::attention(q_proj(x), k_proj(x), v_proj(x), heads, causal));
 }
 
 MlpImpl::MlpImpl(std::int64_t width, std::int64_t hidden) {
@@ -33,8 +27,7 @@ MlpImpl::MlpImpl(std::int64_t width, std::int64_t hidden) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h = fc1(x);
-  return fc2(h * torch::sigmoid(1.702 * h));  // quick_gelu
+  return fc2(kernels::quick_gelu(fc1(x)));
 }
 
 EncoderLayerImpl::EncoderLayerImpl(std::int64_t width, std::int64_t heads, std::int64_t mlp_, double eps) {
@@ -44,8 +37,8 @@ EncoderLayerImpl::EncoderLayerImpl(std::int64_t width, std::int64_t heads, std::
   mlp = register_module("mlp", Mlp(width, mlp_));
 }
 
-torch::Tensor EncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
-  torch::Tensor h = x + self_attn(layer_norm1(x), mask);
+torch::Tensor EncoderLayerImpl::forward(const torch::Tensor& x, bool causal) {
+  torch::Tensor h = x + self_attn(layer_norm1(x), causal);
   return h + mlp(layer_norm2(h));
 }
 
@@ -54,8 +47,8 @@ EncoderImpl::EncoderImpl(std::int64_t width, std::int64_t heads, std::int64_t ml
   register_module("layers", layers);
 }
 
-torch::Tensor EncoderImpl::forward(torch::Tensor x, const torch::Tensor& mask) {
-  for (const auto& layer : *layers) x = layer->as<EncoderLayer>()->forward(x, mask);
+torch::Tensor EncoderImpl::forward(torch::Tensor x, bool causal) {
+  for (const auto& layer : *layers) x = layer->as<EncoderLayer>()->forward(x, causal);
   return x;
 }
 
@@ -109,9 +102,7 @@ torch::Tensor TextTransformerImpl::forward(const torch::Tensor& ids) {
   TORCH_CHECK(l <= embeddings->position_embedding->weight.size(0), "text of ", l, " tokens is longer than the model's ",
               embeddings->position_embedding->weight.size(0), " positions");
   torch::Tensor x = embeddings(ids);
-  // Causal: position i attends to positions <= i.
-  torch::Tensor mask = torch::full({l, l}, -std::numeric_limits<float>::infinity(), x.options()).triu(1);
-  x = final_layer_norm(encoder(x, mask));
+  x = final_layer_norm(encoder(x, /*causal=*/true));
   torch::Tensor eot = ids.argmax(-1);
   return x.index({torch::arange(b, ids.options().dtype(torch::kLong)), eot});
 }

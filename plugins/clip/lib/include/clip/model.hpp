@@ -9,10 +9,11 @@
 
 namespace clip {
 
-// Multi-head self-attention with separate q, k, v projections.
+// Multi-head self-attention with separate q, k, v projections; `causal`:
+// position i attends to positions <= i (the text tower).
 struct AttentionImpl : torch::nn::Module {
   AttentionImpl(std::int64_t width, std::int64_t heads);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
+  torch::Tensor forward(const torch::Tensor& x, bool causal = false);
   std::int64_t heads, head_dim;
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
 };
@@ -29,7 +30,7 @@ TORCH_MODULE(Mlp);
 // A pre-LayerNorm residual block.
 struct EncoderLayerImpl : torch::nn::Module {
   EncoderLayerImpl(std::int64_t width, std::int64_t heads, std::int64_t mlp, double eps);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask = {});
+  torch::Tensor forward(const torch::Tensor& x, bool causal = false);
   torch::nn::LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};
@@ -38,7 +39,7 @@ TORCH_MODULE(EncoderLayer);
 
 struct EncoderImpl : torch::nn::Module {
   EncoderImpl(std::int64_t width, std::int64_t heads, std::int64_t mlp, std::int64_t layers, double eps);
-  torch::Tensor forward(torch::Tensor x, const torch::Tensor& mask = {});
+  torch::Tensor forward(torch::Tensor x, bool causal = false);
   torch::nn::ModuleList layers;
 };
 TORCH_MODULE(Encoder);

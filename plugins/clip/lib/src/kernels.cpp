@@ -1,0 +1,185 @@
+#include "clip/kernels.hpp"
+
+#include <cblas.h>
+
+#include <cmath>
+#include <vector>
+
+#include "vector_math.hpp"
+
+namespace clip::kernels {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+using detail::fast_exp;
+using detail::fast_sigmoid;
+
+constexpr float kGeluSlope = 1.702f;
+
+bool fusable(const torch::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.layout() == torch::kStrided;
+}
+
+// ---- quick_gelu --------------------------------------------------------------
+
+CLIP_VECTOR_CLONES void gelu_forward(const float* x, float* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) y[i] = x[i] * fast_sigmoid(kGeluSlope * x[i]);
+}
+
+// d/dx x s(ax) = s + a x s (1 - s), the sigmoid recomputed rather than stored.
+CLIP_VECTOR_CLONES void gelu_backward(const float* x, const float* g, float* dx, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float s = fast_sigmoid(kGeluSlope * x[i]);
+    dx[i] = g[i] * (s + kGeluSlope * x[i] * s * (1.0f - s));
+  }
+}
+
+struct QuickGelu : torch::autograd::Function<QuickGelu> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& input) {
+    torch::Tensor x = input.contiguous();
+    torch::Tensor y = torch::empty_like(x);
+    gelu_forward(x.data_ptr<float>(), y.data_ptr<float>(), x.numel());
+    ctx->save_for_backward({x});
+    return y;
+  }
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const torch::Tensor x = ctx->get_saved_variables()[0];
+    const torch::Tensor g = grads[0].contiguous();
+    torch::Tensor dx = torch::empty_like(x);
+    gelu_backward(x.data_ptr<float>(), g.data_ptr<float>(), dx.data_ptr<float>(), x.numel());
+    return {dx};
+  }
+};
+
+// ---- attention ---------------------------------------------------------------
+
+// Row-major C[m x n] = alpha op(A) op(B) + beta C, leading dimensions given, so
+// that one head's [L, d] columns inside a [L, W] row-major matrix are read in
+// place (leading dimension W).
+void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+          std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
+              static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+// Softmax over the first `n` entries of one row of scores; the rest (masked by
+// causality) become 0.
+CLIP_VECTOR_CLONES void softmax_row(float* s, std::int64_t n, std::int64_t length) {
+  float max = s[0];
+  for (std::int64_t j = 1; j < n; ++j) max = s[j] > max ? s[j] : max;
+  float sum = 0;
+  for (std::int64_t j = 0; j < n; ++j) {
+    s[j] = fast_exp(s[j] - max);
+    sum += s[j];
+  }
+  const float inv = 1.0f / sum;
+  for (std::int64_t j = 0; j < n; ++j) s[j] *= inv;
+  for (std::int64_t j = n; j < length; ++j) s[j] = 0;
+}
+
+// Softmax backward, with the score scale folded in: ds = scale p (dp - <dp, p>),
+// written over dp; the masked entries (p = 0) get 0.
+CLIP_VECTOR_CLONES void softmax_row_backward(const float* p, float* dp, std::int64_t n, std::int64_t length,
+                                             float scale) {
+  float dot = 0;
+  for (std::int64_t j = 0; j < n; ++j) dot += dp[j] * p[j];
+  for (std::int64_t j = 0; j < n; ++j) dp[j] = scale * p[j] * (dp[j] - dot);
+  for (std::int64_t j = n; j < length; ++j) dp[j] = 0;
+}
+
+struct Shape {
+  std::int64_t batch, length, width, heads, dim;
+  explicit Shape(const torch::Tensor& q, std::int64_t h)
+      : batch(q.size(0)), length(q.size(1)), width(q.size(2)), heads(h), dim(q.size(2) / h) {}
+  // Offset of head h of batch item b inside a [B, L, W] tensor.
+  std::int64_t head(std::int64_t b, std::int64_t h) const { return b * length * width + h * dim; }
+  // Offset of the [L, L] probabilities of (b, h) inside [B, H, L, L].
+  std::int64_t probs(std::int64_t b, std::int64_t h) const { return (b * heads + h) * length * length; }
+};
+
+struct Attention : torch::autograd::Function<Attention> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q_in, const torch::Tensor& k_in,
+                               const torch::Tensor& v_in, std::int64_t heads, bool causal) {
+    const torch::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+    const Shape s(q, heads);
+    const auto L = s.length, W = s.width, D = s.dim;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    torch::Tensor probs = torch::empty({s.batch, heads, L, L}, q.options());
+    torch::Tensor out = torch::empty_like(q);
+    const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+    float *pp = probs.data_ptr<float>(), *op = out.data_ptr<float>();
+    for (std::int64_t b = 0; b < s.batch; ++b) {
+      for (std::int64_t h = 0; h < heads; ++h) {
+        float* p = pp + s.probs(b, h);
+        gemm(false, true, L, L, D, scale, qp + s.head(b, h), W, kp + s.head(b, h), W, 0, p, L);
+        for (std::int64_t i = 0; i < L; ++i) softmax_row(p + i * L, causal ? i + 1 : L, L);
+        gemm(false, false, L, D, L, 1, p, L, vp + s.head(b, h), W, 0, op + s.head(b, h), W);
+      }
+    }
+    ctx->save_for_backward({q, k, v, probs});
+    ctx->saved_data["heads"] = heads;
+    ctx->saved_data["causal"] = causal;
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3];
+    const bool causal = ctx->saved_data["causal"].toBool();
+    const Shape s(q, ctx->saved_data["heads"].toInt());
+    const auto L = s.length, W = s.width, D = s.dim;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    const torch::Tensor dout = grads[0].contiguous();
+    torch::Tensor dq = torch::empty_like(q), dk = torch::empty_like(k), dv = torch::empty_like(v);
+    std::vector<float> ds(static_cast<std::size_t>(L * L));
+    const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+    const float *pp = probs.data_ptr<float>(), *gp = dout.data_ptr<float>();
+    float *dqp = dq.data_ptr<float>(), *dkp = dk.data_ptr<float>(), *dvp = dv.data_ptr<float>();
+    for (std::int64_t b = 0; b < s.batch; ++b) {
+      for (std::int64_t h = 0; h < s.heads; ++h) {
+        const float* p = pp + s.probs(b, h);
+        const std::int64_t at = s.head(b, h);
+        gemm(true, false, L, D, L, 1, p, L, gp + at, W, 0, dvp + at, W);         // dv = p^T dout
+        gemm(false, true, L, L, D, 1, gp + at, W, vp + at, W, 0, ds.data(), L);  // dp = dout v^T
+        for (std::int64_t i = 0; i < L; ++i) softmax_row_backward(p + i * L, ds.data() + i * L, causal ? i + 1 : L, L, scale);
+        gemm(false, false, L, D, L, 1, ds.data(), L, kp + at, W, 0, dqp + at, W);  // dq = ds k
+        gemm(true, false, L, D, L, 1, ds.data(), L, qp + at, W, 0, dkp + at, W);   // dk = ds^T q
+      }
+    }
+    return {dq, dk, dv, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor quick_gelu_reference(const torch::Tensor& x) { return x * torch::sigmoid(kGeluSlope * x); }
+
+torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  std::int64_t heads, bool causal) {
+  const auto b = q.size(0), l = q.size(1), w = q.size(2), d = w / heads;
+  auto split = [&](const torch::Tensor& t) { return t.reshape({b, l, heads, d}).transpose(1, 2); };
+  torch::Tensor scores = torch::matmul(split(q) * (1.0 / std::sqrt(static_cast<double>(d))), split(k).transpose(-2, -1));
+  if (causal)
+    scores = scores + torch::full({l, l}, -std::numeric_limits<float>::infinity(), q.options()).triu(1);
+  return torch::matmul(torch::softmax(scores, -1), split(v)).transpose(1, 2).reshape({b, l, w});
+}
+
+torch::Tensor quick_gelu(const torch::Tensor& x) {
+  return fusable(x) ? QuickGelu::apply(x) : quick_gelu_reference(x);
+}
+
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, std::int64_t heads,
+                        bool causal) {
+  TORCH_CHECK(q.dim() == 3 && q.sizes() == k.sizes() && q.sizes() == v.sizes(),
+              "attention takes q, k and v of the same [batch, length, width] shape, got ", q.sizes(), ", ", k.sizes(),
+              " and ", v.sizes());
+  TORCH_CHECK(heads > 0 && q.size(2) % heads == 0, "attention width ", q.size(2), " is not divisible by ", heads,
+              " heads");
+  if (!(fusable(q) && fusable(k) && fusable(v)) || q.numel() == 0) return attention_reference(q, k, v, heads, causal);
+  return Attention::apply(q, k, v, heads, causal);
+}
+
+}  // namespace clip::kernels
