@@ -6,7 +6,10 @@
 //   4. tokenizer throughput.
 //   5. the fused kernels (quick_gelu, attention) against ATen operators.
 //   bench_clip [step PRESET BATCH STEPS] [prep N] [tokenizer VOCAB] [kernels]
+// BENCH_PROFILE=FILE writes a Chrome trace (chrome://tracing) of one training
+// step with the time of every ATen operator.
 #include <torch/torch.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "docflow/process_tuning.hpp"
 
@@ -15,6 +18,7 @@
 #include <filesystem>
 #include <string>
 
+#include "clip/fused_adamw.hpp"
 #include "clip/image.hpp"
 #include "clip/kernels.hpp"
 #include "clip/model.hpp"
@@ -64,8 +68,8 @@ void step_bench(const std::string& preset, std::int64_t batch, int steps) {
   clip::ClipModel model(cfg);
   std::vector<torch::Tensor> decay, no_decay;
   for (auto& p : model->parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
-  torch::optim::AdamW opt({torch::optim::OptimizerParamGroup(decay, std::make_unique<torch::optim::AdamWOptions>(1e-5)),
-                           torch::optim::OptimizerParamGroup(no_decay, std::make_unique<torch::optim::AdamWOptions>(1e-5))});
+  clip::FusedAdamW opt({torch::optim::OptimizerParamGroup(decay, std::make_unique<torch::optim::AdamWOptions>(1e-5)),
+                        torch::optim::OptimizerParamGroup(no_decay, std::make_unique<torch::optim::AdamWOptions>(1e-5))});
   static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[0].options()).weight_decay(0.1);
   static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[1].options()).weight_decay(0.0);
   torch::Tensor px = torch::randn({batch, 3, cfg.vision.image_size, cfg.vision.image_size});
@@ -78,11 +82,15 @@ void step_bench(const std::string& preset, std::int64_t batch, int steps) {
     torch::Tensor logits = model->logit_scale.exp() * torch::matmul(img, txt.t());
     torch::Tensor loss = (torch::nn::functional::cross_entropy(logits, labels) +
                           torch::nn::functional::cross_entropy(logits.t(), labels)) / 2;
-    opt.zero_grad();
+    clip::clear_gradients(opt);
     loss.backward();
     opt.step();
   };
   one();
+  if (const char* trace = std::getenv("BENCH_PROFILE")) {  // a Chrome trace of one step, per ATen operator
+    torch::autograd::profiler::RecordProfile profile(trace);
+    one();
+  }
   auto t0 = Clock::now();
   for (int i = 0; i < steps; ++i) one();
   const double ours = since(t0) / steps;

@@ -2,6 +2,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "clip/fused_adamw.hpp"
 #include "clip/loss.hpp"
 #include "docflow/error.hpp"
 #include "executors.hpp"
@@ -56,7 +57,7 @@ void ClipTrainer::open() {
     auto with = [&](double decay_rate) {
       return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(lr).betas(betas).eps(eps).weight_decay(decay_rate));
     };
-    optimizer_ = std::make_unique<torch::optim::AdamW>(std::vector<torch::optim::OptimizerParamGroup>{
+    optimizer_ = std::make_unique<clip::FusedAdamW>(std::vector<torch::optim::OptimizerParamGroup>{
         torch::optim::OptimizerParamGroup(decay, with(wd)), torch::optim::OptimizerParamGroup(no_decay, with(0.0))});
   } else {
     optimizer_ = std::make_unique<torch::optim::Adam>(parameters_, torch::optim::AdamOptions(lr).betas(betas).eps(eps));
@@ -165,7 +166,7 @@ void ClipTrainer::apply_step() {
   if (params().get_double("max_grad_norm") > 0)
     torch::nn::utils::clip_grad_norm_(parameters_, params().get_double("max_grad_norm"));
   optimizer_->step();
-  optimizer_->zero_grad();
+  clip::clear_gradients(*optimizer_);
   {
     torch::NoGradGuard no_grad;
     clip_->model->logit_scale.clamp_(0, std::log(100.0));
