@@ -73,6 +73,17 @@ BOOST_AUTO_TEST_CASE(quick_gelu_matches_aten_values_and_gradients) {
   BOOST_TEST(std::abs(fused.out[-10].item<float>()) < 1e-30);
 }
 
+BOOST_AUTO_TEST_CASE(quick_gelu_with_a_bias_gives_its_gradient_too) {
+  torch::manual_seed(2);
+  torch::Tensor x = torch::randn({6, 50, 3072}), bias = torch::randn({3072}), upstream = torch::randn({6, 50, 3072});
+  auto fused = run([](auto& v) { return kernels::quick_gelu(v[0], v[1]); }, {x, bias}, upstream);
+  auto reference = run([](auto& v) { return kernels::quick_gelu_reference(v[0], v[1]); }, {x, bias}, upstream);
+  BOOST_TEST(torch::allclose(fused.out, reference.out, 1e-5, 1e-6));
+  BOOST_TEST(torch::allclose(fused.grads[0], reference.grads[0], 1e-5, 1e-6));
+  BOOST_TEST(relative_error(fused.grads[1], reference.grads[1]) < 1e-5);  // column sums over 300 rows
+  BOOST_CHECK_THROW(kernels::quick_gelu(x, torch::randn({3071})), c10::Error);
+}
+
 BOOST_AUTO_TEST_CASE(quick_gelu_of_a_non_contiguous_tensor) {
   torch::Tensor x = torch::randn({64, 48}).t();
   BOOST_TEST(torch::allclose(kernels::quick_gelu(x), kernels::quick_gelu_reference(x), 1e-5, 1e-6));

@@ -24,32 +24,61 @@ bool fusable(const torch::Tensor& t) {
 
 // ---- quick_gelu --------------------------------------------------------------
 
-CLIP_VECTOR_CLONES void gelu_forward(const float* x, float* y, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) y[i] = x[i] * fast_sigmoid(kGeluSlope * x[i]);
+// y = u s(a u), u = x + bias (bias over the last dimension, `cols` wide).
+CLIP_VECTOR_CLONES void gelu_forward(const float* x, const float* bias, float* y, std::int64_t rows, std::int64_t cols) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * cols;
+    float* yr = y + r * cols;
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const float u = xr[j] + bias[j];
+      yr[j] = u * fast_sigmoid(kGeluSlope * u);
+    }
+  }
 }
 
-// d/dx x s(ax) = s + a x s (1 - s), the sigmoid recomputed rather than stored.
-CLIP_VECTOR_CLONES void gelu_backward(const float* x, const float* g, float* dx, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) {
-    const float s = fast_sigmoid(kGeluSlope * x[i]);
-    dx[i] = g[i] * (s + kGeluSlope * x[i] * s * (1.0f - s));
+// d/du u s(au) = s + a u s (1 - s), the sigmoid recomputed rather than stored;
+// the bias gradient (the column sums of dx) accumulated in double in the same
+// pass.
+CLIP_VECTOR_CLONES void gelu_backward(const float* x, const float* bias, const float* g, float* dx, double* dbias,
+                                      std::int64_t rows, std::int64_t cols) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * cols;
+    const float* gr = g + r * cols;
+    float* dr = dx + r * cols;
+    for (std::int64_t j = 0; j < cols; ++j) {
+      const float u = xr[j] + bias[j];
+      const float s = fast_sigmoid(kGeluSlope * u);
+      dr[j] = gr[j] * (s + kGeluSlope * u * s * (1.0f - s));
+      dbias[j] += dr[j];
+    }
   }
 }
 
 struct QuickGelu : torch::autograd::Function<QuickGelu> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& input) {
+  // Without a bias the caller passes a zero row and has_bias false (apply
+  // takes no undefined tensors); that row then gets no gradient.
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& input, const torch::Tensor& bias,
+                               bool has_bias) {
     torch::Tensor x = input.contiguous();
+    const torch::Tensor b = bias.contiguous();
     torch::Tensor y = torch::empty_like(x);
-    gelu_forward(x.data_ptr<float>(), y.data_ptr<float>(), x.numel());
-    ctx->save_for_backward({x});
+    const std::int64_t cols = b.numel(), rows = cols == 0 ? 0 : x.numel() / cols;
+    gelu_forward(x.data_ptr<float>(), b.data_ptr<float>(), y.data_ptr<float>(), rows, cols);
+    ctx->save_for_backward({x, b});
+    ctx->saved_data["has_bias"] = has_bias;
     return y;
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
-    const torch::Tensor x = ctx->get_saved_variables()[0];
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &x = saved[0], &b = saved[1];
     const torch::Tensor g = grads[0].contiguous();
+    const std::int64_t cols = b.numel(), rows = cols == 0 ? 0 : x.numel() / cols;
     torch::Tensor dx = torch::empty_like(x);
-    gelu_backward(x.data_ptr<float>(), g.data_ptr<float>(), dx.data_ptr<float>(), x.numel());
-    return {dx};
+    torch::Tensor dbias = torch::zeros({cols}, x.options().dtype(torch::kDouble));
+    gelu_backward(x.data_ptr<float>(), b.data_ptr<float>(), g.data_ptr<float>(), dx.data_ptr<float>(),
+                  dbias.data_ptr<double>(), rows, cols);
+    if (!ctx->saved_data["has_bias"].toBool()) return {dx, torch::Tensor(), torch::Tensor()};
+    return {dx, dbias.to(torch::kFloat), torch::Tensor()};
   }
 };
 
@@ -155,7 +184,10 @@ struct Attention : torch::autograd::Function<Attention> {
 
 }  // namespace
 
-torch::Tensor quick_gelu_reference(const torch::Tensor& x) { return x * torch::sigmoid(kGeluSlope * x); }
+torch::Tensor quick_gelu_reference(const torch::Tensor& x, const torch::Tensor& bias) {
+  const torch::Tensor u = bias.defined() ? x + bias : x;
+  return u * torch::sigmoid(kGeluSlope * u);
+}
 
 torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                   std::int64_t heads, bool causal) {
@@ -167,8 +199,13 @@ torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k
   return torch::matmul(torch::softmax(scores, -1), split(v)).transpose(1, 2).reshape({b, l, w});
 }
 
-torch::Tensor quick_gelu(const torch::Tensor& x) {
-  return fusable(x) ? QuickGelu::apply(x) : quick_gelu_reference(x);
+torch::Tensor quick_gelu(const torch::Tensor& x, const torch::Tensor& bias) {
+  if (bias.defined())
+    TORCH_CHECK(bias.dim() == 1 && x.dim() >= 1 && bias.size(0) == x.size(-1), "quick_gelu's bias of shape ",
+                bias.sizes(), " does not match the last dimension of ", x.sizes());
+  const bool fused = fusable(x) && (!bias.defined() || fusable(bias)) && x.dim() >= 1 && x.numel() > 0;
+  if (!fused) return quick_gelu_reference(x, bias);
+  return bias.defined() ? QuickGelu::apply(x, bias, true) : QuickGelu::apply(x, torch::zeros({x.size(-1)}, x.options()), false);
 }
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, std::int64_t heads,

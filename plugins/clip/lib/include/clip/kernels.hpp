@@ -17,8 +17,11 @@
 
 namespace clip::kernels {
 
-// OpenAI's quick_gelu: x * sigmoid(1.702 x).
-torch::Tensor quick_gelu(const torch::Tensor& x);
+// OpenAI's quick_gelu of x + bias: u * sigmoid(1.702 u), u = x + bias, the
+// bias (optional) over the last dimension. Taking the bias here lets the
+// layer before run without its own bias pass, and its gradient comes out of
+// the same backward pass.
+torch::Tensor quick_gelu(const torch::Tensor& x, const torch::Tensor& bias = {});
 
 // softmax(q k^T / sqrt(d) + causal mask) v for `heads` heads of d = W / heads
 // columns each, q, k, v and the result [B, L, W]. `causal`: position i attends
@@ -28,7 +31,7 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
 
 // The same computations written with ATen operators: the reference that the
 // tests compare the kernels with, and the path for other devices and dtypes.
-torch::Tensor quick_gelu_reference(const torch::Tensor& x);
+torch::Tensor quick_gelu_reference(const torch::Tensor& x, const torch::Tensor& bias = {});
 torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                   std::int64_t heads, bool causal);
 
