@@ -89,6 +89,44 @@ BOOST_AUTO_TEST_CASE(quick_gelu_of_a_non_contiguous_tensor) {
   BOOST_TEST(torch::allclose(kernels::quick_gelu(x), kernels::quick_gelu_reference(x), 1e-5, 1e-6));
 }
 
+BOOST_AUTO_TEST_CASE(add_layer_norm_matches_aten_values_and_gradients) {
+  for (std::int64_t w : {768, 512, 128, 24, 7}) {  // widths with and without a 16-wide remainder
+    BOOST_TEST_CONTEXT("width " << w) {
+      torch::manual_seed(w);
+      // An offset and scale so the mean and variance are not the trivial ones.
+      std::vector<torch::Tensor> in = {torch::randn({3, 11, w}) * 2 + 1, torch::randn({3, 11, w}),
+                                       torch::randn({w}), torch::randn({w})};
+      torch::Tensor up_sum = torch::randn({3, 11, w}), up_norm = torch::randn({3, 11, w});
+      auto both = [&](auto f) {
+        return run([&](auto& v) {
+          auto [sum, normed] = f(v[0], v[1], v[2], v[3], 1e-5);
+          // One scalar using both outputs, weighted by fixed upstream gradients.
+          return (sum * up_sum).sum() + (normed * up_norm).sum();
+        }, in, torch::ones({}));
+      };
+      auto fused = both(kernels::add_layer_norm);
+      auto reference = both(kernels::add_layer_norm_reference);
+      BOOST_TEST(std::abs(fused.out.item<double>() - reference.out.item<double>()) < 1e-3);
+      auto [sum, normed] = kernels::add_layer_norm(in[0], in[1], in[2], in[3], 1e-5);
+      auto [ref_sum, ref_normed] = kernels::add_layer_norm_reference(in[0], in[1], in[2], in[3], 1e-5);
+      BOOST_TEST(torch::equal(sum, ref_sum));
+      BOOST_TEST(relative_error(normed, ref_normed) < 1e-5);
+      for (int i = 0; i < 4; ++i)
+        BOOST_TEST_CONTEXT("gradient of input " << i) { BOOST_TEST(relative_error(fused.grads[i], reference.grads[i]) < 1e-5); }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(add_layer_norm_with_only_the_normalized_output_used) {
+  std::vector<torch::Tensor> in = {torch::randn({4, 64}), torch::randn({4, 64}), torch::rand({64}), torch::randn({64})};
+  torch::Tensor up = torch::randn({4, 64});
+  auto fused = run([](auto& v) { return std::get<1>(kernels::add_layer_norm(v[0], v[1], v[2], v[3], 1e-5)); }, in, up);
+  auto reference =
+      run([](auto& v) { return std::get<1>(kernels::add_layer_norm_reference(v[0], v[1], v[2], v[3], 1e-5)); }, in, up);
+  for (int i = 0; i < 4; ++i) BOOST_TEST(relative_error(fused.grads[i], reference.grads[i]) < 1e-5);
+  BOOST_CHECK_THROW(kernels::add_layer_norm(in[0], in[1], torch::ones({63}), in[3], 1e-5), c10::Error);
+}
+
 BOOST_AUTO_TEST_CASE(attention_matches_aten_at_the_models_shapes) {
   check_attention(3, 50, 768, 12, false);  // ViT-B/32's image tower
   check_attention(3, 77, 512, 8, true);    // its text tower

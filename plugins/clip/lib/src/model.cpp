@@ -9,6 +9,16 @@ namespace clip {
 
 namespace nn = torch::nn;
 
+namespace {
+
+// x + r and its LayerNorm by `norm`, in one fused pass.
+std::pair<torch::Tensor, torch::Tensor> add_norm(const torch::Tensor& x, const torch::Tensor& r, const nn::LayerNorm& norm) {
+  auto [sum, normed] = kernels::add_layer_norm(x, r, norm->weight, norm->bias, norm->options.eps());
+  return {sum, normed};
+}
+
+}  // namespace
+
 AttentionImpl::AttentionImpl(std::int64_t width, std::int64_t heads_) : heads(heads_), head_dim(width / heads_) {
   TORCH_CHECK(width % heads_ == 0, "attention width ", width, " is not divisible by ", heads_, " heads");
   q_proj = register_module("q_proj", nn::Linear(width, width));
@@ -39,8 +49,15 @@ EncoderLayerImpl::EncoderLayerImpl(std::int64_t width, std::int64_t heads, std::
 }
 
 torch::Tensor EncoderLayerImpl::forward(const torch::Tensor& x, bool causal) {
-  torch::Tensor h = x + self_attn(layer_norm1(x), causal);
-  return h + mlp(layer_norm2(h));
+  return forward_normed(x, layer_norm1(x), nullptr, causal).first;
+}
+
+std::pair<torch::Tensor, torch::Tensor> EncoderLayerImpl::forward_normed(const torch::Tensor& x, const torch::Tensor& normed,
+                                                                         const nn::LayerNorm& next_norm, bool causal) {
+  auto [h, h_normed] = add_norm(x, self_attn(normed, causal), layer_norm2);
+  torch::Tensor m = mlp(h_normed);
+  if (next_norm.is_empty()) return {h + m, torch::Tensor()};
+  return add_norm(h, m, next_norm);
 }
 
 EncoderImpl::EncoderImpl(std::int64_t width, std::int64_t heads, std::int64_t mlp, std::int64_t n, double eps) {
@@ -49,7 +66,15 @@ EncoderImpl::EncoderImpl(std::int64_t width, std::int64_t heads, std::int64_t ml
 }
 
 torch::Tensor EncoderImpl::forward(torch::Tensor x, bool causal) {
-  for (const auto& layer : *layers) x = layer->as<EncoderLayer>()->forward(x, causal);
+  // Each block's last residual add is fused with the next block's first
+  // LayerNorm, so the loop carries both the sum and its normalized form.
+  const auto n = layers->size();
+  if (n == 0) return x;
+  torch::Tensor normed = layers[0]->as<EncoderLayer>()->layer_norm1(x);
+  for (std::size_t i = 0; i < n; ++i) {
+    const nn::LayerNorm next = i + 1 < n ? layers[i + 1]->as<EncoderLayer>()->layer_norm1 : nn::LayerNorm(nullptr);
+    std::tie(x, normed) = layers[i]->as<EncoderLayer>()->forward_normed(x, normed, next, causal);
+  }
   return x;
 }
 

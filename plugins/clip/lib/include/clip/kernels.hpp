@@ -29,9 +29,21 @@ torch::Tensor quick_gelu(const torch::Tensor& x, const torch::Tensor& bias = {})
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, std::int64_t heads,
                         bool causal);
 
+// The residual add of a pre-LayerNorm block fused with the LayerNorm that
+// reads its result: returns (sum, layer_norm(sum)), sum = x + r, normalized
+// over the last dimension with `weight` and `bias` (both [W]). One pass
+// forward where ATen makes two, and one backward where ATen's LayerNorm
+// backward is followed by a pass adding the residual path's gradient.
+std::tuple<torch::Tensor, torch::Tensor> add_layer_norm(const torch::Tensor& x, const torch::Tensor& r,
+                                                        const torch::Tensor& weight, const torch::Tensor& bias,
+                                                        double eps);
+
 // The same computations written with ATen operators: the reference that the
 // tests compare the kernels with, and the path for other devices and dtypes.
 torch::Tensor quick_gelu_reference(const torch::Tensor& x, const torch::Tensor& bias = {});
+std::tuple<torch::Tensor, torch::Tensor> add_layer_norm_reference(const torch::Tensor& x, const torch::Tensor& r,
+                                                                  const torch::Tensor& weight,
+                                                                  const torch::Tensor& bias, double eps);
 torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                   std::int64_t heads, bool causal);
 

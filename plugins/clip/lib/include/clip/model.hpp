@@ -31,6 +31,10 @@ TORCH_MODULE(Mlp);
 struct EncoderLayerImpl : torch::nn::Module {
   EncoderLayerImpl(std::int64_t width, std::int64_t heads, std::int64_t mlp, double eps);
   torch::Tensor forward(const torch::Tensor& x, bool causal = false);
+  // The block given x and layer_norm1(x) already computed; returns the output
+  // and, when next_norm is given, next_norm(output) from the same fused pass.
+  std::pair<torch::Tensor, torch::Tensor> forward_normed(const torch::Tensor& x, const torch::Tensor& normed,
+                                                         const torch::nn::LayerNorm& next_norm, bool causal);
   torch::nn::LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};
