@@ -13,6 +13,8 @@
 
 #include "docflow/process_tuning.hpp"
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -92,19 +94,24 @@ void step_bench(const std::string& preset, std::int64_t batch, int steps) {
     loss.backward();
     opt.step();
   };
-  one();
+  for (int i = 0; i < 2; ++i) one();  // warm-up (the heap grows to its working size over the first steps)
   if (const char* trace = std::getenv("BENCH_PROFILE")) {  // a Chrome trace of one step, per ATen operator
     torch::autograd::profiler::RecordProfile profile(trace);
     one();
   }
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
   auto t0 = Clock::now();
   for (int i = 0; i < steps; ++i) one();
   const double ours = since(t0) / steps;
+  getrusage(RUSAGE_SELF, &after);
+  const double faults = static_cast<double>(after.ru_minflt - before.ru_minflt) / std::max(1, steps);
   const double theirs = std::stod(run("/usr/bin/python3 " BENCH_DIR "/clip_peer.py step " + preset + " " +
                                       std::to_string(batch) + " " + std::to_string(steps)));
   const double flops = 3 * forward_flops(cfg, batch), peak = sgemm_peak();
   std::printf("step %s batch %ld: docflow %.3f s, PyTorch-in-Python %.3f s, speed ratio %.2f\n", preset.c_str(),
               static_cast<long>(batch), ours, theirs, theirs / ours);
+  std::printf("  %.0f page faults per step (docflow), peak resident %.2f GB\n", faults, after.ru_maxrss / 1e6);
   std::printf("  %.0f GFLOP per step; docflow %.1f GFLOP/s = %.0f%% of the measured %.0f GFLOP/s sgemm peak "
               "(Python %.0f%%)\n",
               flops / 1e9, flops / ours / 1e9, 100 * flops / ours / 1e9 / peak, peak, 100 * flops / theirs / 1e9 / peak);

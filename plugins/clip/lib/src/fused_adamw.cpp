@@ -1,5 +1,7 @@
 #include "clip/fused_adamw.hpp"
 
+#include <ATen/record_function.h>
+
 #include <cmath>
 
 #include "vector_math.hpp"
@@ -49,6 +51,7 @@ bool fusable(const torch::optim::OptimizerParamGroup& group) {
 torch::Tensor FusedAdamW::step(LossClosure closure) {
   for (const auto& group : param_groups())
     if (!fusable(group)) return torch::optim::AdamW::step(std::move(closure));
+  RECORD_FUNCTION("clip::FusedAdamW::step", std::vector<c10::IValue>());
   torch::NoGradGuard no_grad;
   torch::Tensor loss;
   if (closure) {

@@ -1,5 +1,6 @@
 #include "clip/kernels.hpp"
 
+#include <ATen/record_function.h>
 #include <cblas.h>
 
 #include <cmath>
@@ -59,6 +60,7 @@ struct QuickGelu : torch::autograd::Function<QuickGelu> {
   // takes no undefined tensors); that row then gets no gradient.
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& input, const torch::Tensor& bias,
                                bool has_bias) {
+    RECORD_FUNCTION("clip::quick_gelu", std::vector<c10::IValue>());
     torch::Tensor x = input.contiguous();
     const torch::Tensor b = bias.contiguous();
     torch::Tensor y = torch::empty_like(x);
@@ -69,6 +71,7 @@ struct QuickGelu : torch::autograd::Function<QuickGelu> {
     return y;
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    RECORD_FUNCTION("clip::quick_gelu_backward", std::vector<c10::IValue>());
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor &x = saved[0], &b = saved[1];
     const torch::Tensor g = grads[0].contiguous();
@@ -163,6 +166,7 @@ CLIP_VECTOR_CLONES void add_layer_norm_row_backward(const float* sum, const floa
 struct AddLayerNorm : torch::autograd::Function<AddLayerNorm> {
   static tensor_list forward(AutogradContext* ctx, const torch::Tensor& x_in, const torch::Tensor& r_in,
                              const torch::Tensor& weight_in, const torch::Tensor& bias_in, double eps) {
+    RECORD_FUNCTION("clip::add_layer_norm", std::vector<c10::IValue>());
     const torch::Tensor x = x_in.contiguous(), r = r_in.contiguous();
     const torch::Tensor weight = weight_in.contiguous(), bias = bias_in.contiguous();
     const std::int64_t w = x.size(-1), rows = x.numel() / w;
@@ -178,6 +182,7 @@ struct AddLayerNorm : torch::autograd::Function<AddLayerNorm> {
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    RECORD_FUNCTION("clip::add_layer_norm_backward", std::vector<c10::IValue>());
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor &sum = saved[0], &weight = saved[1], &stats = saved[2];
     const std::int64_t w = sum.size(-1), rows = sum.numel() / w;
@@ -246,6 +251,7 @@ struct Shape {
 struct Attention : torch::autograd::Function<Attention> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q_in, const torch::Tensor& k_in,
                                const torch::Tensor& v_in, std::int64_t heads, bool causal) {
+    RECORD_FUNCTION("clip::attention", std::vector<c10::IValue>());
     const torch::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
     const Shape s(q, heads);
     const auto L = s.length, W = s.width, D = s.dim;
@@ -269,6 +275,7 @@ struct Attention : torch::autograd::Function<Attention> {
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    RECORD_FUNCTION("clip::attention_backward", std::vector<c10::IValue>());
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3];
     const bool causal = ctx->saved_data["causal"].toBool();
