@@ -3,6 +3,8 @@
 #include <ATen/record_function.h>
 #include <cblas.h>
 
+#include <dlfcn.h>
+
 #include <cmath>
 #include <vector>
 
@@ -23,6 +25,36 @@ bool fusable(const torch::Tensor& t) {
   return t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.layout() == torch::kStrided;
 }
 
+// ---- column sums -------------------------------------------------------------
+
+// The gradients of biases and LayerNorm weights are sums over thousands of
+// rows. Summed in float partials over blocks of kBlockRows rows and the
+// blocks in double: close to a double sum's accuracy without converting
+// every element to double.
+constexpr std::int64_t kBlockRows = 32;
+
+CLIP_VECTOR_CLONES void add_and_clear(float* partial, double* total, std::int64_t n) {
+  for (std::int64_t j = 0; j < n; ++j) {
+    total[j] += partial[j];
+    partial[j] = 0;
+  }
+}
+
+class ColumnSums {
+ public:
+  explicit ColumnSums(std::int64_t cols) : partial_(static_cast<std::size_t>(cols)), total_(static_cast<std::size_t>(cols)) {}
+  float* partial() { return partial_.data(); }
+  void flush() { add_and_clear(partial_.data(), total_.data(), static_cast<std::int64_t>(total_.size())); }
+  torch::Tensor result() {
+    flush();
+    return torch::tensor(std::vector<float>(total_.begin(), total_.end()));
+  }
+
+ private:
+  std::vector<float> partial_;
+  std::vector<double> total_;
+};
+
 // ---- quick_gelu --------------------------------------------------------------
 
 // y = u s(a u), u = x + bias (bias over the last dimension, `cols` wide).
@@ -38,9 +70,8 @@ CLIP_VECTOR_CLONES void gelu_forward(const float* x, const float* bias, float* y
 }
 
 // d/du u s(au) = s + a u s (1 - s), the sigmoid recomputed rather than stored;
-// the bias gradient (the column sums of dx) accumulated in double in the same
-// pass.
-CLIP_VECTOR_CLONES void gelu_backward(const float* x, const float* bias, const float* g, float* dx, double* dbias,
+// the bias gradient (the column sums of dx) accumulated in the same pass.
+CLIP_VECTOR_CLONES void gelu_backward(const float* x, const float* bias, const float* g, float* dx, float* dbias,
                                       std::int64_t rows, std::int64_t cols) {
   for (std::int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * cols;
@@ -77,11 +108,15 @@ struct QuickGelu : torch::autograd::Function<QuickGelu> {
     const torch::Tensor g = grads[0].contiguous();
     const std::int64_t cols = b.numel(), rows = cols == 0 ? 0 : x.numel() / cols;
     torch::Tensor dx = torch::empty_like(x);
-    torch::Tensor dbias = torch::zeros({cols}, x.options().dtype(torch::kDouble));
-    gelu_backward(x.data_ptr<float>(), b.data_ptr<float>(), g.data_ptr<float>(), dx.data_ptr<float>(),
-                  dbias.data_ptr<double>(), rows, cols);
+    ColumnSums dbias(cols);
+    for (std::int64_t r = 0; r < rows; r += kBlockRows) {
+      const std::int64_t at = r * cols;
+      gelu_backward(x.data_ptr<float>() + at, b.data_ptr<float>(), g.data_ptr<float>() + at, dx.data_ptr<float>() + at,
+                    dbias.partial(), std::min(kBlockRows, rows - r), cols);
+      dbias.flush();
+    }
     if (!ctx->saved_data["has_bias"].toBool()) return {dx, torch::Tensor(), torch::Tensor()};
-    return {dx, dbias.to(torch::kFloat), torch::Tensor()};
+    return {dx, dbias.result(), torch::Tensor()};
   }
 };
 
@@ -130,7 +165,7 @@ CLIP_VECTOR_CLONES void add_layer_norm_row(const float* x, const float* r, const
 // xhat mean(g xhat)) + ds with g = dy * weight; the weight and bias gradients
 // accumulated into per-column double sums.
 CLIP_VECTOR_CLONES void add_layer_norm_row_backward(const float* sum, const float* weight, const float* dy,
-                                                    const float* ds, float* dx, double* dweight, double* dbias,
+                                                    const float* ds, float* dx, float* dweight, float* dbias,
                                                     std::int64_t w, float mean, float rstd) {
   float acc_g[kLanes] = {}, acc_gx[kLanes] = {};
   std::int64_t j = 0;
@@ -190,18 +225,47 @@ struct AddLayerNorm : torch::autograd::Function<AddLayerNorm> {
     const torch::Tensor ds = grads[0].defined() ? grads[0].contiguous() : torch::zeros_like(sum);
     const torch::Tensor dy = grads[1].defined() ? grads[1].contiguous() : torch::zeros_like(sum);
     torch::Tensor dx = torch::empty_like(sum);
-    torch::Tensor dweight = torch::zeros({w}, sum.options().dtype(torch::kDouble));
-    torch::Tensor dbias = torch::zeros({w}, sum.options().dtype(torch::kDouble));
+    ColumnSums dweight(w), dbias(w);
     const float* st = stats.data_ptr<float>();
-    for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t i = 0; i < rows; ++i) {
       add_layer_norm_row_backward(sum.data_ptr<float>() + i * w, weight.data_ptr<float>(), dy.data_ptr<float>() + i * w,
-                                  ds.data_ptr<float>() + i * w, dx.data_ptr<float>() + i * w,
-                                  dweight.data_ptr<double>(), dbias.data_ptr<double>(), w, st[2 * i], st[2 * i + 1]);
-    return {dx, dx, dweight.to(torch::kFloat), dbias.to(torch::kFloat), torch::Tensor()};
+                                  ds.data_ptr<float>() + i * w, dx.data_ptr<float>() + i * w, dweight.partial(),
+                                  dbias.partial(), w, st[2 * i], st[2 * i + 1]);
+      if ((i + 1) % kBlockRows == 0) {
+        dweight.flush();
+        dbias.flush();
+      }
+    }
+    return {dx, dx, dweight.result(), dbias.result(), torch::Tensor()};
   }
 };
 
 // ---- attention ---------------------------------------------------------------
+
+// OpenBLAS splits a product over its threads from about 64^3 multiply-adds
+// up, and the per-head products here (50 x 50 x 64, 77 x 77 x 64) are just
+// above that: each call then pays a thread hand-off worth more than the
+// split gains. For the attention loops the library runs them on the calling
+// thread (never more threads than configured, only fewer). Looked up at run
+// time, since libblas.so.3 may be another BLAS.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() {
+    if (set_ && get_ && (saved_ = get_()) > 1) set_(1);
+  }
+  ~SingleThreadedBlas() {
+    if (saved_ > 1) set_(saved_);
+  }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  using Set = void (*)(int);
+  using Get = int (*)();
+  static inline Set set_ = reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  static inline Get get_ = reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  int saved_ = 0;
+};
 
 // Row-major C[m x n] = alpha op(A) op(B) + beta C, leading dimensions given, so
 // that one head's [L, d] columns inside a [L, W] row-major matrix are read in
@@ -260,6 +324,7 @@ struct Attention : torch::autograd::Function<Attention> {
     torch::Tensor out = torch::empty_like(q);
     const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
     float *pp = probs.data_ptr<float>(), *op = out.data_ptr<float>();
+    const SingleThreadedBlas one_thread;
     for (std::int64_t b = 0; b < s.batch; ++b) {
       for (std::int64_t h = 0; h < heads; ++h) {
         float* p = pp + s.probs(b, h);
@@ -288,6 +353,7 @@ struct Attention : torch::autograd::Function<Attention> {
     const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
     const float *pp = probs.data_ptr<float>(), *gp = dout.data_ptr<float>();
     float *dqp = dq.data_ptr<float>(), *dkp = dk.data_ptr<float>(), *dvp = dv.data_ptr<float>();
+    const SingleThreadedBlas one_thread;
     for (std::int64_t b = 0; b < s.batch; ++b) {
       for (std::int64_t h = 0; h < s.heads; ++h) {
         const float* p = pp + s.probs(b, h);
