@@ -1,6 +1,7 @@
 #include "clip/kernels.hpp"
 
 #include <ATen/record_function.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <cblas.h>
 
 #include <dlfcn.h>

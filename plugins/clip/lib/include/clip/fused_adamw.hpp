@@ -10,7 +10,7 @@
 // computes the same update in one loop (PyTorch 2 added the same idea as
 // `fused=True`). Anything the loop does not cover (amsgrad, non-float32 or
 // non-CPU parameters, sparse gradients) takes LibTorch's own step.
-#include <torch/torch.h>
+#include <torch/optim/adamw.h>
 
 namespace clip {
 

@@ -13,7 +13,9 @@
 //
 // Both fall back to the plain ATen expressions for anything but contiguous
 // float32 CPU tensors (CUDA, half precision), so callers need no branch.
-#include <torch/torch.h>
+#include <torch/types.h>
+
+#include <tuple>
 
 namespace clip::kernels {
 
