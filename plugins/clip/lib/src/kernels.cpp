@@ -248,7 +248,10 @@ struct AddLayerNorm : torch::autograd::Function<AddLayerNorm> {
 // above that: each call then pays a thread hand-off worth more than the
 // split gains. For the attention loops the library runs them on the calling
 // thread (never more threads than configured, only fewer). Looked up at run
-// time, since libblas.so.3 may be another BLAS.
+// time, since libblas.so.3 may be another BLAS. The setting is global: when
+// two encoders run attention at once, one may see the other's 1 and leave it
+// alone, but every guard that lowers the count restores it, so it ends where
+// it started, and no product ever runs on more threads than configured.
 class SingleThreadedBlas {
  public:
   SingleThreadedBlas() {
