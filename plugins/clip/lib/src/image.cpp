@@ -355,14 +355,21 @@ Image from_normalized_tensor(const torch::Tensor& tensor) {
   return out;
 }
 
+namespace {
+// Interleaved RGB bytes to three normalized float planes, torchvision's
+// arithmetic (ToTensor's x / 255, then Normalize's (x - mean) / std).
+CLIP_VECTOR_CLONES void normalize_planes(const std::uint8_t* rgb, float* out, std::size_t plane) {
+  for (int c = 0; c < 3; ++c) {
+    const float mean = kMean[c], stdev = kStd[c];
+    float* dst = out + c * plane;
+    for (std::size_t i = 0; i < plane; ++i) dst[i] = (rgb[3 * i + c] / 255.0f - mean) / stdev;
+  }
+}
+}  // namespace
+
 torch::Tensor to_normalized_tensor(const Image& in) {
-  const float* mean = kMean;
-  const float* stdev = kStd;
   torch::Tensor t = torch::empty({3, in.height, in.width}, torch::kFloat);
-  float* p = t.data_ptr<float>();
-  const std::size_t plane = static_cast<std::size_t>(in.width) * in.height;
-  for (std::size_t i = 0; i < plane; ++i)
-    for (int c = 0; c < 3; ++c) p[c * plane + i] = (in.rgb[3 * i + c] / 255.0f - mean[c]) / stdev[c];
+  normalize_planes(in.rgb.data(), t.data_ptr<float>(), static_cast<std::size_t>(in.width) * in.height);
   return t;
 }
 
