@@ -130,6 +130,13 @@ struct Coefficients {
   int ksize = 0;
   std::vector<int> bounds;  // xmin, count per output pixel
   std::vector<int> k;       // fixed point, ksize per output pixel
+
+  // The input pixels [first, end) that outputs [out, out + count) read.
+  std::pair<int, int> inputs(int out, int count) const {
+    int end = 0;
+    for (int o = out; o < out + count; ++o) end = std::max(end, bounds[2 * o] + bounds[2 * o + 1]);
+    return {bounds[2 * out], end};
+  }
 };
 
 // PIL's precompute_coeffs + normalize_coeffs_8bpc.
@@ -206,9 +213,7 @@ Image resample_vertical(const Image& in, const Coefficients& c, int first_row, i
 // (it took half of the preprocessing time). The same integer sums, so the
 // same bytes.
 Image resample_horizontal(const Image& in, const Coefficients& c, int x0, int w, int y0, int h) {
-  const int first = c.bounds[2 * x0];
-  int end = 0;
-  for (int x = x0; x < x0 + w; ++x) end = std::max(end, c.bounds[2 * x] + c.bounds[2 * x + 1]);
+  const auto [first, end] = c.inputs(x0, w);
   const Image columns = transpose_window(in, first, end - first, y0, h);  // one row per input column
   const Image resampled = resample_vertical(columns, c, first, x0, w);    // one row per output column
   return transpose_window(resampled, 0, h, 0, w);
@@ -246,10 +251,9 @@ Image resize_window(const Image& in, int width, int height, int left, int top, i
   int first_row = top, rows = h;  // the input rows the vertical pass reads
   if (in.height != height) {
     vertical = coefficients(in.height, height);
-    first_row = vertical->bounds[2 * top];
-    int end = 0;
-    for (int y = top; y < top + h; ++y) end = std::max(end, vertical->bounds[2 * y] + vertical->bounds[2 * y + 1]);
-    rows = end - first_row;
+    const auto [first, end] = vertical->inputs(top, h);
+    first_row = first;
+    rows = end - first;
   }
   Image horizontal = in.width != width ? resample_horizontal(in, coefficients(in.width, width), left, w, first_row, rows)
                                        : crop(in, left, first_row, w, rows);
