@@ -60,7 +60,7 @@ CLIP_VECTOR_CLONES void add_layer_norm_row(const float* x, const float* r, const
 // Backward of one row, given the gradient of the normalized row (dy) and of
 // the sum itself (ds, from the residual path): dx = rstd (g - mean(g) -
 // xhat mean(g xhat)) + ds with g = dy * weight; the weight and bias gradients
-// accumulated into per-column double sums.
+// added into the per-column partial sums of a ColumnSums.
 CLIP_VECTOR_CLONES void add_layer_norm_row_backward(const float* sum, const float* weight, const float* dy,
                                                     const float* ds, float* dx, float* dweight, float* dbias,
                                                     std::int64_t w, float mean, float rstd) {

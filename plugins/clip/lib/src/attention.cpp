@@ -88,8 +88,10 @@ CLIP_VECTOR_CLONES void softmax_row_backward(const float* p, float* dp, std::int
 
 struct Shape {
   std::int64_t batch, length, width, heads, dim;
+  float scale;  // of the scores, 1 / sqrt(dim)
   explicit Shape(const torch::Tensor& q, std::int64_t h)
-      : batch(q.size(0)), length(q.size(1)), width(q.size(2)), heads(h), dim(q.size(2) / h) {}
+      : batch(q.size(0)), length(q.size(1)), width(q.size(2)), heads(h), dim(q.size(2) / h),
+        scale(1.0f / std::sqrt(static_cast<float>(dim))) {}
   // Offset of head h of batch item b inside a [B, L, W] tensor.
   std::int64_t head(std::int64_t b, std::int64_t h) const { return b * length * width + h * dim; }
   // Offset of the [L, L] probabilities of (b, h) inside [B, H, L, L].
@@ -103,7 +105,6 @@ struct Attention : torch::autograd::Function<Attention> {
     const torch::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
     const Shape s(q, heads);
     const auto L = s.length, W = s.width, D = s.dim;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     torch::Tensor probs = torch::empty({s.batch, heads, L, L}, q.options());
     torch::Tensor out = torch::empty_like(q);
     const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
@@ -112,7 +113,7 @@ struct Attention : torch::autograd::Function<Attention> {
     for (std::int64_t b = 0; b < s.batch; ++b) {
       for (std::int64_t h = 0; h < heads; ++h) {
         float* p = pp + s.probs(b, h);
-        gemm(false, true, L, L, D, scale, qp + s.head(b, h), W, kp + s.head(b, h), W, 0, p, L);
+        gemm(false, true, L, L, D, s.scale, qp + s.head(b, h), W, kp + s.head(b, h), W, 0, p, L);
         for (std::int64_t i = 0; i < L; ++i) softmax_row(p + i * L, causal ? i + 1 : L, L);
         gemm(false, false, L, D, L, 1, p, L, vp + s.head(b, h), W, 0, op + s.head(b, h), W);
       }
@@ -130,7 +131,6 @@ struct Attention : torch::autograd::Function<Attention> {
     const bool causal = ctx->saved_data["causal"].toBool();
     const Shape s(q, ctx->saved_data["heads"].toInt());
     const auto L = s.length, W = s.width, D = s.dim;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     const torch::Tensor dout = grads[0].contiguous();
     torch::Tensor dq = torch::empty_like(q), dk = torch::empty_like(k), dv = torch::empty_like(v);
     std::vector<float> ds(static_cast<std::size_t>(L * L));
@@ -144,7 +144,7 @@ struct Attention : torch::autograd::Function<Attention> {
         const std::int64_t at = s.head(b, h);
         gemm(true, false, L, D, L, 1, p, L, gp + at, W, 0, dvp + at, W);         // dv = p^T dout
         gemm(false, true, L, L, D, 1, gp + at, W, vp + at, W, 0, ds.data(), L);  // dp = dout v^T
-        for (std::int64_t i = 0; i < L; ++i) softmax_row_backward(p + i * L, ds.data() + i * L, causal ? i + 1 : L, L, scale);
+        for (std::int64_t i = 0; i < L; ++i) softmax_row_backward(p + i * L, ds.data() + i * L, causal ? i + 1 : L, L, s.scale);
         gemm(false, false, L, D, L, 1, ds.data(), L, kp + at, W, 0, dqp + at, W);  // dq = ds k
         gemm(true, false, L, D, L, 1, ds.data(), L, qp + at, W, 0, dkp + at, W);   // dk = ds^T q
       }
