@@ -142,13 +142,12 @@ void kernels_bench() {
                         {"B/32 text, batch 32", 32, 77, 512, 8, 2048, true}};
   for (const auto& c : cases) {
     torch::Tensor h = torch::randn({c.b, c.l, c.hidden}).requires_grad_();
-    torch::Tensor q = torch::randn({c.b, c.l, c.w}).requires_grad_(), k = torch::randn({c.b, c.l, c.w}).requires_grad_(),
-                  v = torch::randn({c.b, c.l, c.w}).requires_grad_();
+    torch::Tensor qkv = torch::randn({c.b, c.l, 3 * c.w}).requires_grad_();
     const double gelu = fwd_bwd_seconds([&] { return clip::kernels::quick_gelu(h); }, {h}, 5);
     const double gelu_ref = fwd_bwd_seconds([&] { return clip::kernels::quick_gelu_reference(h); }, {h}, 5);
-    const double att = fwd_bwd_seconds([&] { return clip::kernels::attention(q, k, v, c.heads, c.causal); }, {q, k, v}, 5);
+    const double att = fwd_bwd_seconds([&] { return clip::kernels::attention(qkv, c.heads, c.causal); }, {qkv}, 5);
     const double att_ref =
-        fwd_bwd_seconds([&] { return clip::kernels::attention_reference(q, k, v, c.heads, c.causal); }, {q, k, v}, 5);
+        fwd_bwd_seconds([&] { return clip::kernels::attention_reference(qkv, c.heads, c.causal); }, {qkv}, 5);
     std::printf("%s: quick_gelu fwd+bwd %.2f ms vs ATen %.2f ms (%.2fx); attention %.2f ms vs ATen %.2f ms (%.2fx)\n",
                 c.name, 1e3 * gelu, 1e3 * gelu_ref, gelu_ref / gelu, 1e3 * att, 1e3 * att_ref, att_ref / att);
   }

@@ -36,17 +36,20 @@ void check_attention(std::int64_t b, std::int64_t l, std::int64_t w, std::int64_
   BOOST_TEST_CONTEXT("b " << b << " l " << l << " w " << w << " heads " << heads << " causal " << causal << " scale "
                           << scale) {
     torch::manual_seed(b * 1000 + l * 10 + heads);
-    std::vector<torch::Tensor> qkv = {torch::randn({b, l, w}) * scale, torch::randn({b, l, w}) * scale,
-                                      torch::randn({b, l, w})};
+    // q and k scaled, v not: [q | k | v] packed as packed_linear makes it.
+    torch::Tensor qkv = torch::randn({b, l, 3 * w}) * torch::cat({torch::full({2 * w}, scale), torch::ones({w})});
     torch::Tensor upstream = torch::randn({b, l, w});
-    auto fused = run([&](auto& x) { return kernels::attention(x[0], x[1], x[2], heads, causal); }, qkv, upstream);
-    auto reference =
-        run([&](auto& x) { return kernels::attention_reference(x[0], x[1], x[2], heads, causal); }, qkv, upstream);
+    auto fused = run([&](auto& x) { return kernels::attention(x[0], heads, causal); }, {qkv}, upstream);
+    // The reference in double precision: with scores in the hundreds the
+    // softmax saturates and float rounding on either side alone reaches 1e-4.
+    auto reference = run([&](auto& x) { return kernels::attention_reference(x[0], heads, causal); },
+                         {qkv.to(torch::kDouble)}, upstream.to(torch::kDouble));
     BOOST_TEST(relative_error(fused.out, reference.out) < 1e-5);
+    const auto fused_grads = fused.grads[0].chunk(3, -1), reference_grads = reference.grads[0].chunk(3, -1);
     for (int i = 0; i < 3; ++i) {
-      BOOST_TEST_CONTEXT("gradient of input " << i) {
-        BOOST_TEST(torch::isfinite(fused.grads[i]).all().item<bool>());
-        BOOST_TEST(relative_error(fused.grads[i], reference.grads[i]) < 1e-4);
+      BOOST_TEST_CONTEXT("gradient of " << "qkv"[i]) {
+        BOOST_TEST(torch::isfinite(fused_grads[i]).all().item<bool>());
+        BOOST_TEST(relative_error(fused_grads[i], reference_grads[i]) < 1e-4);
       }
     }
   }
@@ -142,24 +145,61 @@ BOOST_AUTO_TEST_CASE(attention_at_the_edges) {
   check_attention(2, 20, 64, 2, true, 30);  // scores in the hundreds: softmax saturates, no NaN
 }
 
-BOOST_AUTO_TEST_CASE(attention_of_non_contiguous_projections) {
-  torch::Tensor q = torch::randn({7, 2, 64}).transpose(0, 1), k = torch::randn({2, 7, 64}), v = torch::randn({2, 7, 64});
-  BOOST_TEST(relative_error(kernels::attention(q, k, v, 4, true), kernels::attention_reference(q, k, v, 4, true)) < 1e-5);
+BOOST_AUTO_TEST_CASE(attention_of_a_non_contiguous_projection) {
+  torch::Tensor qkv = torch::randn({7, 2, 192}).transpose(0, 1);
+  BOOST_TEST(relative_error(kernels::attention(qkv, 4, true), kernels::attention_reference(qkv, 4, true)) < 1e-5);
 }
 
 BOOST_AUTO_TEST_CASE(other_dtypes_take_the_aten_path) {
-  torch::Tensor q = torch::randn({2, 5, 16}, torch::kDouble), k = torch::randn({2, 5, 16}, torch::kDouble),
-                v = torch::randn({2, 5, 16}, torch::kDouble);
-  torch::Tensor out = kernels::attention(q, k, v, 2, true);
+  torch::Tensor qkv = torch::randn({2, 5, 48}, torch::kDouble);
+  torch::Tensor out = kernels::attention(qkv, 2, true);
   BOOST_TEST(out.scalar_type() == torch::kDouble);
-  BOOST_TEST(torch::allclose(out, kernels::attention_reference(q, k, v, 2, true)));
-  BOOST_TEST(kernels::quick_gelu(q).scalar_type() == torch::kDouble);
+  BOOST_TEST(torch::allclose(out, kernels::attention_reference(qkv, 2, true)));
+  BOOST_TEST(kernels::quick_gelu(qkv).scalar_type() == torch::kDouble);
 }
 
 BOOST_AUTO_TEST_CASE(mismatched_shapes_are_an_error) {
-  torch::Tensor a = torch::randn({2, 5, 16}), b = torch::randn({2, 6, 16});
-  BOOST_CHECK_THROW(kernels::attention(a, b, a, 2, false), c10::Error);
-  BOOST_CHECK_THROW(kernels::attention(a, a, a, 3, false), c10::Error);  // 16 columns into 3 heads
+  BOOST_CHECK_THROW(kernels::attention(torch::randn({2, 5, 16}), 2, false), c10::Error);  // not 3 x a width
+  BOOST_CHECK_THROW(kernels::attention(torch::randn({2, 5, 48}), 3, false), c10::Error);  // 16 columns into 3 heads
+  BOOST_CHECK_THROW(kernels::attention(torch::randn({5, 48}), 2, false), c10::Error);     // no batch dimension
+}
+
+// packed_linear against the three Linear layers it stands for: values with
+// and without autograd (two code paths), and every weight's and bias's
+// gradient.
+BOOST_AUTO_TEST_CASE(packed_linear_matches_separate_layers) {
+  torch::manual_seed(7);
+  const std::int64_t in = 48;
+  std::vector<torch::Tensor> inputs = {torch::randn({3, 11, in}), torch::randn({in, in}), torch::randn({32, in}),
+                                       torch::randn({16, in}),    torch::randn({in}),     torch::randn({32}),
+                                       torch::randn({16})};
+  torch::Tensor upstream = torch::randn({3, 11, in + 32 + 16});
+  auto packed = run([](auto& v) { return kernels::packed_linear(v[0], {v[1], v[2], v[3]}, {v[4], v[5], v[6]}); },
+                    inputs, upstream);
+  auto separate = run(
+      [](auto& v) {
+        return torch::cat({torch::linear(v[0], v[1], v[4]), torch::linear(v[0], v[2], v[5]), torch::linear(v[0], v[3], v[6])},
+                          -1);
+      },
+      inputs, upstream);
+  BOOST_TEST(relative_error(packed.out, separate.out) < 1e-5);
+  for (int i = 0; i < 7; ++i) BOOST_TEST_CONTEXT("gradient of input " << i) {
+      BOOST_TEST(relative_error(packed.grads[i], separate.grads[i]) < 1e-5);
+    }
+  torch::NoGradGuard inference;  // the path that writes each product into its columns
+  torch::Tensor out = kernels::packed_linear(inputs[0], {inputs[1], inputs[2], inputs[3]}, {inputs[4], inputs[5], inputs[6]});
+  BOOST_TEST(out.sizes() == upstream.sizes());
+  BOOST_TEST(relative_error(out, separate.out) < 1e-5);
+  // A non-contiguous input and weight on that path too.
+  torch::Tensor xt = inputs[0].transpose(0, 1), wt = inputs[1].t();
+  BOOST_TEST(relative_error(kernels::packed_linear(xt, {wt}, {inputs[4]}), torch::linear(xt, wt, inputs[4])) < 1e-5);
+}
+
+BOOST_AUTO_TEST_CASE(packed_linear_rejects_mismatched_layers) {
+  torch::Tensor x = torch::randn({2, 8});
+  BOOST_CHECK_THROW(kernels::packed_linear(x, {torch::randn({4, 7})}, {torch::randn({4})}), c10::Error);
+  BOOST_CHECK_THROW(kernels::packed_linear(x, {torch::randn({4, 8})}, {torch::randn({5})}), c10::Error);
+  BOOST_CHECK_THROW(kernels::packed_linear(x, {torch::randn({4, 8})}, {}), c10::Error);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,9 +1,9 @@
-// Multi-head attention over heads read in place in [B, L, W] projections.
+// Multi-head attention over heads read in place in the packed [B, L, 3W]
+// q|k|v projection.
 #include "clip/kernels.hpp"
 
 #include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
-#include <cblas.h>
 
 #include <dlfcn.h>
 
@@ -11,6 +11,7 @@
 #include <limits>
 #include <vector>
 
+#include "blas.hpp"
 #include "kernels_common.hpp"
 #include "vector_math.hpp"
 
@@ -21,6 +22,7 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 using detail::fusable;
+using detail::gemm;
 using clip::detail::fast_exp;
 
 // OpenBLAS splits a product over its threads from about 64^3 multiply-adds
@@ -51,16 +53,6 @@ class SingleThreadedBlas {
   int saved_ = 0;
 };
 
-// Row-major C[m x n] = alpha op(A) op(B) + beta C, leading dimensions given, so
-// that one head's [L, d] columns inside a [L, W] row-major matrix are read in
-// place (leading dimension W).
-void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
-          std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
-              static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
-}
-
 // Softmax over the first `n` entries of one row of scores; the rest (masked by
 // causality) become 0.
 CLIP_VECTOR_CLONES void softmax_row(float* s, std::int64_t n, std::int64_t length) {
@@ -88,37 +80,41 @@ CLIP_VECTOR_CLONES void softmax_row_backward(const float* p, float* dp, std::int
 
 struct Shape {
   std::int64_t batch, length, width, heads, dim;
-  float scale;  // of the scores, 1 / sqrt(dim)
-  explicit Shape(const torch::Tensor& q, std::int64_t h)
-      : batch(q.size(0)), length(q.size(1)), width(q.size(2)), heads(h), dim(q.size(2) / h),
-        scale(1.0f / std::sqrt(static_cast<float>(dim))) {}
-  // Offset of head h of batch item b inside a [B, L, W] tensor.
-  std::int64_t head(std::int64_t b, std::int64_t h) const { return b * length * width + h * dim; }
+  std::int64_t ld;  // row stride of the packed q|k|v input, 3 W
+  float scale;      // of the scores, 1 / sqrt(dim)
+  explicit Shape(const torch::Tensor& qkv, std::int64_t h)
+      : batch(qkv.size(0)), length(qkv.size(1)), width(qkv.size(2) / 3), heads(h), dim(qkv.size(2) / 3 / h),
+        ld(qkv.size(2)), scale(1.0f / std::sqrt(static_cast<float>(dim))) {}
+  // Offset of head h of batch item b's query inside the packed [B, L, 3W]
+  // input; its key lies `width` further, its value 2 `width`.
+  std::int64_t head(std::int64_t b, std::int64_t h) const { return b * length * ld + h * dim; }
+  // Offset of head h of batch item b inside the [B, L, W] output.
+  std::int64_t out(std::int64_t b, std::int64_t h) const { return b * length * width + h * dim; }
   // Offset of the [L, L] probabilities of (b, h) inside [B, H, L, L].
   std::int64_t probs(std::int64_t b, std::int64_t h) const { return (b * heads + h) * length * length; }
 };
 
 struct Attention : torch::autograd::Function<Attention> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q_in, const torch::Tensor& k_in,
-                               const torch::Tensor& v_in, std::int64_t heads, bool causal) {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& qkv_in, std::int64_t heads, bool causal) {
     RECORD_FUNCTION("clip::attention", std::vector<c10::IValue>());
-    const torch::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
-    const Shape s(q, heads);
-    const auto L = s.length, W = s.width, D = s.dim;
-    torch::Tensor probs = torch::empty({s.batch, heads, L, L}, q.options());
-    torch::Tensor out = torch::empty_like(q);
-    const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+    const torch::Tensor qkv = qkv_in.contiguous();
+    const Shape s(qkv, heads);
+    const auto L = s.length, W = s.width, D = s.dim, ld = s.ld;
+    torch::Tensor probs = torch::empty({s.batch, heads, L, L}, qkv.options());
+    torch::Tensor out = torch::empty({s.batch, L, W}, qkv.options());
+    const float* xp = qkv.data_ptr<float>();
     float *pp = probs.data_ptr<float>(), *op = out.data_ptr<float>();
     const SingleThreadedBlas one_thread;
     for (std::int64_t b = 0; b < s.batch; ++b) {
       for (std::int64_t h = 0; h < heads; ++h) {
+        const float *q = xp + s.head(b, h), *k = q + W, *v = q + 2 * W;
         float* p = pp + s.probs(b, h);
-        gemm(false, true, L, L, D, s.scale, qp + s.head(b, h), W, kp + s.head(b, h), W, 0, p, L);
+        gemm(false, true, L, L, D, s.scale, q, ld, k, ld, 0, p, L);
         for (std::int64_t i = 0; i < L; ++i) softmax_row(p + i * L, causal ? i + 1 : L, L);
-        gemm(false, false, L, D, L, 1, p, L, vp + s.head(b, h), W, 0, op + s.head(b, h), W);
+        gemm(false, false, L, D, L, 1, p, L, v, ld, 0, op + s.out(b, h), W);
       }
     }
-    ctx->save_for_backward({q, k, v, probs});
+    ctx->save_for_backward({qkv, probs});
     ctx->saved_data["heads"] = heads;
     ctx->saved_data["causal"] = causal;
     return out;
@@ -127,53 +123,54 @@ struct Attention : torch::autograd::Function<Attention> {
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     RECORD_FUNCTION("clip::attention_backward", std::vector<c10::IValue>());
     const auto saved = ctx->get_saved_variables();
-    const torch::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3];
+    const torch::Tensor &qkv = saved[0], &probs = saved[1];
     const bool causal = ctx->saved_data["causal"].toBool();
-    const Shape s(q, ctx->saved_data["heads"].toInt());
-    const auto L = s.length, W = s.width, D = s.dim;
+    const Shape s(qkv, ctx->saved_data["heads"].toInt());
+    const auto L = s.length, W = s.width, D = s.dim, ld = s.ld;
     const torch::Tensor dout = grads[0].contiguous();
-    torch::Tensor dq = torch::empty_like(q), dk = torch::empty_like(k), dv = torch::empty_like(v);
+    // One gradient for the packed input, so the projection before gets it
+    // without a copy.
+    torch::Tensor dqkv = torch::empty_like(qkv);
     std::vector<float> ds(static_cast<std::size_t>(L * L));
-    const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
-    const float *pp = probs.data_ptr<float>(), *gp = dout.data_ptr<float>();
-    float *dqp = dq.data_ptr<float>(), *dkp = dk.data_ptr<float>(), *dvp = dv.data_ptr<float>();
+    const float *xp = qkv.data_ptr<float>(), *pp = probs.data_ptr<float>(), *gp = dout.data_ptr<float>();
+    float* dp = dqkv.data_ptr<float>();
     const SingleThreadedBlas one_thread;
     for (std::int64_t b = 0; b < s.batch; ++b) {
       for (std::int64_t h = 0; h < s.heads; ++h) {
         const float* p = pp + s.probs(b, h);
-        const std::int64_t at = s.head(b, h);
-        gemm(true, false, L, D, L, 1, p, L, gp + at, W, 0, dvp + at, W);         // dv = p^T dout
-        gemm(false, true, L, L, D, 1, gp + at, W, vp + at, W, 0, ds.data(), L);  // dp = dout v^T
+        const float *q = xp + s.head(b, h), *k = q + W, *v = q + 2 * W, *g = gp + s.out(b, h);
+        float *dq = dp + s.head(b, h), *dk = dq + W, *dv = dq + 2 * W;
+        gemm(true, false, L, D, L, 1, p, L, g, W, 0, dv, ld);           // dv = p^T dout
+        gemm(false, true, L, L, D, 1, g, W, v, ld, 0, ds.data(), L);    // dp = dout v^T
         for (std::int64_t i = 0; i < L; ++i) softmax_row_backward(p + i * L, ds.data() + i * L, causal ? i + 1 : L, L, s.scale);
-        gemm(false, false, L, D, L, 1, ds.data(), L, kp + at, W, 0, dqp + at, W);  // dq = ds k
-        gemm(true, false, L, D, L, 1, ds.data(), L, qp + at, W, 0, dkp + at, W);   // dk = ds^T q
+        gemm(false, false, L, D, L, 1, ds.data(), L, k, ld, 0, dq, ld);  // dq = ds k
+        gemm(true, false, L, D, L, 1, ds.data(), L, q, ld, 0, dk, ld);   // dk = ds^T q
       }
     }
-    return {dq, dk, dv, torch::Tensor(), torch::Tensor()};
+    return {dqkv, torch::Tensor(), torch::Tensor()};
   }
 };
 
 }  // namespace
 
-torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                  std::int64_t heads, bool causal) {
-  const auto b = q.size(0), l = q.size(1), w = q.size(2), d = w / heads;
+torch::Tensor attention_reference(const torch::Tensor& qkv, std::int64_t heads, bool causal) {
+  const auto b = qkv.size(0), l = qkv.size(1), w = qkv.size(2) / 3, d = w / heads;
   auto split = [&](const torch::Tensor& t) { return t.reshape({b, l, heads, d}).transpose(1, 2); };
-  torch::Tensor scores = torch::matmul(split(q) * (1.0 / std::sqrt(static_cast<double>(d))), split(k).transpose(-2, -1));
+  const auto parts = qkv.chunk(3, -1);
+  torch::Tensor scores =
+      torch::matmul(split(parts[0]) * (1.0 / std::sqrt(static_cast<double>(d))), split(parts[1]).transpose(-2, -1));
   if (causal)
-    scores = scores + torch::full({l, l}, -std::numeric_limits<float>::infinity(), q.options()).triu(1);
-  return torch::matmul(torch::softmax(scores, -1), split(v)).transpose(1, 2).reshape({b, l, w});
+    scores = scores + torch::full({l, l}, -std::numeric_limits<float>::infinity(), qkv.options()).triu(1);
+  return torch::matmul(torch::softmax(scores, -1), split(parts[2])).transpose(1, 2).reshape({b, l, w});
 }
 
-torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, std::int64_t heads,
-                        bool causal) {
-  TORCH_CHECK(q.dim() == 3 && q.sizes() == k.sizes() && q.sizes() == v.sizes(),
-              "attention takes q, k and v of the same [batch, length, width] shape, got ", q.sizes(), ", ", k.sizes(),
-              " and ", v.sizes());
-  TORCH_CHECK(heads > 0 && q.size(2) % heads == 0, "attention width ", q.size(2), " is not divisible by ", heads,
-              " heads");
-  if (!(fusable(q) && fusable(k) && fusable(v)) || q.numel() == 0) return attention_reference(q, k, v, heads, causal);
-  return Attention::apply(q, k, v, heads, causal);
+torch::Tensor attention(const torch::Tensor& qkv, std::int64_t heads, bool causal) {
+  TORCH_CHECK(qkv.dim() == 3 && qkv.size(2) % 3 == 0,
+              "attention takes the packed q|k|v projection, [batch, length, 3 width], got ", qkv.sizes());
+  TORCH_CHECK(heads > 0 && (qkv.size(2) / 3) % heads == 0, "attention width ", qkv.size(2) / 3,
+              " is not divisible by ", heads, " heads");
+  if (!fusable(qkv) || qkv.numel() == 0) return attention_reference(qkv, heads, causal);
+  return Attention::apply(qkv, heads, causal);
 }
 
 }  // namespace clip::kernels

@@ -28,7 +28,9 @@ AttentionImpl::AttentionImpl(std::int64_t width, std::int64_t heads_) : heads(he
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, bool causal) {
-  return out_proj(kernels::attention(q_proj(x), k_proj(x), v_proj(x), heads, causal));
+  const torch::Tensor qkv = kernels::packed_linear(x, {q_proj->weight, k_proj->weight, v_proj->weight},
+                                                   {q_proj->bias, k_proj->bias, v_proj->bias});
+  return out_proj(kernels::attention(qkv, heads, causal));
 }
 
 MlpImpl::MlpImpl(std::int64_t width, std::int64_t hidden) {

@@ -28,10 +28,18 @@ namespace clip::kernels {
 torch::Tensor quick_gelu(const torch::Tensor& x, const torch::Tensor& bias = {});
 
 // softmax(q k^T / sqrt(d) + causal mask) v for `heads` heads of d = W / heads
-// columns each, q, k, v and the result [B, L, W]. `causal`: position i attends
-// to positions <= i.
-torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, std::int64_t heads,
-                        bool causal);
+// columns each, from the packed projection qkv = [q | k | v], [B, L, 3W]
+// (as packed_linear makes it); the result is [B, L, W]. `causal`: position i
+// attends to positions <= i. The gradient comes back packed the same way.
+torch::Tensor attention(const torch::Tensor& qkv, std::int64_t heads, bool causal);
+
+// x [..., in] through several Linear layers at once: [..., sum of outs], the
+// layers' outputs side by side (attention's q, k, v projections). One GEMM
+// over the concatenated weights when autograd records (a wider product runs
+// faster, and the input's gradient comes out of one product instead of three
+// summed); without autograd each product is written into its columns of the
+// result, so the weights are not copied on every call.
+torch::Tensor packed_linear(const torch::Tensor& x, at::TensorList weights, at::TensorList biases);
 
 // The residual add of a pre-LayerNorm block fused with the LayerNorm that
 // reads its result: returns (sum, layer_norm(sum)), sum = x + r, normalized
@@ -48,7 +56,6 @@ torch::Tensor quick_gelu_reference(const torch::Tensor& x, const torch::Tensor& 
 std::tuple<torch::Tensor, torch::Tensor> add_layer_norm_reference(const torch::Tensor& x, const torch::Tensor& r,
                                                                   const torch::Tensor& weight,
                                                                   const torch::Tensor& bias, double eps);
-torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                  std::int64_t heads, bool causal);
+torch::Tensor attention_reference(const torch::Tensor& qkv, std::int64_t heads, bool causal);
 
 }  // namespace clip::kernels

@@ -1,0 +1,22 @@
+#pragma once
+// sgemm through CBLAS, for the kernels that need what ATen's mm does not
+// offer: operands and results addressed with their own row strides, in place
+// inside larger matrices. Private to the clip library.
+#include <cblas.h>
+
+#include <cstdint>
+
+namespace clip::kernels::detail {
+
+// Row-major C[m x n] = alpha op(A) op(B) + beta C with the leading dimensions
+// given, so that a block of columns inside a wider row-major matrix (one
+// attention head, one of q, k, v) is read or written where it lies.
+inline void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                 const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+                 std::int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
+              static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+}  // namespace clip::kernels::detail

@@ -1,0 +1,68 @@
+// Several Linear layers over the same input as one product (attention's q, k
+// and v projections).
+#include "clip/kernels.hpp"
+
+#include <ATen/record_function.h>
+
+#include "blas.hpp"
+#include "kernels_common.hpp"
+
+namespace clip::kernels {
+
+namespace {
+
+bool needs_grad(const torch::Tensor& x, at::TensorList weights, at::TensorList biases) {
+  if (!at::GradMode::is_enabled()) return false;
+  bool any = x.requires_grad();
+  for (const auto& t : weights) any = any || t.requires_grad();
+  for (const auto& t : biases) any = any || t.requires_grad();
+  return any;
+}
+
+bool all_fusable(const torch::Tensor& x, at::TensorList weights, at::TensorList biases) {
+  bool all = detail::fusable(x);
+  for (const auto& t : weights) all = all && detail::fusable(t);
+  for (const auto& t : biases) all = all && detail::fusable(t);
+  return all;
+}
+
+}  // namespace
+
+torch::Tensor packed_linear(const torch::Tensor& x, at::TensorList weights, at::TensorList biases) {
+  TORCH_CHECK(!weights.empty() && weights.size() == biases.size(), "packed_linear takes one bias per weight, got ",
+              weights.size(), " weights and ", biases.size(), " biases");
+  const std::int64_t in = x.size(-1);
+  std::int64_t total = 0;
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    TORCH_CHECK(weights[i].dim() == 2 && weights[i].size(1) == in, "packed_linear: weight ", i, " is ",
+                weights[i].sizes(), ", expected [out, ", in, "]");
+    TORCH_CHECK(biases[i].dim() == 1 && biases[i].size(0) == weights[i].size(0), "packed_linear: bias ", i, " is ",
+                biases[i].sizes(), ", expected [", weights[i].size(0), "]");
+    total += weights[i].size(0);
+  }
+  const torch::Tensor bias = at::cat(biases);
+  if (needs_grad(x, weights, biases) || !all_fusable(x, weights, biases) || x.numel() == 0) {
+    // One product over the concatenated weights (bigger, so faster, than one
+    // per layer; the concatenation's backward hands each weight its rows of
+    // the gradient), and the bias added in place as nn::Linear does.
+    return at::matmul(x, at::cat(weights).t()).add_(bias);
+  }
+  // Without autograd, each product is written into its columns of the
+  // result, so the weights are not copied on every call (inference).
+  RECORD_FUNCTION("clip::packed_linear", std::vector<c10::IValue>());
+  const torch::Tensor rows = x.reshape({-1, in}).contiguous();
+  torch::Tensor out = at::empty({rows.size(0), total}, x.options());
+  std::int64_t column = 0;
+  for (const auto& w_in : weights) {
+    const torch::Tensor w = w_in.contiguous();
+    detail::gemm(false, true, rows.size(0), w.size(0), in, 1, rows.data_ptr<float>(), in, w.data_ptr<float>(), in, 0,
+                 out.data_ptr<float>() + column, total);
+    column += w.size(0);
+  }
+  out.add_(bias);
+  auto sizes = x.sizes().vec();
+  sizes.back() = total;
+  return out.view(sizes);
+}
+
+}  // namespace clip::kernels
