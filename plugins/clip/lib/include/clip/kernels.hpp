@@ -58,4 +58,12 @@ std::tuple<torch::Tensor, torch::Tensor> add_layer_norm_reference(const torch::T
                                                                   const torch::Tensor& bias, double eps);
 torch::Tensor attention_reference(const torch::Tensor& qkv, std::int64_t heads, bool causal);
 
+// For tests and benchmarks: true runs causal attention's per-head products
+// through BLAS even where the AVX-512 small-GEMM kernel would (the path of
+// other CPUs and of head sizes that are not a multiple of 16), so both are
+// checked on one machine.
+namespace testing {
+extern bool blas_attention;
+}
+
 }  // namespace clip::kernels
