@@ -107,7 +107,7 @@ BOOST_AUTO_TEST_CASE(add_layer_norm_matches_aten_values_and_gradients) {
       torch::Tensor up_sum = torch::randn({3, 11, w}), up_norm = torch::randn({3, 11, w});
       auto both = [&](auto f) {
         return run([&](auto& v) {
-          auto [sum, normed] = f(v[0], v[1], v[2], v[3], 1e-5);
+          auto [sum, normed] = f(v[0], v[1], v[2], v[3], 1e-5, torch::Tensor());
           // One scalar using both outputs, weighted by fixed upstream gradients.
           return (sum * up_sum).sum() + (normed * up_norm).sum();
         }, in, torch::ones({}));
@@ -123,6 +123,34 @@ BOOST_AUTO_TEST_CASE(add_layer_norm_matches_aten_values_and_gradients) {
         BOOST_TEST_CONTEXT("gradient of input " << i) { BOOST_TEST(relative_error(fused.grads[i], reference.grads[i]) < 1e-5); }
     }
   }
+}
+
+// With the residual branch's bias folded in: the same as adding it first.
+BOOST_AUTO_TEST_CASE(add_layer_norm_with_the_residual_branchs_bias) {
+  for (std::int64_t w : {768, 24}) {
+    BOOST_TEST_CONTEXT("width " << w) {
+      torch::manual_seed(w + 1);
+      std::vector<torch::Tensor> in = {torch::randn({5, 33, w}) * 2 + 1, torch::randn({5, 33, w}), torch::randn({w}),
+                                       torch::randn({w}), torch::randn({w}) * 3};
+      torch::Tensor up_sum = torch::randn({5, 33, w}), up_norm = torch::randn({5, 33, w});
+      auto both = [&](auto f) {
+        return run([&](auto& v) {
+          auto [sum, normed] = f(v[0], v[1], v[2], v[3], 1e-5, v[4]);
+          return (sum * up_sum).sum() + (normed * up_norm).sum();
+        }, in, torch::ones({}));
+      };
+      auto fused = both(kernels::add_layer_norm);
+      auto reference = both(kernels::add_layer_norm_reference);
+      for (int i = 0; i < 5; ++i)
+        BOOST_TEST_CONTEXT("gradient of input " << i) { BOOST_TEST(relative_error(fused.grads[i], reference.grads[i]) < 1e-5); }
+      auto [sum, normed] = kernels::add_layer_norm(in[0], in[1], in[2], in[3], 1e-5, in[4]);
+      auto [ref_sum, ref_normed] = kernels::add_layer_norm_reference(in[0], in[1], in[2], in[3], 1e-5, in[4]);
+      BOOST_TEST(torch::equal(sum, ref_sum));
+      BOOST_TEST(relative_error(normed, ref_normed) < 1e-5);
+    }
+  }
+  torch::Tensor x = torch::randn({2, 8});
+  BOOST_CHECK_THROW(kernels::add_layer_norm(x, x, torch::ones({8}), torch::zeros({8}), 1e-5, torch::ones({7})), c10::Error);
 }
 
 BOOST_AUTO_TEST_CASE(add_layer_norm_with_only_the_normalized_output_used) {

@@ -23,20 +23,21 @@ using detail::kBlockRows;
 // without reassociating (it may not reorder one float sum).
 constexpr std::int64_t kLanes = 16;
 
-// Forward of one row: s = x + r, then mean, rstd and the normalized row.
-CLIP_VECTOR_CLONES void add_layer_norm_row(const float* x, const float* r, const float* weight, const float* bias,
-                                           float* sum, float* out, std::int64_t w, float eps, float* mean_out,
-                                           float* rstd_out) {
+// Forward of one row: s = x + (r + r_bias), then mean, rstd and the
+// normalized row.
+CLIP_VECTOR_CLONES void add_layer_norm_row(const float* x, const float* r, const float* r_bias, const float* weight,
+                                           const float* bias, float* sum, float* out, std::int64_t w, float eps,
+                                           float* mean_out, float* rstd_out) {
   float acc[kLanes] = {};
   std::int64_t j = 0;
   for (; j + kLanes <= w; j += kLanes)
     for (std::int64_t k = 0; k < kLanes; ++k) {
-      sum[j + k] = x[j + k] + r[j + k];
+      sum[j + k] = x[j + k] + (r[j + k] + r_bias[j + k]);
       acc[k] += sum[j + k];
     }
   float total = 0;
   for (; j < w; ++j) {
-    sum[j] = x[j] + r[j];
+    sum[j] = x[j] + (r[j] + r_bias[j]);
     total += sum[j];
   }
   for (float a : acc) total += a;
@@ -60,10 +61,11 @@ CLIP_VECTOR_CLONES void add_layer_norm_row(const float* x, const float* r, const
 // Backward of one row, given the gradient of the normalized row (dy) and of
 // the sum itself (ds, from the residual path): dx = rstd (g - mean(g) -
 // xhat mean(g xhat)) + ds with g = dy * weight; the weight and bias gradients
-// added into the per-column partial sums of a ColumnSums.
+// added into the per-column partial sums of a ColumnSums, and so is dx for
+// r_bias's gradient.
 CLIP_VECTOR_CLONES void add_layer_norm_row_backward(const float* sum, const float* weight, const float* dy,
                                                     const float* ds, float* dx, float* dweight, float* dbias,
-                                                    std::int64_t w, float mean, float rstd) {
+                                                    float* d_r_bias, std::int64_t w, float mean, float rstd) {
   float acc_g[kLanes] = {}, acc_gx[kLanes] = {};
   std::int64_t j = 0;
   for (; j + kLanes <= w; j += kLanes)
@@ -92,23 +94,27 @@ CLIP_VECTOR_CLONES void add_layer_norm_row_backward(const float* sum, const floa
   for (j = 0; j < w; ++j) {
     const float xhat = (sum[j] - mean) * rstd;
     dx[j] = rstd * (dy[j] * weight[j] - mean_g - xhat * mean_gx) + ds[j];
+    d_r_bias[j] += dx[j];
   }
 }
 
 struct AddLayerNorm : torch::autograd::Function<AddLayerNorm> {
   static tensor_list forward(AutogradContext* ctx, const torch::Tensor& x_in, const torch::Tensor& r_in,
-                             const torch::Tensor& weight_in, const torch::Tensor& bias_in, double eps) {
+                             const torch::Tensor& r_bias_in, const torch::Tensor& weight_in,
+                             const torch::Tensor& bias_in, double eps) {
     RECORD_FUNCTION("clip::add_layer_norm", std::vector<c10::IValue>());
     const torch::Tensor x = x_in.contiguous(), r = r_in.contiguous();
     const torch::Tensor weight = weight_in.contiguous(), bias = bias_in.contiguous();
     const std::int64_t w = x.size(-1), rows = x.numel() / w;
+    const torch::Tensor r_bias = r_bias_in.contiguous();
     torch::Tensor sum = torch::empty_like(x), out = torch::empty_like(x);
     torch::Tensor stats = torch::empty({rows, 2}, x.options());  // mean, rstd
     const float *xp = x.data_ptr<float>(), *rp = r.data_ptr<float>();
     float *sp = sum.data_ptr<float>(), *op = out.data_ptr<float>(), *st = stats.data_ptr<float>();
     for (std::int64_t i = 0; i < rows; ++i)
-      add_layer_norm_row(xp + i * w, rp + i * w, weight.data_ptr<float>(), bias.data_ptr<float>(), sp + i * w,
-                         op + i * w, w, static_cast<float>(eps), st + 2 * i, st + 2 * i + 1);
+      add_layer_norm_row(xp + i * w, rp + i * w, r_bias.data_ptr<float>(), weight.data_ptr<float>(),
+                         bias.data_ptr<float>(), sp + i * w, op + i * w, w, static_cast<float>(eps), st + 2 * i,
+                         st + 2 * i + 1);
     ctx->save_for_backward({sum, weight, stats});
     return {sum, out};
   }
@@ -122,18 +128,20 @@ struct AddLayerNorm : torch::autograd::Function<AddLayerNorm> {
     const torch::Tensor ds = grads[0].defined() ? grads[0].contiguous() : torch::zeros_like(sum);
     const torch::Tensor dy = grads[1].defined() ? grads[1].contiguous() : torch::zeros_like(sum);
     torch::Tensor dx = torch::empty_like(sum);
-    ColumnSums dweight(w), dbias(w);
+    ColumnSums dweight(w), dbias(w), d_r_bias(w);
     const float* st = stats.data_ptr<float>();
     for (std::int64_t i = 0; i < rows; ++i) {
       add_layer_norm_row_backward(sum.data_ptr<float>() + i * w, weight.data_ptr<float>(), dy.data_ptr<float>() + i * w,
                                   ds.data_ptr<float>() + i * w, dx.data_ptr<float>() + i * w, dweight.partial(),
-                                  dbias.partial(), w, st[2 * i], st[2 * i + 1]);
+                                  dbias.partial(), d_r_bias.partial(), w, st[2 * i], st[2 * i + 1]);
       if ((i + 1) % kBlockRows == 0) {
         dweight.flush();
         dbias.flush();
+        d_r_bias.flush();
       }
     }
-    return {dx, dx, dweight.result(), dbias.result(), torch::Tensor()};
+    // x, r and r's bias all enter the sum alone, so all get its gradient.
+    return {dx, dx, d_r_bias.result(), dweight.result(), dbias.result(), torch::Tensor()};
   }
 };
 
@@ -141,21 +149,28 @@ struct AddLayerNorm : torch::autograd::Function<AddLayerNorm> {
 
 std::tuple<torch::Tensor, torch::Tensor> add_layer_norm_reference(const torch::Tensor& x, const torch::Tensor& r,
                                                                   const torch::Tensor& weight,
-                                                                  const torch::Tensor& bias, double eps) {
-  torch::Tensor sum = x + r;
+                                                                  const torch::Tensor& bias, double eps,
+                                                                  const torch::Tensor& r_bias) {
+  torch::Tensor sum = r_bias.defined() ? x + (r + r_bias) : x + r;
   return {sum, torch::layer_norm(sum, {x.size(-1)}, weight, bias, eps)};
 }
 
 std::tuple<torch::Tensor, torch::Tensor> add_layer_norm(const torch::Tensor& x, const torch::Tensor& r,
                                                         const torch::Tensor& weight, const torch::Tensor& bias,
-                                                        double eps) {
+                                                        double eps, const torch::Tensor& r_bias) {
   TORCH_CHECK(x.dim() >= 1 && x.sizes() == r.sizes() && weight.dim() == 1 && bias.dim() == 1 &&
                   weight.size(0) == x.size(-1) && bias.size(0) == x.size(-1),
               "add_layer_norm takes x and r of one shape and a weight and bias as wide as their last dimension, got ",
               x.sizes(), ", ", r.sizes(), ", ", weight.sizes(), " and ", bias.sizes());
-  if (!(fusable(x) && fusable(r) && fusable(weight) && fusable(bias)) || x.numel() == 0)
-    return add_layer_norm_reference(x, r, weight, bias, eps);
-  auto out = AddLayerNorm::apply(x, r, weight, bias, eps);
+  TORCH_CHECK(!r_bias.defined() || (r_bias.dim() == 1 && r_bias.size(0) == x.size(-1)),
+              "add_layer_norm: r's bias must be as wide as the last dimension ", x.size(-1), ", got ", r_bias.sizes());
+  if (!(fusable(x) && fusable(r) && fusable(weight) && fusable(bias) && (!r_bias.defined() || fusable(r_bias))) ||
+      x.numel() == 0)
+    return add_layer_norm_reference(x, r, weight, bias, eps, r_bias);
+  // Without a bias, zeros (autograd's custom functions take no undefined
+  // tensor); their gradient, a few hundred floats, is then dropped.
+  auto out = AddLayerNorm::apply(x, r, r_bias.defined() ? r_bias : torch::zeros({x.size(-1)}, x.options()), weight,
+                                 bias, eps);
   return {out[0], out[1]};
 }
 

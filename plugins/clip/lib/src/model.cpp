@@ -11,9 +11,10 @@ namespace nn = torch::nn;
 
 namespace {
 
-// x + r and its LayerNorm by `norm`, in one fused pass.
-std::pair<torch::Tensor, torch::Tensor> add_norm(const torch::Tensor& x, const torch::Tensor& r, const nn::LayerNorm& norm) {
-  auto [sum, normed] = kernels::add_layer_norm(x, r, norm->weight, norm->bias, norm->options.eps());
+// x + (r + r_bias) and its LayerNorm by `norm`, in one fused pass.
+std::pair<torch::Tensor, torch::Tensor> add_norm(const torch::Tensor& x, const torch::Tensor& r,
+                                                 const torch::Tensor& r_bias, const nn::LayerNorm& norm) {
+  auto [sum, normed] = kernels::add_layer_norm(x, r, norm->weight, norm->bias, norm->options.eps(), r_bias);
   return {sum, normed};
 }
 
@@ -28,9 +29,13 @@ AttentionImpl::AttentionImpl(std::int64_t width, std::int64_t heads_) : heads(he
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, bool causal) {
+  return forward_without_out_bias(x, causal).add_(out_proj->bias);
+}
+
+torch::Tensor AttentionImpl::forward_without_out_bias(const torch::Tensor& x, bool causal) {
   const torch::Tensor qkv = kernels::packed_linear(x, {q_proj->weight, k_proj->weight, v_proj->weight},
                                                    {q_proj->bias, k_proj->bias, v_proj->bias});
-  return out_proj(kernels::attention(qkv, heads, causal));
+  return torch::matmul(kernels::attention(qkv, heads, causal), out_proj->weight.t());
 }
 
 MlpImpl::MlpImpl(std::int64_t width, std::int64_t hidden) {
@@ -38,9 +43,11 @@ MlpImpl::MlpImpl(std::int64_t width, std::int64_t hidden) {
   fc2 = register_module("fc2", nn::Linear(hidden, width));
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return forward_without_out_bias(x).add_(fc2->bias); }
+
+torch::Tensor MlpImpl::forward_without_out_bias(const torch::Tensor& x) {
   // fc1's bias is added inside quick_gelu's one pass, not by a pass of its own.
-  return fc2(kernels::quick_gelu(torch::matmul(x, fc1->weight.t()), fc1->bias));
+  return torch::matmul(kernels::quick_gelu(torch::matmul(x, fc1->weight.t()), fc1->bias), fc2->weight.t());
 }
 
 EncoderLayerImpl::EncoderLayerImpl(std::int64_t width, std::int64_t heads, std::int64_t mlp_, double eps) {
@@ -56,10 +63,13 @@ torch::Tensor EncoderLayerImpl::forward(const torch::Tensor& x, bool causal) {
 
 std::pair<torch::Tensor, torch::Tensor> EncoderLayerImpl::forward_normed(const torch::Tensor& x, const torch::Tensor& normed,
                                                                          const nn::LayerNorm& next_norm, bool causal) {
-  auto [h, h_normed] = add_norm(x, self_attn(normed, causal), layer_norm2);
-  torch::Tensor m = mlp(h_normed);
-  if (next_norm.is_empty()) return {h + m, torch::Tensor()};
-  return add_norm(h, m, next_norm);
+  // The biases of the two layers that feed the residual adds (out_proj, fc2)
+  // are added inside the fused add + LayerNorm.
+  auto [h, h_normed] = add_norm(x, self_attn->forward_without_out_bias(normed, causal), self_attn->out_proj->bias,
+                                layer_norm2);
+  torch::Tensor m = mlp->forward_without_out_bias(h_normed);
+  if (next_norm.is_empty()) return {h + m.add_(mlp->fc2->bias), torch::Tensor()};
+  return add_norm(h, m, mlp->fc2->bias, next_norm);
 }
 
 EncoderImpl::EncoderImpl(std::int64_t width, std::int64_t heads, std::int64_t mlp, std::int64_t n, double eps) {

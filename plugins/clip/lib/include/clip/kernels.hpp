@@ -42,20 +42,25 @@ torch::Tensor attention(const torch::Tensor& qkv, std::int64_t heads, bool causa
 torch::Tensor packed_linear(const torch::Tensor& x, at::TensorList weights, at::TensorList biases);
 
 // The residual add of a pre-LayerNorm block fused with the LayerNorm that
-// reads its result: returns (sum, layer_norm(sum)), sum = x + r, normalized
-// over the last dimension with `weight` and `bias` (both [W]). One pass
-// forward where ATen makes two, and one backward where ATen's LayerNorm
-// backward is followed by a pass adding the residual path's gradient.
+// reads its result: returns (sum, layer_norm(sum)), sum = x + (r + r_bias),
+// normalized over the last dimension with `weight` and `bias` (both [W]).
+// r_bias (optional, [W]) is the bias of the layer that made r (attention's
+// out_proj, the MLP's fc2), added here instead of in a pass of its own, its
+// gradient summed in the same backward pass. One pass forward where ATen
+// makes two or three, and one backward where ATen's LayerNorm backward is
+// followed by a pass adding the residual path's gradient and one summing the
+// bias's.
 std::tuple<torch::Tensor, torch::Tensor> add_layer_norm(const torch::Tensor& x, const torch::Tensor& r,
                                                         const torch::Tensor& weight, const torch::Tensor& bias,
-                                                        double eps);
+                                                        double eps, const torch::Tensor& r_bias = {});
 
 // The same computations written with ATen operators: the reference that the
 // tests compare the kernels with, and the path for other devices and dtypes.
 torch::Tensor quick_gelu_reference(const torch::Tensor& x, const torch::Tensor& bias = {});
 std::tuple<torch::Tensor, torch::Tensor> add_layer_norm_reference(const torch::Tensor& x, const torch::Tensor& r,
                                                                   const torch::Tensor& weight,
-                                                                  const torch::Tensor& bias, double eps);
+                                                                  const torch::Tensor& bias, double eps,
+                                                                  const torch::Tensor& r_bias = {});
 torch::Tensor attention_reference(const torch::Tensor& qkv, std::int64_t heads, bool causal);
 
 // For tests and benchmarks: true runs causal attention's per-head products

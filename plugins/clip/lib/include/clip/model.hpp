@@ -14,6 +14,8 @@ namespace clip {
 struct AttentionImpl : torch::nn::Module {
   AttentionImpl(std::int64_t width, std::int64_t heads);
   torch::Tensor forward(const torch::Tensor& x, bool causal = false);
+  // forward() less out_proj's bias, for a caller that adds it in a fused pass.
+  torch::Tensor forward_without_out_bias(const torch::Tensor& x, bool causal = false);
   std::int64_t heads, head_dim;
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
 };
@@ -23,6 +25,8 @@ TORCH_MODULE(Attention);
 struct MlpImpl : torch::nn::Module {
   MlpImpl(std::int64_t width, std::int64_t hidden);
   torch::Tensor forward(const torch::Tensor& x);
+  // forward() less fc2's bias, for a caller that adds it in a fused pass.
+  torch::Tensor forward_without_out_bias(const torch::Tensor& x);
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);
