@@ -7,7 +7,6 @@
 
 #include <dlfcn.h>
 
-#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -118,8 +117,7 @@ bool small_gemm_for(std::int64_t dim, bool causal) {
 class HeadProducts {
  public:
   HeadProducts(const Shape& s, bool causal)
-      : s_(s), causal_(causal), small_(s.small_gemm),
-        transposed_(static_cast<std::size_t>(small_ ? s.dim * s.padded : 0), 0.0f) {}
+      : s_(s), causal_(causal), transposed_(static_cast<std::size_t>(s.small_gemm ? s.dim * s.padded : 0), 0.0f) {}
 
   // p = scale q k^T (only the causal lower triangle when causal)
   void scores(const float* q, const float* k, float* p) { product_abt(q, s_.ld, k, p, s_.scale); }
@@ -141,7 +139,7 @@ class HeadProducts {
   // rows ld apart).
   void product_abt(const float* a, std::int64_t lda, const float* b, float* c, float alpha) {
     const auto L = s_.length, D = s_.dim, P = s_.padded;
-    if (!small_) return gemm(false, true, L, L, D, alpha, a, lda, b, s_.ld, 0, c, P);
+    if (!s_.small_gemm) return gemm(false, true, L, L, D, alpha, a, lda, b, s_.ld, 0, c, P);
     // The kernel reads B by rows: b^T into [dim, padded], its padding columns
     // staying 0.
     for (std::int64_t j = 0; j < L; ++j)
@@ -156,7 +154,7 @@ class HeadProducts {
   // transposed or not, b a head ([L, dim] rows ldb apart).
   void product_ab(const float* a, bool trans_a, const float* b, std::int64_t ldb, float* c, std::int64_t ldc) {
     const auto L = s_.length, D = s_.dim, P = s_.padded;
-    if (!small_) return gemm(trans_a, false, L, D, L, 1, a, P, b, ldb, 0, c, ldc);
+    if (!s_.small_gemm) return gemm(trans_a, false, L, D, L, 1, a, P, b, ldb, 0, c, ldc);
     detail::SmallGemm g;
     g.m = L, g.n = D, g.k = L, g.a = a, g.a_row = trans_a ? 1 : P, g.a_col = trans_a ? P : 1;
     g.b = b, g.ldb = ldb, g.c = c, g.ldc = ldc;
@@ -167,7 +165,7 @@ class HeadProducts {
   }
 
   const Shape& s_;
-  bool causal_, small_;
+  bool causal_;
   std::vector<float> transposed_;
 };
 
