@@ -4,6 +4,9 @@
 
 #include <ATen/record_function.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "blas.hpp"
 #include "kernels_common.hpp"
 
@@ -11,18 +14,11 @@ namespace clip::kernels {
 
 namespace {
 
-bool needs_grad(const torch::Tensor& x, at::TensorList weights, at::TensorList biases) {
-  if (!at::GradMode::is_enabled()) return false;
-  bool any = x.requires_grad();
-  for (const auto& t : weights) any = any || t.requires_grad();
-  for (const auto& t : biases) any = any || t.requires_grad();
-  return any;
-}
-
-bool all_fusable(const torch::Tensor& x, at::TensorList weights, at::TensorList biases) {
-  bool all = detail::fusable(x);
-  for (const auto& t : weights) all = all && detail::fusable(t);
-  for (const auto& t : biases) all = all && detail::fusable(t);
+// x, the weights and the biases, one list to test them all with.
+std::vector<torch::Tensor> all_inputs(const torch::Tensor& x, at::TensorList weights, at::TensorList biases) {
+  std::vector<torch::Tensor> all{x};
+  all.insert(all.end(), weights.begin(), weights.end());
+  all.insert(all.end(), biases.begin(), biases.end());
   return all;
 }
 
@@ -41,7 +37,11 @@ torch::Tensor packed_linear(const torch::Tensor& x, at::TensorList weights, at::
     total += weights[i].size(0);
   }
   const torch::Tensor bias = at::cat(biases);
-  if (needs_grad(x, weights, biases) || !all_fusable(x, weights, biases) || x.numel() == 0) {
+  const auto inputs = all_inputs(x, weights, biases);
+  const bool needs_grad = at::GradMode::is_enabled() &&
+                          std::any_of(inputs.begin(), inputs.end(), [](const auto& t) { return t.requires_grad(); });
+  const bool fusable = std::all_of(inputs.begin(), inputs.end(), [](const auto& t) { return detail::fusable(t); });
+  if (needs_grad || !fusable || x.numel() == 0) {
     // One product over the concatenated weights (bigger, so faster, than one
     // per layer; the concatenation's backward hands each weight its rows of
     // the gradient), and the bias added in place as nn::Linear does.
