@@ -1,6 +1,7 @@
 #include "clip/model.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include "clip/error.hpp"
 #include "clip/kernels.hpp"
@@ -38,6 +39,24 @@ torch::Tensor AttentionImpl::forward_without_out_bias(const torch::Tensor& x, bo
   return torch::matmul(kernels::attention(qkv, heads, causal), out_proj->weight.t());
 }
 
+torch::Tensor AttentionImpl::forward_one_query_without_out_bias(const torch::Tensor& x, const torch::Tensor& at,
+                                                                bool causal) {
+  const auto b = x.size(0), l = x.size(1);
+  const torch::Tensor kv = kernels::packed_linear(x, {k_proj->weight, v_proj->weight}, {k_proj->bias, v_proj->bias});
+  const torch::Tensor q = q_proj(x.index({torch::arange(b, at.options()), at}));
+  // [B, L, W] -> [B, heads, L, head_dim]
+  auto split = [&](const torch::Tensor& t) { return t.reshape({b, l, heads, head_dim}).transpose(1, 2); };
+  const auto k_v = kv.chunk(2, -1);
+  torch::Tensor scores = torch::matmul(q.reshape({b, heads, 1, head_dim}) * (1.0 / std::sqrt(static_cast<double>(head_dim))),
+                                       split(k_v[0]).transpose(-2, -1));  // [B, heads, 1, L]
+  if (causal) {
+    const torch::Tensor after = torch::arange(l, at.options()).unsqueeze(0) > at.unsqueeze(1);  // [B, L]
+    scores = scores.masked_fill(after.view({b, 1, 1, l}), -std::numeric_limits<float>::infinity());
+  }
+  const torch::Tensor mixed = torch::matmul(torch::softmax(scores, -1), split(k_v[1]));  // [B, heads, 1, head_dim]
+  return torch::matmul(mixed.reshape({b, heads * head_dim}), out_proj->weight.t());
+}
+
 MlpImpl::MlpImpl(std::int64_t width, std::int64_t hidden) {
   fc1 = register_module("fc1", nn::Linear(width, hidden));
   fc2 = register_module("fc2", nn::Linear(hidden, width));
@@ -72,6 +91,13 @@ std::pair<torch::Tensor, torch::Tensor> EncoderLayerImpl::forward_normed(const t
   return add_norm(h, m, mlp->fc2->bias, next_norm);
 }
 
+torch::Tensor EncoderLayerImpl::forward_normed_at(const torch::Tensor& x, const torch::Tensor& normed,
+                                                 const torch::Tensor& at, bool causal) {
+  const torch::Tensor h = x.index({torch::arange(x.size(0), at.options()), at}) +
+                          self_attn->forward_one_query_without_out_bias(normed, at, causal).add_(self_attn->out_proj->bias);
+  return h + mlp(layer_norm2(h));
+}
+
 EncoderImpl::EncoderImpl(std::int64_t width, std::int64_t heads, std::int64_t mlp, std::int64_t n, double eps) {
   for (std::int64_t i = 0; i < n; ++i) layers->push_back(EncoderLayer(width, heads, mlp, eps));
   register_module("layers", layers);
@@ -88,6 +114,22 @@ torch::Tensor EncoderImpl::forward(torch::Tensor x, bool causal) {
     std::tie(x, normed) = layers[i]->as<EncoderLayer>()->forward_normed(x, normed, next, causal);
   }
   return x;
+}
+
+torch::Tensor EncoderImpl::forward_at(torch::Tensor x, const torch::Tensor& at, bool causal) {
+  TORCH_CHECK(x.dim() == 3 && at.dim() == 1 && at.size(0) == x.size(0) && at.scalar_type() == torch::kLong,
+              "Encoder::forward_at takes x [batch, length, width] and one int64 position per batch item, got ",
+              x.sizes(), " and ", at.sizes(), " ", at.scalar_type());
+  TORCH_CHECK(at.numel() == 0 || (at.min().item<std::int64_t>() >= 0 && at.max().item<std::int64_t>() < x.size(1)),
+              "Encoder::forward_at: a position lies outside the ", x.size(1), " tokens");
+  const auto n = layers->size();
+  if (n == 0) return x.index({torch::arange(x.size(0), at.options()), at});
+  // As forward(), the last layer aside.
+  torch::Tensor normed = layers[0]->as<EncoderLayer>()->layer_norm1(x);
+  for (std::size_t i = 0; i + 1 < n; ++i)
+    std::tie(x, normed) = layers[i]->as<EncoderLayer>()->forward_normed(
+        x, normed, layers[i + 1]->as<EncoderLayer>()->layer_norm1, causal);
+  return layers[n - 1]->as<EncoderLayer>()->forward_normed_at(x, normed, at, causal);
 }
 
 VisionEmbeddingsImpl::VisionEmbeddingsImpl(const VisionConfig& c) {
@@ -124,8 +166,9 @@ VisionTransformerImpl::VisionTransformerImpl(const VisionConfig& c) {
 }
 
 torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& pixels) {
-  torch::Tensor x = encoder(pre_layrnorm(embeddings(pixels)));
-  return post_layernorm(x.select(1, 0));
+  const torch::Tensor x = pre_layrnorm(embeddings(pixels));
+  // The pooled output is the class token's (position 0).
+  return post_layernorm(encoder->forward_at(x, torch::zeros({x.size(0)}, pixels.options().dtype(torch::kLong))));
 }
 
 TextEmbeddingsImpl::TextEmbeddingsImpl(const TextConfig& c) {
@@ -145,13 +188,11 @@ TextTransformerImpl::TextTransformerImpl(const TextConfig& c) {
 }
 
 torch::Tensor TextTransformerImpl::forward(const torch::Tensor& ids) {
-  const auto b = ids.size(0), l = ids.size(1);
+  const auto l = ids.size(1);
   TORCH_CHECK(l <= embeddings->position_embedding->weight.size(0), "text of ", l, " tokens is longer than the model's ",
               embeddings->position_embedding->weight.size(0), " positions");
-  torch::Tensor x = embeddings(ids);
-  x = final_layer_norm(encoder(x, /*causal=*/true));
-  torch::Tensor eot = ids.argmax(-1);
-  return x.index({torch::arange(b, ids.options().dtype(torch::kLong)), eot});
+  // The features are the end-of-text token's, the largest id of each row.
+  return final_layer_norm(encoder->forward_at(embeddings(ids), ids.argmax(-1), /*causal=*/true));
 }
 
 ClipModelImpl::ClipModelImpl(const ClipConfig& c) : config(c) {

@@ -16,6 +16,10 @@ struct AttentionImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, bool causal = false);
   // forward() less out_proj's bias, for a caller that adds it in a fused pass.
   torch::Tensor forward_without_out_bias(const torch::Tensor& x, bool causal = false);
+  // forward_without_out_bias(x) at one position per batch item, `at` [B]
+  // (int64): every token's key and value, the query of that token only.
+  // [B, width].
+  torch::Tensor forward_one_query_without_out_bias(const torch::Tensor& x, const torch::Tensor& at, bool causal);
   std::int64_t heads, head_dim;
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
 };
@@ -39,6 +43,11 @@ struct EncoderLayerImpl : torch::nn::Module {
   // and, when next_norm is given, next_norm(output) from the same fused pass.
   std::pair<torch::Tensor, torch::Tensor> forward_normed(const torch::Tensor& x, const torch::Tensor& normed,
                                                          const torch::nn::LayerNorm& next_norm, bool causal);
+  // forward_normed's output at one position per batch item, `at` [B]
+  // (int64), computed for that position only (the others' keys and values
+  // aside). [B, width].
+  torch::Tensor forward_normed_at(const torch::Tensor& x, const torch::Tensor& normed, const torch::Tensor& at,
+                                  bool causal);
   torch::nn::LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};
@@ -48,6 +57,11 @@ TORCH_MODULE(EncoderLayer);
 struct EncoderImpl : torch::nn::Module {
   EncoderImpl(std::int64_t width, std::int64_t heads, std::int64_t mlp, std::int64_t layers, double eps);
   torch::Tensor forward(torch::Tensor x, bool causal = false);
+  // forward(x) at one position per batch item, `at` [B] (int64), as the
+  // towers read it (the class token, the end-of-text token): the last layer
+  // runs for those positions only, which saves about 10/12 of its work (only
+  // the keys and values are needed from the other positions). [B, width].
+  torch::Tensor forward_at(torch::Tensor x, const torch::Tensor& at, bool causal = false);
   torch::nn::ModuleList layers;
 };
 TORCH_MODULE(Encoder);
