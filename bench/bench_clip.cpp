@@ -7,7 +7,7 @@
 //   4. tokenizer throughput.
 //   5. the fused kernels (quick_gelu, attention) against ATen operators.
 //   6. the encoders read at one position: forward() against forward_at().
-//   bench_clip [step PRESET BATCH STEPS] [prep N] [tokenizer VOCAB] [kernels] [encoder-at]
+//   bench_clip [step PRESET BATCH STEPS [TOKENS]] [prep N] [tokenizer VOCAB] [kernels] [encoder-at]
 // BENCH_PROFILE=FILE writes a Chrome trace (chrome://tracing) of one training
 // step with the time of every ATen operator.
 #include <torch/torch.h>
@@ -17,6 +17,7 @@
 
 #include <sys/resource.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -87,7 +88,26 @@ double forward_flops(const clip::ClipConfig& c, std::int64_t batch) {
   return f * batch;
 }
 
-void step_bench(const std::string& preset, std::int64_t batch, int steps) {
+// Forward FLOPs that docflow executes: the towers' last layer runs for the one
+// token read (its keys and values aside), and the text tower stops at the end
+// of text (`tokens` long texts).
+double executed_forward_flops(const clip::ClipConfig& c, std::int64_t batch, std::int64_t tokens) {
+  auto tower = [](double w, double m, double layers, double seq) {
+    const double last = 2 * seq * 2 * w * w + 2 * (2 * w * w + 2 * w * m) + 4 * seq * w;
+    return (layers - 1) * (2 * seq * (4 * w * w + 2 * w * m) + 4 * seq * seq * w) + last;
+  };
+  const double grid = static_cast<double>(c.vision.image_size / c.vision.patch_size);
+  double f = tower(c.vision.hidden_size, c.vision.intermediate_size, c.vision.num_layers, grid * grid + 1);
+  f += 2 * grid * grid * 3 * c.vision.patch_size * c.vision.patch_size * c.vision.hidden_size;
+  f += tower(c.text.hidden_size, c.text.intermediate_size, c.text.num_layers, static_cast<double>(tokens));
+  f += 2.0 * (c.vision.hidden_size + c.text.hidden_size) * c.projection_dim;
+  return f * batch;
+}
+
+// `tokens`: the texts' length up to their end of text (77: the whole context,
+// the same work as the peer; fewer: captions, which docflow stops at and the
+// peer, as OpenAI's code, computes to 77 all the same).
+void step_bench(const std::string& preset, std::int64_t batch, int steps, std::int64_t tokens) {
   torch::manual_seed(0);
   // As `flow run` does (the Python peer, a separate process, runs stock).
   if (!std::getenv("BENCH_STOCK_ALLOCATOR")) docflow::keep_freed_memory();
@@ -101,7 +121,7 @@ void step_bench(const std::string& preset, std::int64_t batch, int steps) {
   static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[1].options()).weight_decay(0.0);
   torch::Tensor px = torch::randn({batch, 3, cfg.vision.image_size, cfg.vision.image_size});
   torch::Tensor ids = torch::randint(1, 49000, {batch, 77}, torch::kLong);
-  ids.select(1, 20).fill_(49407);
+  ids.select(1, tokens - 1).fill_(49407);
   torch::Tensor labels = torch::arange(batch, torch::kLong);
   auto one = [&] {
     torch::Tensor img = torch::nn::functional::normalize(model->encode_image(px), torch::nn::functional::NormalizeFuncOptions().dim(-1));
@@ -134,20 +154,25 @@ void step_bench(const std::string& preset, std::int64_t batch, int steps) {
   ours /= steps;
   const double faults = static_cast<double>(after.ru_minflt - before.ru_minflt);
   const double theirs = std::stod(run("/usr/bin/python3 " BENCH_DIR "/clip_peer.py step " + preset + " " +
-                                      std::to_string(batch) + " " + std::to_string(steps)));
+                                      std::to_string(batch) + " " + std::to_string(steps) + " " +
+                                      std::to_string(tokens)));
   const double flops = 3 * forward_flops(cfg, batch), rate = flops / ours / 1e9;
-  std::printf("step %s batch %ld: docflow %.3f s, PyTorch-in-Python %.3f s, speed ratio %.2f\n", preset.c_str(),
-              static_cast<long>(batch), ours, theirs, theirs / ours);
+  const double executed = 3 * executed_forward_flops(cfg, batch, tokens), executed_rate = executed / ours / 1e9;
+  std::printf("step %s batch %ld, texts of %ld tokens: docflow %.3f s, PyTorch-in-Python %.3f s, speed ratio %.2f\n",
+              preset.c_str(), static_cast<long>(batch), static_cast<long>(tokens), ours, theirs, theirs / ours);
   std::printf("  %.0f page faults in the last step (docflow), peak resident %.2f GB\n", faults, after.ru_maxrss / 1e6);
-  std::printf("  %.0f GFLOP per step; docflow %.1f GFLOP/s, Python %.1f GFLOP/s\n", flops / 1e9, rate,
-              flops / theirs / 1e9);
+  std::printf("  %.0f GFLOP per step by the model's formula (every layer, 77 text positions), %.0f executed by "
+              "docflow; docflow %.1f GFLOP/s by the formula (%.1f executed), Python %.1f GFLOP/s\n",
+              flops / 1e9, executed / 1e9, rate, executed_rate, flops / theirs / 1e9);
   std::printf("  sgemm 2048^3, %d products between docflow's steps: burst peak %.0f GFLOP/s (best product), "
               "sustained %.0f GFLOP/s (mean)\n",
               peak.count(), peak.burst(), peak.sustained());
-  std::printf("  model FLOPs utilisation: docflow %.0f%% of the burst peak, %.0f%% of the sustained; "
+  std::printf("  model FLOPs utilisation (by the formula): docflow %.0f%% of the burst peak, %.0f%% of the sustained; "
               "Python %.0f%% / %.0f%% (its steps ran after, in other minutes)\n",
               100 * rate / peak.burst(), 100 * rate / peak.sustained(), 100 * flops / theirs / 1e9 / peak.burst(),
               100 * flops / theirs / 1e9 / peak.sustained());
+  std::printf("  executed FLOPs utilisation: docflow %.0f%% of the burst peak, %.0f%% of the sustained\n",
+              100 * executed_rate / peak.burst(), 100 * executed_rate / peak.sustained());
 }
 
 // Seconds for forward + backward of f, best of `reps`.
@@ -251,8 +276,15 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string what = argv[i];
     if (what == "step" && i + 3 < argc) {
-      step_bench(argv[i + 1], std::atol(argv[i + 2]), std::atoi(argv[i + 3]));
-      i += 3;
+      // An optional fourth number: the texts' length (77 by default).
+      const bool has_tokens = i + 4 < argc && std::isdigit(static_cast<unsigned char>(argv[i + 4][0]));
+      const long tokens = has_tokens ? std::atol(argv[i + 4]) : 77;
+      if (tokens < 1 || tokens > 77) {
+        std::fprintf(stderr, "bench_clip step: texts of %ld tokens; 1 to 77\n", tokens);
+        return 2;
+      }
+      step_bench(argv[i + 1], std::atol(argv[i + 2]), std::atoi(argv[i + 3]), tokens);
+      i += has_tokens ? 4 : 3;
     } else if (what == "kernels") {
       kernels_bench();
     } else if (what == "encoder-at") {
@@ -262,7 +294,7 @@ int main(int argc, char** argv) {
     } else if (what == "tokenizer" && i + 1 < argc) {
       tokenizer_bench(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: bench_clip [step PRESET BATCH STEPS] [prep N] [tokenizer VOCAB] [kernels] [encoder-at]\n");
+      std::fprintf(stderr, "usage: bench_clip [step PRESET BATCH STEPS [TOKENS]] [prep N] [tokenizer VOCAB] [kernels] [encoder-at]\n");
       return 2;
     }
   }

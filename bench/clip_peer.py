@@ -87,7 +87,7 @@ class Clip(nn.Module):
         return self.tproj(x[torch.arange(x.shape[0]), ids.argmax(-1)])
 
 
-def step(preset, batch, steps):
+def step(preset, batch, steps, tokens=77):
     torch.manual_seed(0)
     cfg = PRESETS[preset]
     model = Clip(*cfg)
@@ -96,7 +96,7 @@ def step(preset, batch, steps):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-5)
     px = torch.randn(batch, 3, cfg[3], cfg[3])
     ids = torch.randint(1, 49000, (batch, 77))
-    ids[:, 20] = 49407
+    ids[:, tokens - 1] = 49407  # end of text; like OpenAI's code, every position of the 77 is computed
     labels = torch.arange(batch)
 
     def one():
@@ -144,7 +144,7 @@ if __name__ == "__main__":
     torch.set_num_threads(1)  # the same intra-op setting as the C++ side
     cmd = sys.argv[1]
     if cmd == "step":
-        step(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        step(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]) if len(sys.argv) > 5 else 77)
     elif cmd == "prep":
         prep(sys.argv[2], int(sys.argv[3]))
     elif cmd == "make-images":

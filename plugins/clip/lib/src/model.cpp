@@ -44,16 +44,20 @@ torch::Tensor AttentionImpl::forward_one_query_without_out_bias(const torch::Ten
   const auto b = x.size(0), l = x.size(1);
   const torch::Tensor kv = kernels::packed_linear(x, {k_proj->weight, v_proj->weight}, {k_proj->bias, v_proj->bias});
   const torch::Tensor q = q_proj(x.index({torch::arange(b, at.options()), at}));
-  // [B, L, W] -> [B, heads, L, head_dim]
-  auto split = [&](const torch::Tensor& t) { return t.reshape({b, l, heads, head_dim}).transpose(1, 2); };
+  // [B, L, W] -> [B, L, heads, head_dim]
+  auto split = [&](const torch::Tensor& t) { return t.reshape({b, l, heads, head_dim}); };
   const auto k_v = kv.chunk(2, -1);
-  torch::Tensor scores = torch::matmul(q.reshape({b, heads, 1, head_dim}) * (1.0 / std::sqrt(static_cast<double>(head_dim))),
-                                       split(k_v[0]).transpose(-2, -1));  // [B, heads, 1, L]
+  // One query per item: its scores as broadcast products summed over the head
+  // dimension rather than a batched product of 1-row matrices (which LibTorch
+  // runs as one small product per batch item and head).
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  torch::Tensor scores = (split(k_v[0]) * (q.reshape({b, 1, heads, head_dim}) * scale)).sum(-1);  // [B, L, heads]
   if (causal) {
     const torch::Tensor after = torch::arange(l, at.options()).unsqueeze(0) > at.unsqueeze(1);  // [B, L]
-    scores = scores.masked_fill(after.view({b, 1, 1, l}), -std::numeric_limits<float>::infinity());
+    scores = scores.masked_fill(after.unsqueeze(-1), -std::numeric_limits<float>::infinity());
   }
-  const torch::Tensor mixed = torch::matmul(torch::softmax(scores, -1), split(k_v[1]));  // [B, heads, 1, head_dim]
+  const torch::Tensor probs = torch::softmax(scores, 1).unsqueeze(-1);  // over the L positions
+  const torch::Tensor mixed = (probs * split(k_v[1])).sum(1);            // [B, heads, head_dim]
   return torch::matmul(mixed.reshape({b, heads * head_dim}), out_proj->weight.t());
 }
 
@@ -191,8 +195,14 @@ torch::Tensor TextTransformerImpl::forward(const torch::Tensor& ids) {
   const auto l = ids.size(1);
   TORCH_CHECK(l <= embeddings->position_embedding->weight.size(0), "text of ", l, " tokens is longer than the model's ",
               embeddings->position_embedding->weight.size(0), " positions");
+  TORCH_CHECK(l > 0, "text of 0 tokens: a tokenized text holds at least its start and end tokens");
   // The features are the end-of-text token's, the largest id of each row.
-  return final_layer_norm(encoder->forward_at(embeddings(ids), ids.argmax(-1), /*causal=*/true));
+  const torch::Tensor eot = ids.argmax(-1);
+  // Attention is causal, so the tokens after the last end of text in the batch
+  // (the padding up to 77) cannot reach any feature: they are left out, the
+  // same numbers for a fraction of the work on captions of a few words.
+  const std::int64_t used = ids.size(0) == 0 ? l : eot.max().item<std::int64_t>() + 1;
+  return final_layer_norm(encoder->forward_at(embeddings(ids.narrow(1, 0, used)), eot, /*causal=*/true));
 }
 
 ClipModelImpl::ClipModelImpl(const ClipConfig& c) : config(c) {
