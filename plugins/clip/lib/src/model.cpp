@@ -19,6 +19,11 @@ std::pair<torch::Tensor, torch::Tensor> add_norm(const torch::Tensor& x, const t
   return {sum, normed};
 }
 
+// x [B, L, ...] at one position per batch item, `at` [B]: [B, ...].
+torch::Tensor rows_at(const torch::Tensor& x, const torch::Tensor& at) {
+  return x.index({torch::arange(x.size(0), at.options()), at});
+}
+
 }  // namespace
 
 AttentionImpl::AttentionImpl(std::int64_t width, std::int64_t heads_) : heads(heads_), head_dim(width / heads_) {
@@ -43,7 +48,7 @@ torch::Tensor AttentionImpl::forward_one_query_without_out_bias(const torch::Ten
                                                                 bool causal) {
   const auto b = x.size(0), l = x.size(1);
   const torch::Tensor kv = kernels::packed_linear(x, {k_proj->weight, v_proj->weight}, {k_proj->bias, v_proj->bias});
-  const torch::Tensor q = q_proj(x.index({torch::arange(b, at.options()), at}));
+  const torch::Tensor q = q_proj(rows_at(x, at));
   // [B, L, W] -> [B, L, heads, head_dim]
   auto split = [&](const torch::Tensor& t) { return t.reshape({b, l, heads, head_dim}); };
   const auto k_v = kv.chunk(2, -1);
@@ -97,7 +102,7 @@ std::pair<torch::Tensor, torch::Tensor> EncoderLayerImpl::forward_normed(const t
 
 torch::Tensor EncoderLayerImpl::forward_normed_at(const torch::Tensor& x, const torch::Tensor& normed,
                                                  const torch::Tensor& at, bool causal) {
-  const torch::Tensor h = x.index({torch::arange(x.size(0), at.options()), at}) +
+  const torch::Tensor h = rows_at(x, at) +
                           self_attn->forward_one_query_without_out_bias(normed, at, causal).add_(self_attn->out_proj->bias);
   return h + mlp(layer_norm2(h));
 }
@@ -127,7 +132,7 @@ torch::Tensor EncoderImpl::forward_at(torch::Tensor x, const torch::Tensor& at, 
   TORCH_CHECK(at.numel() == 0 || (at.min().item<std::int64_t>() >= 0 && at.max().item<std::int64_t>() < x.size(1)),
               "Encoder::forward_at: a position lies outside the ", x.size(1), " tokens");
   const auto n = layers->size();
-  if (n == 0) return x.index({torch::arange(x.size(0), at.options()), at});
+  if (n == 0) return rows_at(x, at);
   // As forward(), the last layer aside.
   torch::Tensor normed = layers[0]->as<EncoderLayer>()->layer_norm1(x);
   for (std::size_t i = 0; i + 1 < n; ++i)
