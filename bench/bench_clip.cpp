@@ -75,31 +75,24 @@ class SgemmPeak {
   int count_ = 0;
 };
 
-// Forward FLOPs of the matrix products (as model FLOPs utilisation counts them).
-double forward_flops(const clip::ClipConfig& c, std::int64_t batch) {
-  auto tower = [](double w, double m, double layers, double seq) {
-    return layers * (2 * seq * (4 * w * w + 2 * w * m) + 4 * seq * seq * w);
-  };
-  const double grid = static_cast<double>(c.vision.image_size / c.vision.patch_size);
-  double f = tower(c.vision.hidden_size, c.vision.intermediate_size, c.vision.num_layers, grid * grid + 1);
-  f += 2 * grid * grid * 3 * c.vision.patch_size * c.vision.patch_size * c.vision.hidden_size;
-  f += tower(c.text.hidden_size, c.text.intermediate_size, c.text.num_layers, 77);
-  f += 2.0 * (c.vision.hidden_size + c.text.hidden_size) * c.projection_dim;
-  return f * batch;
-}
-
-// Forward FLOPs that docflow executes: the towers' last layer runs for the one
-// token read (its keys and values aside), and the text tower stops at the end
-// of text (`tokens` long texts).
-double executed_forward_flops(const clip::ClipConfig& c, std::int64_t batch, std::int64_t tokens) {
-  auto tower = [](double w, double m, double layers, double seq) {
+// Forward FLOPs of the matrix products. By the model's formula (as model FLOPs
+// utilisation counts them: every layer over every token, 77 text positions),
+// or as docflow executes them: the towers' last layer runs for the one token
+// read (its keys and values aside), and the text tower stops at the end of
+// text (`tokens` long texts).
+enum class Count { formula, executed };
+double forward_flops(const clip::ClipConfig& c, std::int64_t batch, Count count, std::int64_t tokens = 77) {
+  const bool executed = count == Count::executed;
+  auto tower = [&](double w, double m, double layers, double seq) {
+    const double layer = 2 * seq * (4 * w * w + 2 * w * m) + 4 * seq * seq * w;
+    if (!executed) return layers * layer;
     const double last = 2 * seq * 2 * w * w + 2 * (2 * w * w + 2 * w * m) + 4 * seq * w;
-    return (layers - 1) * (2 * seq * (4 * w * w + 2 * w * m) + 4 * seq * seq * w) + last;
+    return (layers - 1) * layer + last;
   };
   const double grid = static_cast<double>(c.vision.image_size / c.vision.patch_size);
   double f = tower(c.vision.hidden_size, c.vision.intermediate_size, c.vision.num_layers, grid * grid + 1);
   f += 2 * grid * grid * 3 * c.vision.patch_size * c.vision.patch_size * c.vision.hidden_size;
-  f += tower(c.text.hidden_size, c.text.intermediate_size, c.text.num_layers, static_cast<double>(tokens));
+  f += tower(c.text.hidden_size, c.text.intermediate_size, c.text.num_layers, executed ? static_cast<double>(tokens) : 77);
   f += 2.0 * (c.vision.hidden_size + c.text.hidden_size) * c.projection_dim;
   return f * batch;
 }
@@ -156,8 +149,8 @@ void step_bench(const std::string& preset, std::int64_t batch, int steps, std::i
   const double theirs = std::stod(run("/usr/bin/python3 " BENCH_DIR "/clip_peer.py step " + preset + " " +
                                       std::to_string(batch) + " " + std::to_string(steps) + " " +
                                       std::to_string(tokens)));
-  const double flops = 3 * forward_flops(cfg, batch), rate = flops / ours / 1e9;
-  const double executed = 3 * executed_forward_flops(cfg, batch, tokens), executed_rate = executed / ours / 1e9;
+  const double flops = 3 * forward_flops(cfg, batch, Count::formula), rate = flops / ours / 1e9;
+  const double executed = 3 * forward_flops(cfg, batch, Count::executed, tokens), executed_rate = executed / ours / 1e9;
   std::printf("step %s batch %ld, texts of %ld tokens: docflow %.3f s, PyTorch-in-Python %.3f s, speed ratio %.2f\n",
               preset.c_str(), static_cast<long>(batch), static_cast<long>(tokens), ours, theirs, theirs / ours);
   std::printf("  %.0f page faults in the last step (docflow), peak resident %.2f GB\n", faults, after.ru_maxrss / 1e6);
