@@ -11,7 +11,7 @@ PACKAGES=(
   libboost-test-dev libboost-filesystem-dev libboost-system-dev
   libtorch-dev libopenblas0-pthread libblas-dev
   libyaml-cpp-dev libmsgpack-cxx-dev libzstd-dev zlib1g-dev
-  libjpeg62-turbo-dev libpng-dev libicu-dev
+  libjpeg62-turbo-dev libpng-dev libicu-dev nlohmann-json3-dev
   dataset-fashion-mnist
 )
 

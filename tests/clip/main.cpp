@@ -1,2 +1,4 @@
 #define BOOST_TEST_MODULE clip
 #include <boost/test/unit_test.hpp>
+
+#include "../support/clean_environment.hpp"

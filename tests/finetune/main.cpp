@@ -1,2 +1,4 @@
 #define BOOST_TEST_MODULE finetune
 #include <boost/test/unit_test.hpp>
+
+#include "../support/clean_environment.hpp"

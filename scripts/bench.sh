@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs the benchmarks' peers (benchmark-only: the product never links
+# them), builds with scripts/setup.sh, and runs every benchmark in bench/
+# with its peer side by side, as bench/RESULTS.md records them. Each
+# benchmark prints its own ratio to the peer; the logs land in bench/out/.
+#
+#   scripts/bench.sh            # all of them (about 15 minutes here)
+#   scripts/bench.sh match clip # only those named
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The peers. scripts/check-packages.sh reads this list beside setup.sh's.
+BENCH_PACKAGES=(
+  libfaiss-dev libomp-dev
+  python3-torch python3-torchvision python3-pil python3-numpy
+  gstreamer1.0-tools gstreamer1.0-plugins-base
+)
+
+missing=()
+for p in "${BENCH_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "bench: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+BUILD_DIR=${DOCFLOW_BUILD_DIR:-build}
+# A build configured before FAISS was installed skipped bench_match: configure again.
+[ -f "$BUILD_DIR/build.ninja" ] && cmake "$BUILD_DIR" >/dev/null
+scripts/setup.sh
+
+out=bench/out
+mkdir -p "$out"
+run() {  # NAME COMMAND...
+  local name=$1; shift
+  echo "== $name: $*"
+  "$@" 2>&1 | tee "$out/$name.log"
+}
+set -- "${@:-binary_io match pipeline clip}"
+for b in $*; do
+  case $b in
+    binary_io) run binary_io "$BUILD_DIR/bench/bench_binary_io" 100000 512 /tmp ;;
+    match) run match "$BUILD_DIR/bench/bench_match" 1000 100000 512 10 ;;
+    pipeline) run pipeline "$BUILD_DIR/bench/bench_pipeline" 200000 64 ;;
+    clip) run clip "$BUILD_DIR/bench/bench_clip" step small 256 3 prep 256 kernels ;;
+    *) echo "bench: unknown benchmark '$b' (known: binary_io match pipeline clip)" >&2; exit 2 ;;
+  esac
+done
+echo "logs: $out/"

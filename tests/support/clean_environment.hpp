@@ -1,0 +1,22 @@
+#pragma once
+// Every suite runs the same whatever the user's shell exports: the variables
+// docflow reads are cleared before the first test, so a plugin author's
+// DOCFLOW_PLUGIN_PATH (say) changes neither the plugins a test loads nor the
+// messages it checks. Tests that exercise a variable set it themselves, and
+// the `flow` processes they start inherit the cleared environment.
+#include <boost/test/unit_test.hpp>
+
+#include <cstdlib>
+
+namespace docflow::testing {
+
+struct CleanEnvironment {
+  CleanEnvironment() {
+    for (const char* name : {"DOCFLOW_PLUGIN_PATH"}) ::unsetenv(name);
+  }
+};
+
+}  // namespace docflow::testing
+
+using DocflowCleanEnvironment = docflow::testing::CleanEnvironment;
+BOOST_TEST_GLOBAL_FIXTURE(DocflowCleanEnvironment);
