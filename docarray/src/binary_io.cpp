@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "docarray/error.hpp"
+#include "docarray/limits.hpp"
 #include "msgpack_codec.hpp"
 
 namespace docarray {
@@ -250,6 +251,7 @@ struct BinaryReader::Impl {
     char header[kHeaderSize];
     in->read(header, kHeaderSize);
     std::size_t got = static_cast<std::size_t>(in->gcount());
+    if (got == 0) throw FormatError(name, -1, 0, "the file is empty: a docarray binary file starts with a 16-byte header");
     if (got < 8 || std::memcmp(header, kMagic, 8) != 0)
       throw FormatError(name, -1, 0, "not a docarray binary file (wrong magic; JSON Lines files end in .jsonl)");
     if (got < kHeaderSize)
@@ -326,7 +328,7 @@ struct BinaryReader::Impl {
       // Referencing bin payloads avoids a copy; they are copied once into tensors.
       auto ref = [](msgpack::type::object_type t, std::size_t, void*) { return t == msgpack::type::BIN; };
       zone.clear();
-      msgpack::object obj = msgpack::unpack(zone, buf.data(), len, off, ref);
+      msgpack::object obj = msgpack::unpack(zone, buf.data(), len, off, ref, nullptr, detail::record_limits(len));
       if (off != len)
         fail("corrupt record: " + std::to_string(len - off) + " bytes left after the document");
       doc = detail::unpack_document(obj);
@@ -334,6 +336,11 @@ struct BinaryReader::Impl {
       throw;
     } catch (const Error& e) {
       fail(std::string("corrupt record: ") + e.what());
+    } catch (const msgpack::depth_size_overflow&) {
+      fail("corrupt record: nested deeper than " + limit_hint("depth"));
+    } catch (const msgpack::size_overflow& e) {
+      fail("corrupt record: a container or string declares more elements than the record's " +
+           std::to_string(len) + " bytes can hold (" + e.what() + ")");
     } catch (const std::exception& e) {
       fail(std::string("corrupt record: msgpack: ") + e.what());
     }

@@ -15,10 +15,30 @@ FileFormat format_for_path(const std::string& path) {
   return ext == ".jsonl" || ext == ".ndjson" || ext == ".json" ? FileFormat::Jsonl : FileFormat::Binary;
 }
 
+namespace {
+
+// True when the file's first byte other than white space opens a JSON object.
+bool starts_like_json(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  char c;
+  while (f.get(c))
+    if (!std::isspace(static_cast<unsigned char>(c))) return c == '{';
+  return false;
+}
+
+}  // namespace
+
+// The format by content: the binary magic, or JSON Lines for .jsonl files and
+// for files of any other name that start with a JSON object. Anything else
+// (an empty or damaged .docs file, say) goes to the binary reader, whose
+// error says what is wrong with the header, instead of reading as an empty
+// or invalid JSON Lines file.
 DocumentFileReader::DocumentFileReader(const std::string& path) {
   if (!std::filesystem::exists(path)) throw Error("document file not found: " + path);
-  if (is_binary_file(path)) binary_ = std::make_unique<BinaryReader>(path);
-  else jsonl_ = std::make_unique<JsonlReader>(path);
+  if (!is_binary_file(path) && (format_for_path(path) == FileFormat::Jsonl || starts_like_json(path)))
+    jsonl_ = std::make_unique<JsonlReader>(path);
+  else
+    binary_ = std::make_unique<BinaryReader>(path);
 }
 
 bool DocumentFileReader::next(Document& doc) { return binary_ ? binary_->next(doc) : jsonl_->next(doc); }

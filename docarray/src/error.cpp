@@ -1,5 +1,7 @@
 #include "docarray/error.hpp"
 
+#include "docarray/utf8.hpp"
+
 namespace docarray {
 namespace {
 std::string locate(const std::string& source, std::int64_t record, std::uint64_t offset,
@@ -14,6 +16,8 @@ std::string locate(const std::string& source, std::int64_t record, std::uint64_t
   return where + ": " + what;
 }
 }  // namespace
+
+Error::Error(const std::string& what) : std::runtime_error(escape_invalid_utf8(what)) {}
 
 FormatError::FormatError(const std::string& source, std::int64_t record, std::uint64_t offset,
                          const std::string& what)

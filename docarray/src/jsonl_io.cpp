@@ -13,6 +13,7 @@
 #include "base64.hpp"
 #include "docarray/dtype.hpp"
 #include "docarray/error.hpp"
+#include "docarray/limits.hpp"
 
 namespace docarray {
 namespace {
@@ -197,7 +198,14 @@ double get_double(const Json& j, const std::string& field) {
   bad(field, std::string("expected a number, found ") + (j.is_string() ? "\"" + j.get<std::string>() + "\"" : kind(j)));
 }
 
-Value json_to_value(const Json& j, const std::string& field) {
+// The same nesting rules as the binary format's, so that every file one
+// format accepts converts to the other.
+void check_depth(std::uint32_t depth, const std::string& field, const char* what) {
+  if (depth > limits().depth) bad(field, std::string(what) + " nested deeper than " + limit_hint("depth"));
+}
+
+Value json_to_value(const Json& j, const std::string& field, std::uint32_t depth) {
+  check_depth(depth, field, "tag values");
   switch (j.type()) {
     case Json::value_t::null: return Value();
     case Json::value_t::boolean: return Value(j.get<bool>());
@@ -207,12 +215,12 @@ Value json_to_value(const Json& j, const std::string& field) {
     case Json::value_t::string: return Value(j.get<std::string>());
     case Json::value_t::array: {
       Value::List list;
-      for (std::size_t i = 0; i < j.size(); ++i) list.push_back(json_to_value(j[i], field + "[" + std::to_string(i) + "]"));
+      for (std::size_t i = 0; i < j.size(); ++i) list.push_back(json_to_value(j[i], field + "[" + std::to_string(i) + "]", depth + 1));
       return Value(std::move(list));
     }
     case Json::value_t::object: {
       Value::Map map;
-      for (const auto& [k, v] : j.items()) map.emplace_back(k, json_to_value(v, field + "." + k));
+      for (const auto& [k, v] : j.items()) map.emplace_back(k, json_to_value(v, field + "." + k, depth + 1));
       return Value(std::move(map));
     }
     default: bad(field, std::string("unsupported JSON value ") + kind(j));
@@ -240,7 +248,8 @@ at::Tensor json_to_tensor(const Json& j, const std::string& field) {
     std::int64_t v = get_int(s, field + ".shape");
     if (v < 0) bad(field + ".shape", "negative dimension " + std::to_string(v));
     sizes.push_back(v);
-    numel *= v;
+    if (__builtin_mul_overflow(numel, v, &numel) || static_cast<std::uint64_t>(numel) > limits().tensor_elements)
+      bad(field + ".shape", "has more elements than " + limit_hint("tensor_elements"));
   }
   const Json& data = j["data"];
   if (!data.is_array()) bad(field + ".data", std::string("expected a flat list, found ") + kind(data));
@@ -290,14 +299,14 @@ Scores json_to_scores(const Json& j, const std::string& field) {
   return scores;
 }
 
-Document json_to_doc(const Json& j);
+Document json_to_doc(const Json& j, std::uint32_t depth);
 
-DocumentArray json_to_docs(const Json& j, const std::string& field) {
+DocumentArray json_to_docs(const Json& j, const std::string& field, std::uint32_t depth) {
   if (!j.is_array()) bad(field, std::string("expected a list, found ") + kind(j));
   DocumentArray docs;
   for (std::size_t i = 0; i < j.size(); ++i) {
     try {
-      docs.append(json_to_doc(j[i]));
+      docs.append(json_to_doc(j[i], depth));
     } catch (const Error& e) {
       throw Error(field + "[" + std::to_string(i) + "]: " + e.what());
     }
@@ -305,7 +314,8 @@ DocumentArray json_to_docs(const Json& j, const std::string& field) {
   return docs;
 }
 
-Document json_to_doc(const Json& j) {
+Document json_to_doc(const Json& j, std::uint32_t depth) {
+  check_depth(depth, "document", "documents (chunks, matches)");
   if (!j.is_object()) throw Error(std::string("a document must be a JSON object, found ") + kind(j));
   Document d{std::string()};
   for (const auto& [k, v] : j.items()) {
@@ -331,12 +341,12 @@ Document json_to_doc(const Json& j) {
     else if (k == "weight") d.weight = get_double(v, k);
     else if (k == "tags") {
       if (!v.is_object()) bad(k, std::string("expected an object, found ") + kind(v));
-      d.tags = json_to_value(v, k);
+      d.tags = json_to_value(v, k, 0);
     }
     else if (k == "scores") d.scores = json_to_scores(v, k);
     else if (k == "evaluations") d.evaluations = json_to_scores(v, k);
-    else if (k == "chunks") d.chunks = json_to_docs(v, k);
-    else if (k == "matches") d.matches = json_to_docs(v, k);
+    else if (k == "chunks") d.chunks = json_to_docs(v, k, depth + 1);
+    else if (k == "matches") d.matches = json_to_docs(v, k, depth + 1);
     else
       bad(k, "unknown field (known: id, parent_id, granularity, adjacency, text, uri, mime_type, blob, tensor, "
              "embedding, modality, weight, tags, scores, evaluations, chunks, matches)");
@@ -354,13 +364,24 @@ std::string to_json(const Document& doc) {
 }
 
 Document from_json(const std::string& text) {
+  // nlohmann's parser keeps its own stack, but the tree it builds is walked
+  // recursively here: the depth is bounded while parsing, before any walk.
+  // Documents nest two JSON levels each (object, chunks list), tags one.
+  const int max_depth = 2 * static_cast<int>(limits().depth) + 8;
+  Json::parser_callback_t bound = [max_depth](int depth, Json::parse_event_t, Json&) {
+    if (depth > max_depth) throw Error("JSON nested deeper than " + limit_hint("depth"));
+    return true;
+  };
   Json j;
   try {
-    j = Json::parse(text);
-  } catch (const Json::parse_error& e) {
+    j = Json::parse(text, bound);
+  } catch (const Json::out_of_range& e) {
+    // A number beyond double's range (1e999): nlohmann says "number overflow".
+    throw Error(std::string("a number is out of range: ") + e.what());
+  } catch (const Json::exception& e) {
     throw Error(std::string("invalid JSON: ") + e.what());
   }
-  return json_to_doc(j);
+  return json_to_doc(j, 0);
 }
 
 struct JsonlWriter::Impl {

@@ -7,6 +7,8 @@
 
 #include "docarray/dtype.hpp"
 #include "docarray/error.hpp"
+#include "docarray/limits.hpp"
+#include "docarray/utf8.hpp"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "docarray files store tensor bytes little-endian; a big-endian port must swap them");
@@ -117,7 +119,13 @@ void expect(const msgpack::object& o, msgpack::type::object_type t, const std::s
 
 std::string get_str(const msgpack::object& o, const std::string& field) {
   expect(o, msgpack::type::STR, field, "a string");
-  return std::string(o.via.str.ptr, o.via.str.size);
+  std::string_view s(o.via.str.ptr, o.via.str.size);
+  // Strings are UTF-8 as in DocArray's protobuf; a broken byte would surface
+  // later, far from here, in whatever writes the text as JSON.
+  if (auto at = invalid_utf8_at(s); at != std::string_view::npos)
+    bad(field, "is not valid UTF-8 (byte " + std::to_string(at) + " of " + std::to_string(s.size()) +
+                   "); binary data belongs in `blob`");
+  return std::string(s);
 }
 
 std::int64_t get_int(const msgpack::object& o, const std::string& field) {
@@ -135,7 +143,12 @@ double get_double(const msgpack::object& o, const std::string& field) {
   bad(field, std::string("expected a number, found ") + kind(o));
 }
 
-Value get_value(const msgpack::object& o, const std::string& field) {
+void check_depth(std::uint32_t depth, const std::string& field, const char* what) {
+  if (depth > limits().depth) bad(field, std::string(what) + " nested deeper than " + limit_hint("depth"));
+}
+
+Value get_value(const msgpack::object& o, const std::string& field, std::uint32_t depth) {
+  check_depth(depth, field, "tag values");
   switch (o.type) {
     case msgpack::type::NIL: return Value();
     case msgpack::type::BOOLEAN: return Value(o.via.boolean);
@@ -148,7 +161,7 @@ Value get_value(const msgpack::object& o, const std::string& field) {
       Value::List list;
       list.reserve(o.via.array.size);
       for (std::uint32_t i = 0; i < o.via.array.size; ++i)
-        list.push_back(get_value(o.via.array.ptr[i], field + "[" + std::to_string(i) + "]"));
+        list.push_back(get_value(o.via.array.ptr[i], field + "[" + std::to_string(i) + "]", depth + 1));
       return Value(std::move(list));
     }
     case msgpack::type::MAP: {
@@ -156,7 +169,7 @@ Value get_value(const msgpack::object& o, const std::string& field) {
       map.reserve(o.via.map.size);
       for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
         std::string key = get_str(o.via.map.ptr[i].key, field + " key");
-        map.emplace_back(key, get_value(o.via.map.ptr[i].val, field + "." + key));
+        map.emplace_back(key, get_value(o.via.map.ptr[i].val, field + "." + key, depth + 1));
       }
       return Value(std::move(map));
     }
@@ -189,14 +202,16 @@ at::Tensor get_tensor(const msgpack::object& o, const std::string& field) {
     std::int64_t s = get_int(shape->via.array.ptr[i], field + ".shape");
     if (s < 0) bad(field + ".shape", "negative dimension " + std::to_string(s));
     sizes.push_back(s);
-    numel *= static_cast<std::uint64_t>(s);
+    if (__builtin_mul_overflow(numel, static_cast<std::uint64_t>(s), &numel) || numel > limits().tensor_elements)
+      bad(field + ".shape", "has more elements than " + limit_hint("tensor_elements"));
   }
   expect(*data, msgpack::type::BIN, field + ".data", "binary");
-  at::Tensor t = at::empty(sizes, at::TensorOptions().dtype(type));
-  std::uint64_t nbytes = numel * t.element_size();
+  // Checked against the bytes present before anything is allocated.
+  const std::uint64_t nbytes = numel * c10::elementSize(type);
   if (data->via.bin.size != nbytes)
     bad(field + ".data", "holds " + std::to_string(data->via.bin.size) + " bytes, shape and dtype need " +
                              std::to_string(nbytes));
+  at::Tensor t = at::empty(sizes, at::TensorOptions().dtype(type));
   if (nbytes) std::memcpy(t.data_ptr(), data->via.bin.ptr, nbytes);
   return t;
 }
@@ -224,13 +239,13 @@ Scores get_scores(const msgpack::object& o, const std::string& field) {
   return scores;
 }
 
-DocumentArray get_docs(const msgpack::object& o, const std::string& field) {
+DocumentArray get_docs(const msgpack::object& o, const std::string& field, std::uint32_t depth) {
   expect(o, msgpack::type::ARRAY, field, "an array");
   DocumentArray docs;
   docs.reserve(o.via.array.size);
   for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
     try {
-      docs.append(unpack_document(o.via.array.ptr[i]));
+      docs.append(unpack_document(o.via.array.ptr[i], depth));
     } catch (const Error& e) {
       throw Error(field + "[" + std::to_string(i) + "]: " + e.what());
     }
@@ -281,7 +296,14 @@ void pack_document(msgpack::vrefbuffer& buf, const Document& d, std::vector<at::
   }
 }
 
-Document unpack_document(const msgpack::object& o) {
+msgpack::unpack_limit record_limits(std::size_t len) {
+  // A document level is a map and its chunks array; a tag level one container.
+  const std::size_t depth = 2 * static_cast<std::size_t>(limits().depth) + 8;
+  return msgpack::unpack_limit(len, len / 2 + 1, len, len, len, depth);
+}
+
+Document unpack_document(const msgpack::object& o, std::uint32_t depth) {
+  check_depth(depth, "document", "documents (chunks, matches)");
   expect(o, msgpack::type::MAP, "document", "a map");
   Document d{std::string()};
   bool has_id = false;
@@ -304,13 +326,13 @@ Document unpack_document(const msgpack::object& o) {
     else if (key == "modality") d.modality = get_str(v, key);
     else if (key == "weight") d.weight = get_double(v, key);
     else if (key == "tags") {
-      d.tags = get_value(v, key);
+      d.tags = get_value(v, key, 0);
       if (!d.tags.is_map() && !d.tags.is_null()) bad(key, std::string("expected a map, found ") + kind(v));
     }
     else if (key == "scores") d.scores = get_scores(v, key);
     else if (key == "evaluations") d.evaluations = get_scores(v, key);
-    else if (key == "chunks") d.chunks = get_docs(v, key);
-    else if (key == "matches") d.matches = get_docs(v, key);
+    else if (key == "chunks") d.chunks = get_docs(v, key, depth + 1);
+    else if (key == "matches") d.matches = get_docs(v, key, depth + 1);
     else bad(key, "unknown field (written by a newer docflow?)");
   }
   if (!has_id) bad("id", "missing");

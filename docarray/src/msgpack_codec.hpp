@@ -15,6 +15,14 @@ namespace docarray::detail {
 void pack_document(msgpack::vrefbuffer& buf, const Document& doc, std::vector<at::Tensor>& keepalive);
 
 // Decodes one record. Throws docarray::Error naming the field at fault.
-Document unpack_document(const msgpack::object& obj);
+// `depth` is the document's nesting (0 for a record's top document), checked
+// against limits().depth.
+Document unpack_document(const msgpack::object& obj, std::uint32_t depth = 0);
+
+// The limits msgpack-c's unpacker checks while it builds a record of `len`
+// bytes: no container can declare more elements than the record has bytes
+// (msgpack-c allocates the declared count before it reads the elements),
+// and the nesting stays within what unpack_document accepts.
+msgpack::unpack_limit record_limits(std::size_t len);
 
 }  // namespace docarray::detail

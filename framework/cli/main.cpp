@@ -4,6 +4,8 @@
 #include <string>
 
 #include "command.hpp"
+#include "docarray/error.hpp"
+#include "docarray/limits.hpp"
 
 namespace {
 const char* kUsage =
@@ -19,9 +21,36 @@ const char* kUsage =
     "  plot FILE [-o OUT]                             the flow's graph as DOT (or SVG with `dot`)\n"
     "  plugins [describe NAME]                        the executors plugins provide\n"
     "  docs show FILE | docs convert IN OUT           look inside document files\n"
+    "  limits                                         the limits on untrusted input\n"
+    "\n"
+    "Every command takes --input-limit NAME=VALUE (repeatable) to raise a limit on\n"
+    "untrusted input; `flow limits` lists them with their values.\n"
     "\n"
     "Run `flow COMMAND --help` for a command's options. Exit codes: 0 success,\n"
     "1 run failed, 2 bad input.\n";
+
+// Takes every `--input-limit NAME=VALUE` (or `--input-limit=NAME=VALUE`) out of the
+// arguments and applies it, before any command reads input.
+std::vector<std::string> apply_limits(std::vector<std::string> args) {
+  std::vector<std::string> rest;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--input-limit") {
+      if (i + 1 == args.size()) throw docarray::Error("--input-limit expects NAME=VALUE");
+      docarray::set_limit(args[++i]);
+    } else if (args[i].rfind("--input-limit=", 0) == 0) {
+      docarray::set_limit(args[i].substr(14));
+    } else {
+      rest.push_back(args[i]);
+    }
+  }
+  return rest;
+}
+
+int limits_command(const docflow::cli::Args&) {
+  std::cout << "limits on untrusted input (raise one with --input-limit NAME=VALUE):\n";
+  for (const auto& line : docarray::limit_names()) std::cout << "  " << line << "\n";
+  return docflow::cli::kOk;
+}
 }
 
 int main(int argc, char** argv) {
@@ -34,6 +63,7 @@ int main(int argc, char** argv) {
       {"docs", docs_command},         {"run", run_command},   {"status", status_command},
       {"logs", logs_command},         {"runs", runs_command}, {"validate", validate_command},
       {"plot", plot_command},         {"plugins", plugins_command}, {"artifact", artifact_command},
+      {"limits", limits_command},
   };
   std::string command = argv[1];
   auto it = commands.find(command);
@@ -41,8 +71,15 @@ int main(int argc, char** argv) {
     std::cerr << "flow: unknown command '" << command << "'\n" << kUsage;
     return kBadInput;
   }
+  Args args;
   try {
-    return it->second(Args(argv + 2, argv + argc));
+    args = apply_limits(Args(argv + 2, argv + argc));
+  } catch (const docarray::Error& e) {
+    std::cerr << "flow " << command << ": " << e.what() << "\n";
+    return kBadInput;
+  }
+  try {
+    return it->second(args);
   } catch (const std::exception& e) {
     std::cerr << "flow " << command << ": " << e.what() << "\n";
     return kRunFailed;

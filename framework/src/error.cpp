@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <cctype>
 
+#include "docarray/utf8.hpp"
+
 namespace docflow {
+
+Error::Error(const std::string& what) : std::runtime_error(docarray::escape_invalid_utf8(what)) {}
 
 std::string Location::str() const {
   if (line <= 0) return file;
@@ -12,6 +16,11 @@ std::string Location::str() const {
 
 ConfigError::ConfigError(const Location& where, const std::string& what)
     : Error(where.str() + ": " + what), where_(where) {}
+
+std::string ConfigError::message() const {
+  std::string all = what(), prefix = where_.str() + ": ";
+  return all.rfind(prefix, 0) == 0 ? all.substr(prefix.size()) : all;
+}
 
 ExecutorError::ExecutorError(const std::string& executor, const std::string& endpoint, const std::string& what)
     : Error("executor '" + executor + "'" + (endpoint.empty() ? "" : " on " + endpoint) + ": " + what),

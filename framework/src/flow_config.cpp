@@ -2,9 +2,16 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <regex>
+#include <limits>
+
+#include "config/yaml_tree.hpp"
 
 #include "docflow/filter.hpp"
 #include "docflow/params.hpp"
@@ -13,193 +20,404 @@
 namespace docflow {
 namespace {
 
+using config::YamlNode;
 using docarray::Value;
+
+// Independent errors of one file are reported together, as compilers do,
+// up to this many.
+constexpr std::size_t kMaxErrors = 20;
+
+// Collects ConfigErrors so that one run shows every independent error.
+class ErrorList {
+ public:
+  // Runs `f`; a ConfigError it throws is recorded instead of stopping.
+  template <typename F>
+  void attempt(F&& f) {
+    try {
+      f();
+    } catch (const ConfigError& e) {
+      add(e);
+    }
+  }
+  void add(const ConfigError& e) {
+    if (errors_.size() < kMaxErrors) errors_.push_back(e);
+    else truncated_ = true;
+  }
+  bool empty() const { return errors_.empty(); }
+  // Throws the first error with the others on the lines after it.
+  void throw_if_any() const {
+    if (errors_.empty()) return;
+    if (errors_.size() == 1) throw errors_.front();
+    std::string text = errors_.front().message();
+    for (std::size_t i = 1; i < errors_.size(); ++i) text += "\n" + std::string(errors_[i].what());
+    text += "\n(" + std::to_string(errors_.size()) + (truncated_ ? "+" : "") + " errors)";
+    throw ConfigError(errors_.front().where(), text);
+  }
+
+ private:
+  std::vector<ConfigError> errors_;
+  bool truncated_ = false;
+};
+
+bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// YAML 1.2 core schema's float: [-+]? ( . digits | digits [. digits*] ) ([eE] [-+]? digits)?
+bool looks_like_float(std::string_view s) {
+  std::size_t i = 0;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  std::size_t int_start = i;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+  bool int_digits = i > int_start, frac_digits = false;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    std::size_t frac_start = i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+    frac_digits = i > frac_start;
+  }
+  if (!int_digits && !frac_digits) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    if (!all_digits(s.substr(i))) return false;
+    return true;
+  }
+  return i == s.size();
+}
+
+// A plain scalar's type as YAML 1.2's core schema infers it; quoted scalars
+// are always strings. Numbers out of range are errors, never wrapped or
+// turned into strings. Hand-written: std::regex recurses per character and
+// overflows the stack on a long scalar.
+Value infer(const std::string& s, bool quoted) {
+  if (quoted) return Value(s);
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return Value();
+  if (s == "true" || s == "True" || s == "TRUE") return Value(true);
+  if (s == "false" || s == "False" || s == "FALSE") return Value(false);
+  std::string_view body(s);
+  if (!body.empty() && (body[0] == '-' || body[0] == '+')) body.remove_prefix(1);
+  if (all_digits(body)) {
+    long long v = 0;
+    const char* begin = s.data() + (s[0] == '+' ? 1 : 0);
+    auto [end, ec] = std::from_chars(begin, s.data() + s.size(), v);
+    if (ec == std::errc::result_out_of_range || end != s.data() + s.size())
+      throw Error("integer " + s + " is out of range (-2^63 .. 2^63-1)");
+    return Value(static_cast<std::int64_t>(v));
+  }
+  if (looks_like_float(s)) {
+    errno = 0;
+    double d = std::strtod(s.c_str(), nullptr);
+    if (std::isinf(d)) throw Error("number " + s + " is out of range for a double (write .inf for infinity)");
+    return Value(d);
+  }
+  if (s == ".inf" || s == "+.inf" || s == ".Inf" || s == "+.Inf") return Value(std::numeric_limits<double>::infinity());
+  if (s == "-.inf" || s == "-.Inf") return Value(-std::numeric_limits<double>::infinity());
+  if (s == ".nan" || s == ".NaN" || s == ".NAN") return Value(std::numeric_limits<double>::quiet_NaN());
+  return Value(s);
+}
 
 struct Parser {
   std::string file;
+  const YamlNode* root = nullptr;
+  std::map<std::string, std::string> context;  // CONTEXT.NAME values (from --set CONTEXT.NAME=V)
+  ErrorList* errors = nullptr;
 
-  Location at(const YAML::Node& n) const {
-    YAML::Mark m = n.Mark();
-    return Location{file, m.line + 1, m.column + 1};
-  }
-  Location at(const YAML::Mark& m) const { return Location{file, m.line + 1, m.column + 1}; }
+  Location at(const YamlNode& n) const { return Location{file, n.line, n.column}; }
+  [[noreturn]] void fail(const YamlNode& n, const std::string& what) const { throw ConfigError(at(n), what); }
 
-  [[noreturn]] void fail(const YAML::Node& n, const std::string& what) const { throw ConfigError(at(n), what); }
-
-  static const char* kind(const YAML::Node& n) {
-    switch (n.Type()) {
-      case YAML::NodeType::Map: return "a map";
-      case YAML::NodeType::Sequence: return "a list";
-      case YAML::NodeType::Scalar: return "a scalar";
-      case YAML::NodeType::Null: return "nothing";
-      default: return "an undefined value";
-    }
-  }
-
-  // `${{ ENV.NAME }}` substitution; an unset variable is an error here.
-  std::string substitute(const std::string& s, const YAML::Node& n) const {
-    static const std::regex pattern(R"(\$\{\{\s*ENV\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\})");
-    std::string out;
-    auto begin = std::sregex_iterator(s.begin(), s.end(), pattern);
-    std::size_t last = 0;
-    for (auto it = begin; it != std::sregex_iterator(); ++it) {
-      const char* value = std::getenv((*it)[1].str().c_str());
-      if (!value) fail(n, "environment variable " + (*it)[1].str() + " is not set (used as " + it->str() + ")");
-      out += s.substr(last, it->position() - last) + value;
-      last = it->position() + it->length();
-    }
-    return out + s.substr(last);
-  }
-
-  // A plain scalar's type as YAML 1.2's core schema infers it; quoted
-  // scalars are always strings.
-  static Value infer(const std::string& s, bool quoted) {
-    if (quoted) return Value(s);
-    static const std::regex int_re(R"([-+]?[0-9]+)");
-    static const std::regex float_re(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
-    if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return Value();
-    if (s == "true" || s == "True" || s == "TRUE") return Value(true);
-    if (s == "false" || s == "False" || s == "FALSE") return Value(false);
-    if (std::regex_match(s, int_re)) {
-      try {
-        return Value(static_cast<long long>(std::stoll(s)));
-      } catch (const std::out_of_range&) {
-        return Value(s);
+  // `root.a.b[0]` in the file itself, as Jina resolves ${{ root.PATH }}.
+  const YamlNode* lookup(const std::string& path) const {
+    const YamlNode* n = root;
+    std::size_t i = 0;
+    while (n && i < path.size()) {
+      if (path[i] == '.') { ++i; continue; }
+      if (path[i] == '[') {
+        std::size_t close = path.find(']', i);
+        std::string index = path.substr(i + 1, close == std::string::npos ? std::string::npos : close - i - 1);
+        if (close == std::string::npos || !all_digits(index) || index.size() > 9 || !n->is_sequence()) return nullptr;
+        std::size_t k = std::stoul(index);
+        n = k < n->items.size() ? &n->items[k] : nullptr;
+        i = close + 1;
+        continue;
       }
+      std::size_t j = i;
+      while (j < path.size() && path[j] != '.' && path[j] != '[') ++j;
+      n = n->is_map() ? n->find(path.substr(i, j - i)) : nullptr;
+      i = j;
     }
-    if (std::regex_match(s, float_re)) return Value(std::stod(s));
-    if (s == ".inf" || s == "+.inf") return Value(std::numeric_limits<double>::infinity());
-    if (s == "-.inf") return Value(-std::numeric_limits<double>::infinity());
-    return Value(s);
+    return n;
   }
 
-  Value value(const YAML::Node& n) const {
-    switch (n.Type()) {
-      case YAML::NodeType::Null: return Value();
-      case YAML::NodeType::Scalar: return infer(substitute(n.Scalar(), n), n.Tag() == "!");
-      case YAML::NodeType::Sequence: {
+  // Jina's substitutions: ${{ ENV.NAME }}, ${{ CONTEXT.NAME }}, ${{ NAME }}
+  // (a context variable), ${{ root.PATH }}, and shell-style $NAME or ${NAME}
+  // for environment variables (not in `when`, where `$` starts an operator).
+  // Whatever resolves to nothing is an error at the value's line, never left
+  // in the text (a run once wrote a file named `${{ CONTEXT.OUT }}.jsonl`).
+  std::string substitute(const std::string& s, const YamlNode& n, bool shell) const {
+    if (s.find('$') == std::string::npos) return s;
+    std::string out;
+    for (std::size_t i = 0; i < s.size();) {
+      if (s[i] != '$') { out += s[i++]; continue; }
+      if (s.compare(i, 3, "${{") == 0) {
+        std::size_t close = s.find("}}", i + 3);
+        if (close == std::string::npos) fail(n, "unterminated ${{ ... }} in '" + s + "'");
+        std::string expr = s.substr(i + 3, close - i - 3);
+        expr.erase(0, expr.find_first_not_of(" \t"));
+        expr.erase(expr.find_last_not_of(" \t") + 1);
+        out += resolve(expr, n);
+        i = close + 2;
+        continue;
+      }
+      if (shell && i + 1 < s.size() && (s[i + 1] == '{' || std::isalpha(static_cast<unsigned char>(s[i + 1])) || s[i + 1] == '_')) {
+        bool braced = s[i + 1] == '{';
+        std::size_t j = i + 1 + braced;
+        while (j < s.size() && is_name_char(s[j])) ++j;
+        std::string var = s.substr(i + 1 + braced, j - i - 1 - braced);
+        if (braced && (j >= s.size() || s[j] != '}' || var.empty())) fail(n, "unterminated ${NAME} in '" + s + "'");
+        const char* value = std::getenv(var.c_str());
+        if (!value)
+          fail(n, "environment variable " + var + " is not set (used as " + s.substr(i, j + braced - i) +
+                      "; write $$ for a literal $)");
+        out += value;
+        i = j + braced;
+        continue;
+      }
+      if (shell && s.compare(i, 2, "$$") == 0) { out += '$'; i += 2; continue; }
+      out += s[i++];
+    }
+    return out;
+  }
+
+  std::string resolve(const std::string& expr, const YamlNode& n) const {
+    const std::string used = "${{ " + expr + " }}";
+    auto name_after = [&](std::size_t prefix) {
+      std::string name = expr.substr(prefix);
+      if (name.empty() || !std::all_of(name.begin(), name.end(), is_name_char)) fail(n, "bad variable name in " + used);
+      return name;
+    };
+    if (expr.rfind("ENV.", 0) == 0) {
+      std::string name = name_after(4);
+      const char* value = std::getenv(name.c_str());
+      if (!value) fail(n, "environment variable " + name + " is not set (used as " + used + ")");
+      return value;
+    }
+    if (expr.rfind("CONTEXT.", 0) == 0 || (!expr.empty() && std::all_of(expr.begin(), expr.end(), is_name_char))) {
+      std::string name = expr.rfind("CONTEXT.", 0) == 0 ? name_after(8) : expr;
+      auto it = context.find(name);
+      if (it == context.end())
+        fail(n, "context variable " + name + " is not set (used as " + used + "; give it with --set CONTEXT." + name +
+                    "=VALUE)");
+      return it->second;
+    }
+    if (expr.rfind("root.", 0) == 0 || expr.rfind("root[", 0) == 0) {
+      const YamlNode* target = lookup(expr.substr(4));
+      if (!target) fail(n, used + " names nothing in this file");
+      if (!target->is_scalar()) fail(n, used + " names " + target->kind_name() + "; it must name a single value");
+      if (target->scalar.find("${{") != std::string::npos) fail(n, used + " names a value that itself uses ${{ }}");
+      return target->scalar;
+    }
+    fail(n, "cannot resolve " + used + ": docflow resolves ${{ ENV.NAME }}, ${{ CONTEXT.NAME }}, ${{ NAME }} (a context "
+            "variable) and ${{ root.PATH }}");
+  }
+
+  Value value(const YamlNode& n, bool shell = true) const {
+    switch (n.kind) {
+      case YamlNode::Kind::Null: return Value();
+      case YamlNode::Kind::Scalar:
+        try {
+          return infer(substitute(n.scalar, n, shell), n.quoted);
+        } catch (const ConfigError&) {
+          throw;
+        } catch (const Error& e) {
+          fail(n, e.what());
+        }
+      case YamlNode::Kind::Sequence: {
         Value::List l;
-        for (const auto& item : n) l.push_back(value(item));
+        for (const auto& item : n.items) l.push_back(value(item, shell));
         return Value(std::move(l));
       }
-      case YAML::NodeType::Map: {
+      case YamlNode::Kind::Map: {
         Value::Map m;
-        for (const auto& kv : n) m.emplace_back(kv.first.as<std::string>(), value(kv.second));
+        for (const auto& [k, v] : n.pairs) m.emplace_back(k.scalar, value(v, shell));
         return Value(std::move(m));
       }
-      default: fail(n, "undefined value");
     }
+    fail(n, "undefined value");
   }
 
-  std::string string(const YAML::Node& n, const std::string& key) const {
+  std::string string(const YamlNode& n, const std::string& key) const {
     Value v = value(n);
     if (!v.is_string()) fail(n, "'" + key + "' expects a string, found " + v.dump());
     return v.as_string();
   }
 
-  int integer(const YAML::Node& n, const std::string& key, int minimum) const {
+  int integer(const YamlNode& n, const std::string& key, int minimum, int maximum = 1 << 30) const {
     Value v = value(n);
     if (!v.is_int()) fail(n, "'" + key + "' expects an integer, found " + v.dump());
     if (v.as_int() < minimum) fail(n, "'" + key + "' must be at least " + std::to_string(minimum) + ", found " + v.dump());
+    if (v.as_int() > maximum) fail(n, "'" + key + "' must be at most " + std::to_string(maximum) + ", found " + v.dump());
     return static_cast<int>(v.as_int());
   }
 
-  void check_keys(const YAML::Node& map, const std::vector<std::string>& known, const std::string& what) const {
-    for (const auto& kv : map) {
-      std::string key = kv.first.as<std::string>();
-      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
-      std::string hint = closest_match(key, known);
+  // Every unknown key is its own error.
+  void check_keys(const YamlNode& map, const std::vector<std::string>& known, const std::string& what) const {
+    for (const auto& [k, v] : map.pairs) {
+      if (std::find(known.begin(), known.end(), k.scalar) != known.end()) continue;
+      std::string hint = closest_match(k.scalar, known);
       std::string list;
-      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-      throw ConfigError(at(kv.first), "unknown key '" + key + "' in " + what +
-                                          (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
-                                          "; known keys: " + list);
+      for (const auto& key : known) list += (list.empty() ? "" : ", ") + key;
+      errors->add(ConfigError(at(k), "unknown key '" + k.scalar + "' in " + what +
+                                         (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
+                                         "; known keys: " + list));
     }
   }
 
-  ExecutorConfig executor(const YAML::Node& n, std::size_t index) const {
-    if (!n.IsMap()) fail(n, "an executor must be a map with at least `uses`, found " + std::string(kind(n)));
-    check_keys(n, {"name", "uses", "with", "uses_with", "needs", "replicas", "when", "env"}, "an executor");
+  // `uses: NAME`, or Jina's inline `uses: {jtype: NAME, with: {...}}` whose
+  // `with` the executor's own `with` overrides key by key.
+  void uses(const YamlNode& n, ExecutorConfig& e) const {
+    e.uses_where = at(n);
+    if (!n.is_map()) {
+      e.uses = string(n, "uses");
+      return;
+    }
+    check_keys(n, {"jtype", "with"}, "an inline `uses`");
+    const YamlNode* jtype = n.find("jtype");
+    if (!jtype) fail(n, "an inline `uses` needs `jtype: EXECUTOR`");
+    e.uses = string(*jtype, "jtype");
+    e.uses_where = at(*jtype);
+    if (const YamlNode* with = n.find("with")) {
+      if (!with->is_map() && !with->is_null()) fail(*with, "`with` expects a map of parameters, found " + std::string(with->kind_name()));
+      e.with = value(*with);
+      e.with_where = at(*with);
+      for (const auto& [k, v] : with->pairs) e.with_locations[k.scalar] = at(k);
+    }
+  }
+
+  ExecutorConfig executor(const YamlNode& n, std::size_t index) const {
+    if (!n.is_map()) fail(n, "an executor must be a map with at least `uses`, found " + std::string(n.kind_name()));
     ExecutorConfig e;
     e.where = at(n);
-    if (!n["uses"]) fail(n, "executor #" + std::to_string(index + 1) + " has no `uses` (the executor to run)");
-    e.uses = string(n["uses"], "uses");
-    e.uses_where = at(n["uses"]);
-    e.name = n["name"] ? string(n["name"], "name") : "executor" + std::to_string(index);
-    if (e.name.empty() || e.name == "gateway") fail(n["name"] ? n["name"] : n, "executor name '" + e.name + "' is reserved or empty");
-    if (n["with"] && n["uses_with"]) fail(n["uses_with"], "give either `with` or `uses_with`, not both");
-    const YAML::Node with = n["with"] ? n["with"] : n["uses_with"];
-    if (with) {
-      e.with_where = at(with);
-      if (!with.IsMap() && !with.IsNull()) fail(with, "`with` expects a map of parameters, found " + std::string(kind(with)));
-      e.with = value(with);
-      if (with.IsMap())
-        for (const auto& kv : with) e.with_locations[kv.first.as<std::string>()] = at(kv.first);
-    }
-    if (n["needs"]) {
-      e.needs_where = at(n["needs"]);
-      const YAML::Node needs = n["needs"];
-      if (needs.IsScalar()) e.needs.push_back(string(needs, "needs"));
-      else if (needs.IsSequence())
-        for (const auto& item : needs) e.needs.push_back(string(item, "needs"));
-      else fail(needs, "`needs` expects a name or a list of names, found " + std::string(kind(needs)));
-      if (e.needs.empty()) fail(needs, "`needs` is an empty list");
-    }
-    if (n["replicas"]) {
-      try {
-        e.replicas = integer(n["replicas"], "replicas", 1);
-      } catch (const ConfigError& err) {
-        throw ConfigError(err.where(), "executor '" + e.name + "': " + std::string(err.what()).substr(err.where().str().size() + 2));
+    e.name = "executor" + std::to_string(index);
+    errors->attempt([&] {
+      if (const YamlNode* name = n.find("name")) {
+        e.name = string(*name, "name");
+        if (e.name.empty() || e.name == "gateway") fail(*name, "executor name '" + e.name + "' is reserved or empty");
       }
-    }
-    if (n["when"]) {
-      e.when_where = at(n["when"]);
-      e.when = value(n["when"]);
+    });
+    // Errors inside an executor name it.
+    auto field = [&](const char* key, auto&& parse) {
+      const YamlNode* v = n.find(key);
+      if (!v) return;
+      try {
+        parse(*v);
+      } catch (const ConfigError& err) {
+        const std::string prefix = "executor '" + e.name + "': ";
+        std::string msg = err.message();
+        errors->add(ConfigError(err.where(), msg.rfind(prefix, 0) == 0 ? msg : prefix + msg));
+      }
+    };
+    check_keys(n, {"name", "uses", "with", "uses_with", "needs", "replicas", "when", "env"}, "executor '" + e.name + "'");
+    // Jina runs BaseExecutor, a pass-through, where `uses` is left out.
+    e.uses = "BaseExecutor";
+    e.uses_where = e.where;
+    field("uses", [&](const YamlNode& v) { uses(v, e); });
+    if (n.find("with") && n.find("uses_with"))
+      errors->add(ConfigError(at(*n.find("uses_with")), "executor '" + e.name + "': give either `with` or `uses_with`, not both"));
+    for (const char* key : {"with", "uses_with"})
+      field(key, [&](const YamlNode& with) {
+        e.with_where = at(with);
+        if (!with.is_map() && !with.is_null())
+          fail(with, "`with` expects a map of parameters, found " + std::string(with.kind_name()));
+        Value own = value(with);
+        if (own.is_map()) {
+          if (!e.with.is_map()) e.with = Value(Value::Map{});
+          for (const auto& [k, v] : own.as_map()) e.with[k] = v;
+        }
+        for (const auto& [k, v] : with.pairs) e.with_locations[k.scalar] = at(k);
+      });
+    field("needs", [&](const YamlNode& needs) {
+      e.needs_where = at(needs);
+      if (needs.is_scalar()) e.needs.push_back(string(needs, "needs"));
+      else if (needs.is_sequence())
+        for (const auto& item : needs.items) e.needs.push_back(string(item, "needs"));
+      else fail(needs, "`needs` expects a name or a list of names, found " + std::string(needs.kind_name()));
+      if (e.needs.empty()) fail(needs, "`needs` is an empty list");
+    });
+    field("replicas", [&](const YamlNode& v) {
+      e.replicas_where = at(v);
+      e.replicas = integer(v, "replicas", 1, 1024);
+    });
+    field("when", [&](const YamlNode& v) {
+      e.when_where = at(v);
+      e.when = value(v, /*shell=*/false);
       Filter::parse(e.when, e.when_where);  // reject a bad filter now
-    }
-    if (n["env"]) {
-      if (!n["env"].IsMap()) fail(n["env"], "`env` expects a map of NAME: value");
-      for (const auto& kv : n["env"]) e.env[kv.first.as<std::string>()] = value(kv.second).is_string() ? value(kv.second).as_string() : value(kv.second).dump();
-    }
+    });
+    field("env", [&](const YamlNode& env) {
+      if (!env.is_map()) fail(env, "`env` expects a map of NAME: value");
+      for (const auto& [k, v] : env.pairs) {
+        Value val = value(v);
+        e.env[k.scalar] = val.is_string() ? val.as_string() : val.dump();
+      }
+    });
     return e;
   }
 
-  FlowConfig flow(const YAML::Node& root) const {
+  FlowConfig flow(const YamlNode& root) const {
     FlowConfig f;
     f.file = file;
     f.where = at(root);
-    if (!root.IsMap()) fail(root, "a flow file must be a map with `jtype: Flow` and `executors`, found " + std::string(kind(root)));
+    if (!root.is_map()) fail(root, "a flow file must be a map with `jtype: Flow` and `executors`, found " + std::string(root.kind_name()));
     check_keys(root, {"jtype", "version", "with", "executors"}, "the flow");
-    if (!root["jtype"]) fail(root, "missing `jtype: Flow`");
-    if (string(root["jtype"], "jtype") != "Flow") fail(root["jtype"], "`jtype` must be Flow, found " + root["jtype"].Scalar());
-    if (const YAML::Node with = root["with"]) {
-      if (!with.IsMap()) fail(with, "the flow's `with` expects a map");
-      check_keys(with, {"name", "workspace", "prefetch", "plugins", "threads", "checkpoints"}, "the flow's `with`");
-      if (with["name"]) f.name = string(with["name"], "name");
-      if (with["workspace"]) f.workspace = string(with["workspace"], "workspace");
-      if (with["prefetch"]) f.prefetch = integer(with["prefetch"], "prefetch", 1);
-      if (with["threads"]) f.threads = integer(with["threads"], "threads", 0);
-      if (with["checkpoints"]) f.checkpoints = integer(with["checkpoints"], "checkpoints", 0);
-      if (const YAML::Node p = with["plugins"]) {
-        f.plugins_where = at(p);
-        if (p.IsScalar()) f.plugins.push_back(string(p, "plugins"));
-        else if (p.IsSequence())
-          for (const auto& item : p) f.plugins.push_back(string(item, "plugins"));
-        else fail(p, "`plugins` expects a path or a list of paths");
-      }
+    // `!Flow` on the document is Jina's other way of saying `jtype: Flow`.
+    if (!root.tag.empty() && root.tag != "!Flow") fail(root, "the flow's tag must be !Flow, found " + root.tag);
+    if (const YamlNode* jtype = root.find("jtype")) {
+      errors->attempt([&] {
+        std::string t = string(*jtype, "jtype");
+        if (t != "Flow") fail(*jtype, "`jtype` must be Flow, found " + t);
+      });
+    } else if (root.tag.empty()) {
+      errors->add(ConfigError(at(root), "missing `jtype: Flow` (or the `!Flow` tag)"));
     }
-    const YAML::Node execs = root["executors"];
+    if (const YamlNode* with = root.find("with")) {
+      if (!with->is_map()) fail(*with, "the flow's `with` expects a map");
+      check_keys(*with, {"name", "workspace", "prefetch", "plugins", "threads", "checkpoints"}, "the flow's `with`");
+      auto setting = [&](const char* key, auto&& parse) {
+        if (const YamlNode* v = with->find(key)) errors->attempt([&] { parse(*v); });
+      };
+      setting("name", [&](const YamlNode& v) { f.name = string(v, "name"); });
+      setting("workspace", [&](const YamlNode& v) { f.workspace = string(v, "workspace"); });
+      setting("prefetch", [&](const YamlNode& v) { f.prefetch = integer(v, "prefetch", 1); });
+      setting("threads", [&](const YamlNode& v) { f.threads = integer(v, "threads", 0, 4096); });
+      setting("checkpoints", [&](const YamlNode& v) { f.checkpoints = integer(v, "checkpoints", 0); });
+      setting("plugins", [&](const YamlNode& p) {
+        f.plugins_where = at(p);
+        if (p.is_scalar()) f.plugins.push_back(string(p, "plugins"));
+        else if (p.is_sequence())
+          for (const auto& item : p.items) f.plugins.push_back(string(item, "plugins"));
+        else fail(p, "`plugins` expects a path or a list of paths");
+      });
+    }
+    const YamlNode* execs = root.find("executors");
     if (!execs) fail(root, "missing `executors`: a flow needs at least one");
-    if (!execs.IsSequence() || execs.size() == 0) fail(execs, "`executors` expects a non-empty list");
-    for (std::size_t i = 0; i < execs.size(); ++i) {
-      ExecutorConfig e = executor(execs[i], i);
-      if (f.find(e.name)) fail(execs[i], "executor name '" + e.name + "' is used twice");
-      if (e.needs.empty()) e.needs.push_back(i == 0 ? "gateway" : f.executors.back().name);
-      f.executors.push_back(std::move(e));
+    if (!execs->is_sequence() || execs->items.empty()) fail(*execs, "`executors` expects a non-empty list");
+    for (std::size_t i = 0; i < execs->items.size(); ++i) {
+      errors->attempt([&] {
+        ExecutorConfig e = executor(execs->items[i], i);
+        if (f.find(e.name)) fail(execs->items[i], "executor name '" + e.name + "' is used twice");
+        if (e.needs.empty()) e.needs.push_back(i == 0 ? "gateway" : f.executors.back().name);
+        f.executors.push_back(std::move(e));
+      });
     }
     return f;
   }
 };
+
+bool is_context_override(const Override& o) {
+  return o.assignment.rfind("CONTEXT.", 0) == 0 || o.assignment.rfind("context.", 0) == 0;
+}
 
 void apply_override(FlowConfig& f, const Override& o) {
   const Location where{"--set " + o.assignment, 0, 0};
@@ -207,7 +425,12 @@ void apply_override(FlowConfig& f, const Override& o) {
   if (eq == std::string::npos || eq == 0)
     throw ConfigError(where, "expected KEY=VALUE, for example executors.reader.with.batch_size=64");
   std::string path = o.assignment.substr(0, eq);
-  Value value = Parser::infer(o.assignment.substr(eq + 1), false);
+  Value value;
+  try {
+    value = infer(o.assignment.substr(eq + 1), false);
+  } catch (const Error& e) {
+    throw ConfigError(where, e.what());
+  }
   std::vector<std::string> parts;
   for (std::size_t start = 0;;) {
     auto dot = path.find('.', start);
@@ -253,10 +476,27 @@ void apply_override(FlowConfig& f, const Override& o) {
   throw ConfigError(where, "no executor named '" + executor + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
 }
 
-FlowConfig parse(const YAML::Node& root, const std::string& file, const std::vector<Override>& overrides) {
-  Parser p{file};
-  FlowConfig f = p.flow(root);
-  for (const auto& o : overrides) apply_override(f, o);
+FlowConfig parse(const YamlNode& root, const std::string& file, const std::vector<Override>& overrides) {
+  ErrorList errors;
+  Parser p;
+  p.file = file;
+  p.root = &root;
+  p.errors = &errors;
+  std::vector<Override> settings;
+  for (const auto& o : overrides) {
+    if (!is_context_override(o)) {
+      settings.push_back(o);
+      continue;
+    }
+    auto eq = o.assignment.find('=');
+    if (eq == std::string::npos || eq <= 8)
+      throw ConfigError(Location{"--set " + o.assignment, 0, 0}, "expected CONTEXT.NAME=VALUE");
+    p.context[o.assignment.substr(8, eq - 8)] = o.assignment.substr(eq + 1);
+  }
+  FlowConfig f;
+  errors.attempt([&] { f = p.flow(root); });
+  errors.throw_if_any();
+  for (const auto& o : settings) apply_override(f, o);
   return f;
 }
 
@@ -293,40 +533,30 @@ const ExecutorConfig* FlowConfig::find(const std::string& executor) const {
 
 FlowConfig parse_flow_file(const std::string& path, const std::vector<Override>& overrides) {
   if (!std::filesystem::exists(path)) throw ConfigError(Location{path, 0, 0}, "flow file not found");
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::ParserException& e) {
-    throw ConfigError(Location{path, e.mark.line + 1, e.mark.column + 1}, "invalid YAML: " + e.msg);
-  } catch (const YAML::BadFile&) {
-    throw ConfigError(Location{path, 0, 0}, "cannot read the flow file");
-  }
-  FlowConfig f = parse(root, path, overrides);
+  FlowConfig f = parse(config::load_yaml_file(path), path, overrides);
   f.dir = std::filesystem::path(path).parent_path().string();
   if (f.name.empty()) f.name = std::filesystem::path(path).stem().string();
   return f;
 }
 
 FlowConfig parse_flow_text(const std::string& yaml, const std::string& name, const std::vector<Override>& overrides) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::ParserException& e) {
-    throw ConfigError(Location{name, e.mark.line + 1, e.mark.column + 1}, "invalid YAML: " + e.msg);
-  }
-  FlowConfig f = parse(root, name, overrides);
+  FlowConfig f = parse(config::load_yaml_text(yaml, name), name, overrides);
   if (f.name.empty()) f.name = "flow";
   return f;
 }
 
+// Each executor's problems are independent of the others': all are reported.
 void validate_flow(const FlowConfig& f, const PluginRegistry& plugins) {
+  ErrorList errors;
   int sources = 0;
+  std::map<std::string, const ExecutorConfig*> writers;  // output file -> the executor writing it
   for (const auto& e : f.executors) {
     const ExecutorInfo* info = nullptr;
     try {
       info = &plugins.find(e.uses);
     } catch (const PluginError& err) {
-      throw ConfigError(e.uses_where, "executor '" + e.name + "': " + err.what());
+      errors.add(ConfigError(e.uses_where, "executor '" + e.name + "': " + err.what()));
+      continue;
     }
     try {
       check_params(info->schema, e.with, e.name);
@@ -336,16 +566,36 @@ void validate_flow(const FlowConfig& f, const PluginRegistry& plugins) {
       std::string msg = err.what();
       for (const auto& [key, loc] : e.with_locations)
         if (msg.find("'" + key + "'") != std::string::npos) where = loc;
-      throw ConfigError(where, msg);
+      errors.add(ConfigError(where, msg));
+    }
+    if (info->single_instance && e.replicas > 1)
+      errors.add(ConfigError(e.replicas_where.line ? e.replicas_where : e.where,
+                             "executor '" + e.name + "' (" + info->name + ") keeps state across requests" +
+                                 (info->output_param.empty() ? "" : " (the file it writes)") +
+                                 ", so it cannot have replicas (found replicas: " + std::to_string(e.replicas) +
+                                 "): each replica would hold part of it; remove `replicas`"));
+    if (!info->output_param.empty() && e.with.is_map()) {
+      if (const Value* out = e.with.find(info->output_param); out && out->is_string()) {
+        std::string file = std::filesystem::absolute(out->as_string()).lexically_normal().string();
+        auto [it, fresh] = writers.emplace(file, &e);
+        if (!fresh) {
+          auto loc = e.with_locations.find(info->output_param);
+          errors.add(ConfigError(loc != e.with_locations.end() ? loc->second : e.where,
+                                 "executors '" + it->second->name + "' and '" + e.name + "' both write " +
+                                     out->as_string() + ": the second would overwrite the first; give each its own file"));
+        }
+      }
     }
     if (info->is_source) {
       ++sources;
-      if (sources > 1) throw ConfigError(e.where, "executor '" + e.name + "': a flow can have only one source (reader)");
-      if (e.needs.size() != 1 || e.needs.front() != "gateway")
-        throw ConfigError(e.needs_where.line ? e.needs_where : e.where,
-                          "executor '" + e.name + "' is a source: it must be first (needs: gateway)");
+      if (sources > 1)
+        errors.add(ConfigError(e.where, "executor '" + e.name + "': a flow can have only one source (reader)"));
+      else if (e.needs.size() != 1 || e.needs.front() != "gateway")
+        errors.add(ConfigError(e.needs_where.line ? e.needs_where : e.where,
+                               "executor '" + e.name + "' is a source: it must be first (needs: gateway)"));
     }
   }
+  errors.throw_if_any();
 }
 
 std::string to_yaml(const FlowConfig& f) {

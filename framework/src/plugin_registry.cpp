@@ -63,6 +63,26 @@ std::string install_plugin_dir() {
   return DOCFLOW_INSTALL_PLUGIN_DIR;
 }
 
+void* create_base_executor(const void* context) {
+  return new Executor(*static_cast<const ExecutorContext*>(context));
+}
+
+// Jina's BaseExecutor, what an executor without `uses` runs: it binds no
+// endpoint, so every request passes through untouched. Built into docflow
+// itself, not into a plugin.
+const ExecutorInfo& base_executor() {
+  static const PluginInfo framework{"", "docflow", "", "built into docflow", nullptr};
+  static const ExecutorInfo info = [] {
+    ExecutorInfo x;
+    x.name = "BaseExecutor";
+    x.description = "passes every request through (an executor without `uses`)";
+    x.plugin = &framework;
+    x.create = &create_base_executor;
+    return x;
+  }();
+  return info;
+}
+
 }  // namespace
 
 ParamSchema schema_from_descriptor(const docflow_executor_entry& e) {
@@ -194,6 +214,8 @@ void PluginRegistry::load_file(const std::string& path) {
     x.description = e.description ? e.description : "";
     x.details = e.details ? e.details : "";
     x.is_source = e.is_source != 0;
+    x.single_instance = x.is_source || (e.flags & DOCFLOW_EXECUTOR_SINGLE_INSTANCE);
+    x.output_param = e.output_param ? e.output_param : "";
     x.schema = schema_from_descriptor(e);
     x.plugin = info.get();
     x.create = e.create;
@@ -213,6 +235,7 @@ const ExecutorInfo& PluginRegistry::find(const std::string& uses) const {
   for (const auto& x : executors_)
     if (x.name == name && (plugin.empty() || x.plugin->name == plugin)) hits.push_back(&x);
   if (hits.size() == 1) return *hits.front();
+  if (hits.empty() && name == "BaseExecutor" && (plugin.empty() || plugin == "docflow")) return base_executor();
   if (hits.size() > 1) {
     std::string list;
     for (const auto* h : hits) list += (list.empty() ? "" : ", ") + h->plugin->name + "/" + name;

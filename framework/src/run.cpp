@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "docarray/utf8.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -94,11 +96,14 @@ RunStatus read_recorded_status(const fs::path& dir) {
 }
 
 void write_status(const fs::path& dir, const RunStatus& s) {
+  // Any exception's message can land in details (LibTorch's, the standard
+  // library's): JSON holds only UTF-8, and a throw here would lose it.
+  auto text = [](const std::string& t) { return docarray::escape_invalid_utf8(t); };
   nlohmann::ordered_json j;
-  j["name"] = s.name;
+  j["name"] = text(s.name);
   j["state"] = s.state;
-  j["details"] = s.details;
-  j["flow_file"] = s.flow_file;
+  j["details"] = text(s.details);
+  j["flow_file"] = text(s.flow_file);
   j["created_at"] = s.created_at;
   j["started_at"] = s.started_at;
   j["finished_at"] = s.finished_at;

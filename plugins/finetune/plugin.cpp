@@ -4,10 +4,12 @@
 
 namespace {
 
+using docflow::plugin::executor;
 using docflow::plugin::at_least;
 using docflow::plugin::one_of;
 using docflow::plugin::param;
 using docflow::plugin::ranged;
+using docflow::plugin::single_instance;
 namespace ft = docflow::finetune;
 
 #define FASHION_PATH param("path", "string", "\"/usr/share/datasets/fashion-mnist\"", "the folder of the IDX .gz files")
@@ -105,21 +107,22 @@ const docflow_param_schema kWiseFtParams[] = {
     ranged(param("alpha", "double", "0.5", "weight of the fine-tuned model (0: the starting one, 1: fine-tuned only)"), 0, 1),
 };
 
+// The trainer steps one optimizer, the evaluator and the checkpointer keep
+// the run's metrics and best value, WiSEFT the starting weights,
+// EarlyStopping its counter: state across requests, so no replicas.
 const docflow_executor_entry kExecutors[] = {
-    docflow::plugin::executor<ft::FashionMnistReader>("FashionMnistReader", "Fashion-MNIST as image/caption pairs",
-                                                      kReaderParams),
-    docflow::plugin::executor<ft::PairReader>("PairReader", "image-caption pairs from CSV/TSV, JSON Lines or a folder",
-                                              kPairReaderParams),
-    docflow::plugin::executor<ft::ClipTrainer>("ClipTrainer", "CLIPLoss, backward, optimizer step", kTrainerParams),
-    docflow::plugin::executor<ft::RetrievalEvaluator>("RetrievalEvaluator",
-                                                      "text-to-image retrieval metrics before training and every epoch",
-                                                      kEvaluatorParams),
-    docflow::plugin::executor<ft::Checkpointer>("Checkpointer", "keeps the best model as a Hugging Face artifact",
-                                                kCheckpointerParams),
-    docflow::plugin::executor<ft::WiSEFT>("WiSEFT", "blends fine-tuned and starting weights at the end (WiSE-FT)",
-                                          kWiseFtParams),
-    docflow::plugin::executor<ft::EarlyStopping>("EarlyStopping", "ends the run when a metric stops improving",
-                                                 kEarlyStoppingParams),
+    executor<ft::FashionMnistReader>("FashionMnistReader", "Fashion-MNIST as image/caption pairs", kReaderParams),
+    executor<ft::PairReader>("PairReader", "image-caption pairs from CSV/TSV, JSON Lines or a folder",
+                             kPairReaderParams),
+    single_instance(executor<ft::ClipTrainer>("ClipTrainer", "CLIPLoss, backward, optimizer step", kTrainerParams)),
+    single_instance(executor<ft::RetrievalEvaluator>(
+        "RetrievalEvaluator", "text-to-image retrieval metrics before training and every epoch", kEvaluatorParams)),
+    single_instance(executor<ft::Checkpointer>("Checkpointer", "keeps the best model as a Hugging Face artifact",
+                                               kCheckpointerParams)),
+    single_instance(executor<ft::WiSEFT>("WiSEFT", "blends fine-tuned and starting weights at the end (WiSE-FT)",
+                                         kWiseFtParams)),
+    single_instance(executor<ft::EarlyStopping>("EarlyStopping", "ends the run when a metric stops improving",
+                                                kEarlyStoppingParams)),
 };
 
 }  // namespace

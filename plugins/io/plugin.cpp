@@ -28,8 +28,12 @@ const docflow_param_schema kWriterParams[] = {
 const docflow_executor_entry kExecutors[] = {
     docflow::plugin::executor<docflow::io::DocumentReader>(
         "DocumentReader", "reads documents from a file or a glob of images (the source of a batch run)", kReaderParams),
-    docflow::plugin::executor<docflow::io::DocumentWriter>(
-        "DocumentWriter", "writes every document that reaches it to a file, streaming", kWriterParams),
+    // One file, written in the order the documents arrive: replicas would
+    // each open (and truncate) it.
+    docflow::plugin::single_instance(
+        docflow::plugin::executor<docflow::io::DocumentWriter>(
+            "DocumentWriter", "writes every document that reaches it to a file, streaming", kWriterParams),
+        "path"),
 };
 
 }  // namespace

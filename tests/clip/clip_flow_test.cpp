@@ -49,6 +49,51 @@ BOOST_AUTO_TEST_CASE(encode_images_and_captions_from_the_command_line) {
   BOOST_TEST(relative_error(torch::stack(images), tensor_of(e["image_embeds"])) < 2e-2);
 }
 
+// The stateless CLIP executors with replicas (the flow of the test above,
+// every Clip* executor given 2 or 3 instances, 24 documents in requests of
+// 2): each document comes out once, in order, with its own embeddings.
+BOOST_AUTO_TEST_CASE(replicated_encoders_lose_and_duplicate_nothing) {
+  TempDir dir;
+  auto e = docflow::testing::expected();
+  const int n = 24;
+  {
+    std::ofstream in(dir.file("pairs.jsonl"));
+    for (int i = 0; i < n; ++i) {
+      nlohmann::json doc = {{"id", "pair" + std::to_string(i)},
+                            {"chunks",
+                             {{{"modality", "image"},
+                               {"uri", docflow::testing::fixture_dir() + "/" + e["images"][i % 4].get<std::string>()}},
+                              {{"modality", "text"}, {"text", e["texts"][i % 4]}}}}};
+      in << doc.dump() << "\n";
+    }
+  }
+  {
+    std::ifstream original(std::string(PROJECT_SOURCE_DIR) + "/flows/clip-encode.yml");
+    std::ofstream replicated(dir.file("flow.yml"));
+    int k = 0;
+    for (std::string line; std::getline(original, line);) {
+      replicated << line << "\n";
+      if (line.rfind("    uses: Clip", 0) == 0) replicated << "    replicas: " << 2 + (k++ % 2) << "\n";
+    }
+    BOOST_REQUIRE_EQUAL(k, 4);
+  }
+  auto r = run_command("cd " + dir.path().string() + " && " + DOCFLOW_FLOW_EXE + " run flow.yml" +
+                       " --set reader.path=pairs.jsonl --set reader.batch_size=2 --set writer.path=out.docs" +
+                       " --set with.workspace=runs --set image_encoder.model=" + docflow::testing::fixture_dir() +
+                       " --set text_encoder.model=" + docflow::testing::fixture_dir() +
+                       " --set preprocess.image_size=32 --set tokenize.vocab=" + docflow::testing::vocab_file());
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  auto docs = docarray::load_documents(dir.file("out.docs"));
+  BOOST_REQUIRE_EQUAL(docs.size(), static_cast<std::size_t>(n));
+  auto text_embeds = tensor_of(e["text_embeds"]), image_embeds = tensor_of(e["image_embeds"]);
+  for (int i = 0; i < n; ++i) {
+    BOOST_TEST(docs[i].id == "pair" + std::to_string(i));
+    BOOST_REQUIRE_EQUAL(docs[i].chunks.size(), 2u);
+    BOOST_TEST(relative_error(docs[i].chunks[1].embedding, text_embeds[i % 4]) < 1e-4);
+    BOOST_TEST(relative_error(docs[i].chunks[0].embedding, image_embeds[i % 4]) < 2e-2);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(describe_lists_the_presets) {
   auto r = run_command(std::string(DOCFLOW_FLOW_EXE) + " plugins describe ClipImageEncoder");
   BOOST_TEST(r.exit_code == 0, r.output);

@@ -13,7 +13,7 @@ struct Case {
 
 const Case kCases[] = {
     {"unknown_key.yml",
-     "4:5: unknown key 'usess' in an executor (did you mean 'uses'?); known keys: name, uses, with, uses_with, "
+     "4:5: unknown key 'usess' in executor 'reader' (did you mean 'uses'?); known keys: name, uses, with, uses_with, "
      "needs, replicas, when, env"},
     {"unknown_flow_key.yml",
      "3:3: unknown key 'prefetsh' in the flow's `with` (did you mean 'prefetch'?); known keys: name, workspace, "
@@ -30,14 +30,14 @@ const Case kCases[] = {
     {"cycle.yml", "6:12: the flow has a cycle: a -> b -> c -> a"},
     {"unknown_needs.yml",
      "9:12: executor 'writer' needs 'readr', which is not an executor of this flow (did you mean 'reader'?)"},
-    {"bad_when.yml", "7:7: when: unknown operator '$gtt' on field 'tags.label' (did you mean '$gt'?)"},
+    {"bad_when.yml", "7:7: executor 'writer': when: unknown operator '$gtt' on field 'tags.label' (did you mean '$gt'?)"},
     {"bad_when_field.yml",
-     "6:11: when: unknown field 'modalty' (did you mean 'modality'?); fields are id, parent_id, text, uri, "
+     "6:11: executor 'writer': when: unknown field 'modalty' (did you mean 'modality'?); fields are id, parent_id, text, uri, "
      "mime_type, modality, granularity, adjacency, weight, tags.NAME"},
     {"bad_yaml.yml", "5:1: invalid YAML: end of sequence flow not found"},
     {"not_a_flow.yml", "1:8: `jtype` must be Flow, found Executor"},
     {"unset_env.yml",
-     "6:13: environment variable DOCFLOW_TEST_SURELY_UNSET is not set (used as ${{ ENV.DOCFLOW_TEST_SURELY_UNSET }})"},
+     "6:13: executor 'reader': environment variable DOCFLOW_TEST_SURELY_UNSET is not set (used as ${{ ENV.DOCFLOW_TEST_SURELY_UNSET }})"},
     {"source_not_first.yml", "6:5: executor 'reader' is a source: it must be first (needs: gateway)"},
     {"duplicate_name.yml", "6:5: executor name 'w' is used twice"},
     {"bad_replicas.yml", "6:15: executor 'w': 'replicas' must be at least 1, found 0"},

@@ -8,10 +8,12 @@
 namespace docarray {
 
 // Any misuse of the data model: a bad traversal path, an unknown metric, a
-// missing id, an invalid argument.
+// missing id, an invalid argument. The message is kept valid UTF-8 (a broken
+// byte it quotes is written as \xNN), so that writing it into JSON (a status
+// file, an HTTP answer) cannot fail and hide it.
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& what);
 };
 
 // A document file that cannot be read: wrong magic, unsupported version,

@@ -7,9 +7,12 @@
 
 namespace docflow {
 
+// Every message is valid UTF-8: a byte of broken input that it quotes is
+// written as \xNN, so that the status file's JSON (and any other JSON the
+// message goes into) can always hold it.
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& what);
 };
 
 // Where in a flow file something was written (1-based line and column).
@@ -25,6 +28,8 @@ class ConfigError : public Error {
  public:
   ConfigError(const Location& where, const std::string& what);
   const Location& where() const { return where_; }
+  // The message without the location in front.
+  std::string message() const;
 
  private:
   Location where_;

@@ -37,7 +37,7 @@ struct ExecutorConfig {
   int replicas = 1;
   docarray::Value when;  // null: every document
   std::map<std::string, std::string> env;
-  Location where, uses_where, with_where, needs_where, when_where;
+  Location where, uses_where, with_where, needs_where, when_where, replicas_where;
 };
 
 struct FlowConfig {

@@ -8,6 +8,9 @@
 //       docflow::plugin::param("field", "string", "\"text\"", "which field to upper-case")};
 //   const docflow_executor_entry kExecutors[] = {
 //       docflow::plugin::executor<Upper>("Upper", "upper-cases text", kUpperParams)};
+//   // An executor with state across requests (a file it writes, a model it
+//   // trains) says so, and flows cannot give it replicas:
+//   //   docflow::plugin::single_instance(docflow::plugin::executor<Writer>(...), "path")
 //   DOCFLOW_PLUGIN("my-plugin", "1.0.0", "what it does", kExecutors)
 #include "docflow/executor.hpp"
 #include "docflow/plugin_abi.hpp"
@@ -47,12 +50,24 @@ constexpr docflow_param_schema one_of(docflow_param_schema p, const char* choice
 template <typename E, std::size_t N>
 constexpr docflow_executor_entry executor(const char* name, const char* description,
                                           const docflow_param_schema (&params)[N], const char* details = nullptr) {
-  return {name, description, std::is_base_of_v<Source, E> ? 1 : 0, params, N, &create<E>, details};
+  return {name, description, std::is_base_of_v<Source, E> ? 1 : 0, params, N, &create<E>, details,
+          std::is_base_of_v<Source, E> ? DOCFLOW_EXECUTOR_SINGLE_INSTANCE : 0u, nullptr};
 }
 
 template <typename E>
 constexpr docflow_executor_entry executor(const char* name, const char* description) {
-  return {name, description, std::is_base_of_v<Source, E> ? 1 : 0, nullptr, 0, &create<E>, nullptr};
+  return {name, description, std::is_base_of_v<Source, E> ? 1 : 0, nullptr, 0, &create<E>, nullptr,
+          std::is_base_of_v<Source, E> ? DOCFLOW_EXECUTOR_SINGLE_INSTANCE : 0u, nullptr};
+}
+
+// Marks an entry as keeping state across requests: no replicas (see
+// DOCFLOW_EXECUTOR_SINGLE_INSTANCE). `output_param`, when given, names the
+// parameter holding the file it writes, so that validation can refuse two
+// executors writing one file.
+constexpr docflow_executor_entry single_instance(docflow_executor_entry e, const char* output_param = nullptr) {
+  e.flags |= DOCFLOW_EXECUTOR_SINGLE_INSTANCE;
+  e.output_param = output_param;
+  return e;
 }
 
 }  // namespace docflow::plugin

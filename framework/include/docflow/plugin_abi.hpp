@@ -8,7 +8,8 @@
 
 #include <torch/version.h>
 
-#define DOCFLOW_ABI_MAJOR 1
+// 2: executor entries carry flags and output_param (the table's stride changed).
+#define DOCFLOW_ABI_MAJOR 2
 #define DOCFLOW_ABI_MINOR 0
 
 #define DOCFLOW_STR_(x) #x
@@ -52,7 +53,16 @@ struct docflow_executor_entry {
   // `docflow::Executor*` owned by the host. Called only after the checks.
   void* (*create)(const void* context);
   const char* details;  // longer text for `flow plugins describe`, or nullptr
+  std::uint32_t flags;  // DOCFLOW_EXECUTOR_* bits
+  // The parameter naming the file the executor writes, or nullptr: no two
+  // executors of a flow may write the same file.
+  const char* output_param;
 };
+
+// The executor keeps state across requests (a file it writes in order, a
+// model it trains, metrics it accumulates): a flow may not give it replicas,
+// which would split that state between instances. Sources always are.
+#define DOCFLOW_EXECUTOR_SINGLE_INSTANCE 1u
 
 struct docflow_plugin_descriptor {
   std::uint32_t abi_major;

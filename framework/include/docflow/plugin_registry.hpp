@@ -33,6 +33,8 @@ struct RefusedPlugin {
 struct ExecutorInfo {
   std::string name, description, details;
   bool is_source = false;
+  bool single_instance = false;  // refuses replicas (DOCFLOW_EXECUTOR_SINGLE_INSTANCE)
+  std::string output_param;      // the parameter naming the file it writes, or empty
   ParamSchema schema;
   const PluginInfo* plugin = nullptr;
   void* (*create)(const void*) = nullptr;
