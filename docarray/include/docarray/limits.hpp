@@ -18,9 +18,9 @@ struct Limits {
   std::uint32_t depth = 64;
   // Elements of one tensor in a document file (2^31: 8 GiB of float32).
   std::uint64_t tensor_elements = std::uint64_t{1} << 31;
-  // Pixels of one decoded image: width x height (PIL's MAX_IMAGE_PIXELS is
-  // 89,478,485; this is 16k x 16k).
-  std::uint64_t image_pixels = std::uint64_t{1} << 28;
+  // Pixels of one decoded image, width x height, as declared by its header:
+  // PIL's DecompressionBombError threshold (twice MAX_IMAGE_PIXELS).
+  std::uint64_t image_pixels = 2 * 89'478'485;
   // Bytes of one text a tokenizer reads before it stops (the rest cannot reach
   // 77 tokens anyway; see ClipTokenizer).
   std::uint64_t text_bytes = std::uint64_t{1} << 20;

@@ -2,10 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "clip/error.hpp"
+#include "docarray/limits.hpp"
 
 namespace clip {
 namespace {
@@ -19,7 +21,9 @@ ClipConfig vit(std::int64_t vw, std::int64_t vl, std::int64_t patch, std::int64_
   return c;
 }
 
-std::int64_t parameters(const ClipConfig& c) {
+}  // namespace
+
+std::int64_t parameter_count(const ClipConfig& c) {
   auto block = [](std::int64_t w, std::int64_t m) { return 4 * (w * w + w) + 2 * w * m + m + w + 4 * w; };
   const auto& v = c.vision;
   const auto& t = c.text;
@@ -30,8 +34,6 @@ std::int64_t parameters(const ClipConfig& c) {
        t.num_layers * block(t.hidden_size, t.intermediate_size);
   return n + (v.hidden_size + t.hidden_size) * c.projection_dim + 1;
 }
-
-}  // namespace
 
 ClipConfig preset(const std::string& name) {
   if (name == "openai/clip-vit-base-patch32" || name == "ViT-B/32") return vit(768, 12, 32, 224, 512, 12, 512);
@@ -66,7 +68,7 @@ std::string describe_presets() {
     ClipConfig c = preset(n);
     out << "  " << n << ": vision " << c.vision.hidden_size << "x" << c.vision.num_layers << " /" << c.vision.patch_size
         << " /" << c.vision.image_size << "px, text " << c.text.hidden_size << "x" << c.text.num_layers << ", projection "
-        << c.projection_dim << ", " << (parameters(c) + 500000) / 1000000 << "M parameters\n";
+        << c.projection_dim << ", " << (parameter_count(c) + 500000) / 1000000 << "M parameters\n";
   }
   return out.str();
 }
@@ -74,9 +76,16 @@ std::string describe_presets() {
 ClipConfig load_config(const std::string& path) {
   std::ifstream f(path);
   if (!f) throw Error("cannot read CLIP config " + path);
+  std::error_code ec;
+  if (std::filesystem::file_size(path, ec) > docarray::limits().model_header_bytes)
+    throw Error(path + ": larger than " + docarray::limit_hint("model_header_bytes") + "; not a config.json?");
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(f);
+    const int max_depth = static_cast<int>(docarray::limits().depth);
+    j = nlohmann::json::parse(f, [max_depth](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+      if (depth > max_depth) throw Error("nested deeper than " + docarray::limit_hint("depth"));
+      return true;
+    });
   } catch (const std::exception& e) {
     throw Error(path + ": invalid JSON: " + e.what());
   }
@@ -109,12 +118,33 @@ ClipConfig load_config(const std::string& path) {
   c.text.layer_norm_eps = get(t, "text_config.", "layer_norm_eps", c.text.layer_norm_eps);
   c.projection_dim = get(j, "", "projection_dim", c.projection_dim);
   c.logit_scale_init = get(j, "", "logit_scale_init_value", c.logit_scale_init);
-  for (auto [what, value] : {std::pair{"vision_config.hidden_size", c.vision.hidden_size},
-                             std::pair{"text_config.hidden_size", c.text.hidden_size},
-                             std::pair{"vision_config.num_attention_heads", c.vision.num_heads},
-                             std::pair{"text_config.num_attention_heads", c.text.num_heads},
-                             std::pair{"projection_dim", c.projection_dim}})
-    if (value <= 0) throw Error(path + ": " + what + " must be positive, found " + std::to_string(value));
+  // Every size within what any CLIP uses (ViT-bigG: width 1664, 48 layers)
+  // with a wide margin, so that a hostile or mistyped config.json is refused
+  // here instead of allocating gigabytes (or dividing by a zero patch size)
+  // before the weights are compared with it.
+  struct Bound {
+    const char* what;
+    std::int64_t value, minimum, maximum;
+  };
+  const Bound bounds[] = {
+      {"vision_config.hidden_size", c.vision.hidden_size, 1, 1 << 16},
+      {"vision_config.intermediate_size", c.vision.intermediate_size, 1, 1 << 18},
+      {"vision_config.num_attention_heads", c.vision.num_heads, 1, 1 << 12},
+      {"vision_config.num_hidden_layers", c.vision.num_layers, 0, 1024},
+      {"vision_config.image_size", c.vision.image_size, 1, 1 << 13},
+      {"vision_config.patch_size", c.vision.patch_size, 1, c.vision.image_size},
+      {"text_config.hidden_size", c.text.hidden_size, 1, 1 << 16},
+      {"text_config.intermediate_size", c.text.intermediate_size, 1, 1 << 18},
+      {"text_config.num_attention_heads", c.text.num_heads, 1, 1 << 12},
+      {"text_config.num_hidden_layers", c.text.num_layers, 0, 1024},
+      {"text_config.max_position_embeddings", c.text.max_positions, 1, 1 << 16},
+      {"text_config.vocab_size", c.text.vocab_size, 1, 1 << 24},
+      {"projection_dim", c.projection_dim, 1, 1 << 16},
+  };
+  for (const auto& b : bounds)
+    if (b.value < b.minimum || b.value > b.maximum)
+      throw Error(path + ": " + b.what + " must be between " + std::to_string(b.minimum) + " and " +
+                  std::to_string(b.maximum) + ", found " + std::to_string(b.value));
   if (c.vision.hidden_size % c.vision.num_heads || c.text.hidden_size % c.text.num_heads)
     throw Error(path + ": hidden_size must be a multiple of num_attention_heads");
   return c;

@@ -11,10 +11,20 @@
 #include <fstream>
 
 #include "clip/error.hpp"
+#include "docarray/limits.hpp"
 #include "vector_math.hpp"
 
 namespace clip {
 namespace {
+
+// Decompression bombs: a header declares the size, a few bytes fill it. The
+// declared pixels are checked (in 64 bits) before any buffer is allocated.
+void check_pixels(std::uint64_t width, std::uint64_t height, const std::string& name) {
+  if (width == 0 || height == 0) throw Error(name + ": the image header declares a size of 0 pixels");
+  if (width * height > docarray::limits().image_pixels || width > 1u << 30 || height > 1u << 30)
+    throw Error(name + ": the image header declares " + std::to_string(width) + "x" + std::to_string(height) +
+                " pixels, more than " + docarray::limit_hint("image_pixels"));
+}
 
 // --- PNG ----------------------------------------------------------------------
 
@@ -24,9 +34,15 @@ Image decode_png(const std::string& bytes, const std::string& name) {
   img.version = PNG_IMAGE_VERSION;
   if (!png_image_begin_read_from_memory(&img, bytes.data(), bytes.size()))
     throw Error(name + ": corrupt PNG: " + img.message);
+  try {
+    check_pixels(img.width, img.height, name);
+  } catch (...) {
+    png_image_free(&img);
+    throw;
+  }
   // Read with alpha and drop it, as PIL's convert("RGB") does (no compositing).
   img.format = PNG_FORMAT_RGBA;
-  std::vector<std::uint8_t> rgba(PNG_IMAGE_SIZE(img));
+  std::vector<std::uint8_t> rgba(std::size_t{4} * img.width * img.height);
   if (!png_image_finish_read(&img, nullptr, rgba.data(), 0, nullptr)) {
     std::string msg = img.message;
     png_image_free(&img);
@@ -79,6 +95,12 @@ Image decode_jpeg(const std::string& bytes, const std::string& name, int min_sho
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&cinfo, TRUE);
+  try {
+    check_pixels(cinfo.image_width, cinfo.image_height, name);
+  } catch (...) {
+    jpeg_destroy_decompress(&cinfo);
+    throw;
+  }
   const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
   if (min_short_side > 0) {
@@ -262,11 +284,14 @@ Image resize_window(const Image& in, int width, int height, int left, int top, i
 
 }  // namespace
 
-Image decode_image(const std::string& bytes, const std::string& name, int min_short_side) {
+Image decode_image(const std::string& bytes, const std::string& name, int min_short_side) try {
   if (bytes.size() >= 8 && std::memcmp(bytes.data(), "\x89PNG\r\n\x1a\n", 8) == 0) return decode_png(bytes, name);
   if (bytes.size() >= 3 && std::memcmp(bytes.data(), "\xFF\xD8\xFF", 3) == 0) return decode_jpeg(bytes, name, min_short_side);
   if (bytes.empty()) throw Error(name + ": empty file, not an image");
   throw Error(name + ": unsupported image format (PNG and JPEG are supported)");
+} catch (const std::bad_alloc&) {
+  // Within the pixel limit yet more than the machine has: still this file's fault.
+  throw Error(name + ": out of memory decoding the image");
 }
 
 Image load_image(const std::string& path, int min_short_side) {

@@ -13,11 +13,11 @@
 #include <set>
 
 #include "clip/error.hpp"
+#include "docarray/limits.hpp"
 
 namespace clip {
 namespace {
 
-constexpr std::uint64_t kMaxHeader = 100ull << 20;  // 100 MiB, as the reference implementation
 
 const std::pair<const char*, torch::ScalarType> kDtypes[] = {
     {"F32", torch::kFloat}, {"F16", torch::kHalf}, {"BF16", torch::kBFloat16}, {"F64", torch::kDouble},
@@ -56,14 +56,17 @@ SafetensorsFile read_safetensors(const std::string& path) {
 
   std::uint64_t header_len;
   std::memcpy(&header_len, base, 8);
-  if (header_len > kMaxHeader) bad(path, "header length " + std::to_string(header_len) + " exceeds the 100 MiB cap");
+  if (header_len > docarray::limits().model_header_bytes)
+    bad(path, "header length " + std::to_string(header_len) + " exceeds " + docarray::limit_hint("model_header_bytes"));
   if (8 + header_len > map->size)
     bad(path, "header length " + std::to_string(header_len) + " runs past the end of the file (truncated?)");
 
   // Duplicate names are an error, though JSON parsers keep the last one.
   std::set<std::string> seen;
   std::string duplicate;
+  const int max_depth = static_cast<int>(docarray::limits().depth);
   auto on_event = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    if (depth > max_depth) throw Error("nested deeper than " + docarray::limit_hint("depth"));
     if (depth == 1 && event == nlohmann::json::parse_event_t::key) {
       std::string key = parsed.get<std::string>();
       if (!seen.insert(key).second && duplicate.empty()) duplicate = key;
@@ -98,7 +101,8 @@ SafetensorsFile read_safetensors(const std::string& path) {
     for (const auto& s : info["shape"]) {
       if (!s.is_number_integer() || s.get<std::int64_t>() < 0) bad(path, "tensor '" + name + "' has a bad shape");
       shape.push_back(s.get<std::int64_t>());
-      numel *= static_cast<std::uint64_t>(shape.back());
+      if (__builtin_mul_overflow(numel, static_cast<std::uint64_t>(shape.back()), &numel) || numel > data_size)
+        bad(path, "tensor '" + name + "' has a shape of more elements than the file has bytes");
     }
     const auto& offsets = info["data_offsets"];
     if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())

@@ -14,9 +14,12 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <queue>
 #include <sstream>
+#include <string_view>
 
 #include "clip/error.hpp"
+#include "docarray/limits.hpp"
 
 namespace clip {
 namespace {
@@ -65,8 +68,11 @@ std::string html_unescape(const std::string& s) {
       out += s[i++];
       continue;
     }
-    std::size_t semi = s.find(';', i);
-    if (semi != std::string::npos && semi - i <= 10) {
+    // An entity is at most 10 characters: look no further (searching to the
+    // end of the text for every '&' made this quadratic).
+    std::size_t semi = std::string_view(s).substr(i, 11).find(';');
+    if (semi != std::string::npos) {
+      semi += i;
       std::string name = s.substr(i + 1, semi - i - 1);
       if (!name.empty() && name[0] == '#') {
         try {
@@ -216,6 +222,12 @@ void Tokenizer::build(const std::vector<std::pair<std::string, std::string>>& me
   for (std::size_t i = 0; i < vocab.size(); ++i) encoder_[vocab[i]] = static_cast<std::int64_t>(i);
 }
 
+// OpenAI's loop merges, again and again, every occurrence of the best-ranked
+// adjacent pair, left to right: quadratic in a word's length. The same merges
+// in O(n log n): symbols in a linked list, candidate pairs in a heap ordered
+// by (rank, position). A pair a merge creates never has the rank being
+// merged (its text is longer than either half), so taking same-rank pairs
+// left to right gives exactly OpenAI's result.
 std::string Tokenizer::bpe(const std::string& token) const {
   {
     std::lock_guard<std::mutex> lock(cache_mutex_);
@@ -234,37 +246,47 @@ std::string Tokenizer::bpe(const std::string& token) const {
   }
   if (word.empty()) return token + "</w>";
   word.back() += "</w>";
-  while (word.size() > 1) {
-    int best = std::numeric_limits<int>::max();
-    std::size_t at = 0;
-    for (std::size_t i = 0; i + 1 < word.size(); ++i) {
-      auto it = ranks_.find(word[i] + " " + word[i + 1]);
-      if (it != ranks_.end() && it->second < best) {
-        best = it->second;
-        at = i;
-      }
-    }
-    if (best == std::numeric_limits<int>::max()) break;
-    const std::string first = word[at], second = word[at + 1];
-    std::vector<std::string> merged;
-    for (std::size_t i = 0; i < word.size();) {
-      if (i + 1 < word.size() && word[i] == first && word[i + 1] == second) {
-        merged.push_back(first + second);
-        i += 2;
-      } else {
-        merged.push_back(word[i++]);
-      }
-    }
-    word = std::move(merged);
+  const std::size_t n = word.size();
+  std::vector<std::size_t> prev(n), next(n);
+  std::vector<bool> alive(n, true);
+  for (std::size_t i = 0; i < n; ++i) {
+    prev[i] = i - 1;  // wraps for the first: never read, alive checks guard it
+    next[i] = i + 1;
+  }
+  struct Candidate {
+    int rank;
+    std::size_t left;
+    std::string first, second;  // the pair's texts when it was pushed
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+  };
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
+  auto push = [&](std::size_t left) {
+    if (left >= n || next[left] >= n) return;
+    auto it = ranks_.find(word[left] + " " + word[next[left]]);
+    if (it != ranks_.end()) heap.push({it->second, left, word[left], word[next[left]]});
+  };
+  for (std::size_t i = 0; i + 1 < n; ++i) push(i);
+  while (!heap.empty()) {
+    Candidate c = heap.top();
+    heap.pop();
+    const std::size_t l = c.left, r = next[l];
+    // Stale: a symbol of the pair has merged with another since it was pushed.
+    if (!alive[l] || r >= n || word[l] != c.first || word[r] != c.second) continue;
+    word[l] += word[r];
+    alive[r] = false;
+    next[l] = next[r];
+    if (next[r] < n) prev[next[r]] = l;
+    if (l > 0 && alive[l] && prev[l] < n) push(prev[l]);
+    push(l);
   }
   std::string out;
-  for (std::size_t i = 0; i < word.size(); ++i) out += (i ? " " : "") + word[i];
+  for (std::size_t i = 0; i < n; i = next[i]) out += (out.empty() ? "" : " ") + word[i];
   std::lock_guard<std::mutex> lock(cache_mutex_);
   if (cache_.size() < 100000) cache_[token] = out;
   return out;
 }
 
-std::vector<std::int64_t> Tokenizer::encode(const std::string& text) const {
+std::vector<std::int64_t> Tokenizer::encode(const std::string& text, std::size_t max_tokens) const {
   const std::string s = clean_text(text);
   std::vector<std::int64_t> ids;
   auto emit = [&](const std::string& piece) {
@@ -282,7 +304,7 @@ std::vector<std::int64_t> Tokenizer::encode(const std::string& text) const {
   static const char* kContractions[] = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
   const char* p = s.data();
   const int32_t len = static_cast<int32_t>(s.size());
-  for (int32_t i = 0; i < len;) {
+  for (int32_t i = 0; i < len && ids.size() < max_tokens;) {
     // CLIP's pattern, alternatives in order: special tokens, contractions,
     // letters+, one number, [^\s\p{L}\p{N}]+; anything else (whitespace) is skipped.
     bool matched = false;
@@ -342,13 +364,26 @@ std::vector<std::int64_t> Tokenizer::encode(const std::string& text) const {
 }
 
 std::vector<std::int64_t> Tokenizer::tokenize(const std::string& text, std::size_t context_length, bool truncate) const {
+  // What truncation drops is never encoded: at most the first text_bytes of
+  // the text (cut at a character boundary), and no token past the context.
+  const std::size_t max_bytes = docarray::limits().text_bytes;
+  std::string_view kept(text);
+  if (kept.size() > max_bytes) {
+    if (!truncate)
+      throw Error("text of " + std::to_string(text.size()) + " bytes is longer than " + docarray::limit_hint("text_bytes"));
+    std::size_t cut = max_bytes;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+    kept = kept.substr(0, cut);
+  }
   std::vector<std::int64_t> ids{kStartOfText};
-  for (auto id : encode(text)) ids.push_back(id);
+  // One token more than fits tells a too-long text from one that fits.
+  for (auto id : encode(std::string(kept), truncate ? context_length : std::numeric_limits<std::size_t>::max()))
+    ids.push_back(id);
   ids.push_back(kEndOfText);
   if (ids.size() > context_length) {
     if (!truncate)
       throw Error("text of " + std::to_string(ids.size()) + " tokens is longer than the context length " +
-                  std::to_string(context_length) + ": \"" + text.substr(0, 60) + "...\"");
+                  std::to_string(context_length) + ": \"" + text.substr(0, 60) + "...\"");  // Error keeps it valid UTF-8
     ids.resize(context_length);
     ids.back() = kEndOfText;
   }

@@ -216,6 +216,14 @@ ClipModel load_model(const std::string& spec, const LoadOptions& opt) {
   }
   if (opt.vision_heads) config.vision.num_heads = *opt.vision_heads;
   if (opt.text_heads) config.text.num_heads = *opt.text_heads;
+  // Before the model is allocated: a config.json that asks for more
+  // parameters than the file holds is refused (it would allocate, then fail).
+  std::int64_t held = 0;
+  for (const auto& [name, t] : tensors) held += t.numel();
+  const std::int64_t wanted = parameter_count(config);
+  if (wanted > held + held / 100 + 1024)
+    throw Error(source + ": its configuration describes " + std::to_string(wanted) + " parameters, the weights hold " +
+                std::to_string(held) + ": config.json and the weights disagree");
   ClipModel model(config);
   load_state(model, tensors, source);
   return model;

@@ -39,6 +39,9 @@ std::string describe_presets();
 // Reads a Hugging Face CLIPModel config.json; throws clip::Error naming the
 // file and the field at fault.
 ClipConfig load_config(const std::string& path);
+
+// The parameters a model of this configuration has.
+std::int64_t parameter_count(const ClipConfig& config);
 // Writes it so that transformers.CLIPModel.from_pretrained reads it.
 void save_config(const ClipConfig& config, const std::string& path);
 

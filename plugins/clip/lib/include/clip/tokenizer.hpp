@@ -27,11 +27,15 @@ class Tokenizer {
   Tokenizer(const Tokenizer& other);
   Tokenizer& operator=(const Tokenizer&) = delete;
 
-  // The BPE ids of `text`, without start and end tokens.
-  std::vector<std::int64_t> encode(const std::string& text) const;
+  // The BPE ids of `text`, without start and end tokens; the split stops
+  // once `max_tokens` ids are out (a word is merged whole).
+  std::vector<std::int64_t> encode(const std::string& text,
+                                   std::size_t max_tokens = static_cast<std::size_t>(-1)) const;
   // Start token, ids, end token, padded with 0 to `context_length`. Longer
   // texts are cut so that the end token stays last, or rejected (clip::Error)
-  // when `truncate` is false.
+  // when `truncate` is false. Only what can reach the context is encoded:
+  // the first limits().text_bytes bytes (a longer text without `truncate` is
+  // an error), up to the context's tokens.
   std::vector<std::int64_t> tokenize(const std::string& text, std::size_t context_length = 77, bool truncate = true) const;
   std::size_t vocab_size() const { return encoder_.size(); }
 
