@@ -20,6 +20,21 @@ std::string field_of(const Document& d, const std::string& field) {
   throw Error("evaluate: hash_field must be id, text, uri or tags.NAME, got '" + field + "'");
 }
 
+// Python's ==, which DocArray's label comparison is: numbers compare by value
+// across bool, int and float (1 == 1.0 == True); anything else by type and value.
+bool same_label(const Value& a, const Value& b) {
+  auto number = [](const Value& v, double& out) {
+    if (v.is_bool()) out = v.as_bool();
+    else if (v.is_int()) out = static_cast<double>(v.as_int());
+    else if (v.is_double()) out = v.as_double();
+    else return false;
+    return true;
+  };
+  double x, y;
+  if (number(a, x) && number(b, y)) return x == y;
+  return a == b;
+}
+
 double score(const std::string& metric, const metrics::Relevance& r, std::optional<int> max_rel,
              const EvaluateOptions& o) {
   if (metric == "precision_at_k") return metrics::precision_at_k(r, o.k);
@@ -43,6 +58,9 @@ std::map<std::string, double> evaluate(DocumentArray& queries, const EvaluateOpt
   if (o.k && *o.k < 1) throw Error("evaluate: k must be at least 1, got " + std::to_string(*o.k));
   for (const auto& metric : o.metrics) score(metric, {}, 0, o);  // rejects unknown names before any work
   std::vector<Document*> qs = queries.traverse_flat(o.query_path);
+  // DocArray refuses both: an average over nothing, and a query whose
+  // missing matches would silently score 0.
+  if (qs.empty()) throw Error("evaluate: there are no queries (at traversal path '" + o.query_path + "')");
   std::vector<const Document*> gts;
   if (o.ground_truth) {
     gts = o.ground_truth->traverse_flat(o.query_path);
@@ -54,6 +72,8 @@ std::map<std::string, double> evaluate(DocumentArray& queries, const EvaluateOpt
   std::map<std::string, double> sums;
   for (std::size_t i = 0; i < qs.size(); ++i) {
     Document& q = *qs[i];
+    if (q.matches.empty())
+      throw Error("evaluate: query '" + q.id + "' has no matches: call match() first");
     metrics::Relevance r;
     r.reserve(q.matches.size());
     std::optional<int> max_rel;
@@ -62,10 +82,13 @@ std::map<std::string, double> evaluate(DocumentArray& queries, const EvaluateOpt
       if (o.strict && gt.id != q.id)
         throw Error("evaluate: query " + std::to_string(i) + " has id '" + q.id + "' but its ground truth has id '" +
                     gt.id + "' (pass strict = false to pair them by position)");
+      if (gt.matches.empty())
+        throw Error("evaluate: ground-truth document '" + gt.id + "' has no matches (the relevant documents)");
       std::unordered_set<std::string> relevant;
       for (const auto& m : gt.matches) relevant.insert(field_of(m, o.hash_field));
       for (const auto& m : q.matches) r.push_back(relevant.count(field_of(m, o.hash_field)) ? 1.0 : 0.0);
-      max_rel = static_cast<int>(relevant.size());
+      // DocArray counts every ground-truth match, duplicates included.
+      max_rel = static_cast<int>(gt.matches.size());
     } else {
       const Value* label = q.find_tag(o.label_tag);
       if (!label)
@@ -73,7 +96,7 @@ std::map<std::string, double> evaluate(DocumentArray& queries, const EvaluateOpt
                     "' and no ground truth was given");
       for (const auto& m : q.matches) {
         const Value* ml = m.find_tag(o.label_tag);
-        r.push_back(ml && *ml == *label ? 1.0 : 0.0);
+        r.push_back(ml && same_label(*ml, *label) ? 1.0 : 0.0);
       }
       auto it = o.num_relevant_per_label.find(label->dump());
       if (it != o.num_relevant_per_label.end()) max_rel = it->second;

@@ -132,6 +132,7 @@ void run(Metric metric, std::vector<Document*>& qdocs, const std::vector<const D
   const T* qsq = q_sq.data_ptr<T>();
   for (std::int64_t qi = 0; qi < nq; ++qi) {
     Document& query = *qdocs[static_cast<std::size_t>(qi)];
+    query.matches.clear();  // as DocArray: a new match replaces the previous matches
     std::size_t added = 0;
     for (std::int64_t j = 0; j < best_size[qi] && added < opt.limit; ++j) {
       const Document& hit = *xdocs[static_cast<std::size_t>(best_idx[qi * want + j])];

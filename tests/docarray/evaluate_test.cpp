@@ -103,11 +103,54 @@ BOOST_AUTO_TEST_CASE(errors_name_the_query) {
   DocumentArray truth;
   truth.append(Document("other"));
   truth.append(Document("q2"));
+  for (auto& t : truth) t.add_match(Document("relevant"));
   DocumentArray qs = labelled();
   opt.ground_truth = &truth;
   BOOST_CHECK_THROW(docarray::evaluate(qs, opt), docarray::Error);  // strict: ids differ
   opt.strict = false;
   BOOST_CHECK_NO_THROW(docarray::evaluate(qs, opt));
+}
+
+// Where docflow followed DocArray 0.21's own evaluation.py after a check
+// against it: empty inputs are refused, max_rel counts every ground-truth
+// match, labels compare as Python's == does.
+BOOST_AUTO_TEST_CASE(follows_docarray_on_empty_inputs_duplicates_and_label_equality) {
+  docarray::EvaluateOptions opt;
+  opt.metrics = {"recall_at_k"};
+  DocumentArray none;
+  BOOST_CHECK_THROW(docarray::evaluate(none, opt), docarray::Error);
+  DocumentArray bare;
+  bare.append(Document("q"));
+  bare[0].tags["label"] = 1;
+  BOOST_CHECK_THROW(docarray::evaluate(bare, opt), docarray::Error);
+
+  // Ground truth with a duplicate: max_rel is 2, so one hit recalls 0.5.
+  DocumentArray qs;
+  qs.append(Document("q"));
+  qs[0].add_match(Document("a"));
+  DocumentArray truth;
+  truth.append(Document("q"));
+  truth[0].add_match(Document("a"));
+  truth[0].add_match(Document("a"));
+  opt.ground_truth = &truth;
+  BOOST_TEST(docarray::evaluate(qs, opt).at("recall_at_k") == 0.5);
+  DocumentArray empty_truth;
+  empty_truth.append(Document("q"));
+  opt.ground_truth = &empty_truth;
+  BOOST_CHECK_THROW(docarray::evaluate(qs, opt), docarray::Error);
+
+  // Label 1 matches 1.0 and true, not "1".
+  opt.ground_truth = nullptr;
+  opt.metrics = {"precision_at_k"};
+  DocumentArray labels;
+  labels.append(Document("q"));
+  labels[0].tags["label"] = 1;
+  for (docarray::Value v : {docarray::Value(1.0), docarray::Value(true), docarray::Value("1"), docarray::Value(2)}) {
+    Document m;
+    m.tags["label"] = v;
+    labels[0].add_match(m);
+  }
+  BOOST_TEST(docarray::evaluate(labels, opt).at("precision_at_k") == 0.5);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -107,6 +107,11 @@ BOOST_AUTO_TEST_CASE(exclude_self_limit_and_copies_without_matches) {
   opt.limit = 100;
   docarray::match(few, random_docs(4, 8, "x"), opt);
   BOOST_TEST(few[0].matches.size() == 4u);
+  // Matching again replaces the matches, as DocArray does (it appended once).
+  few[0].add_match(Document("stale"));
+  docarray::match(few, random_docs(3, 8, "y"), opt);
+  BOOST_TEST(few[0].matches.size() == 3u);
+  BOOST_TEST(few[0].matches[0].id.rfind("y", 0) == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(traversal_paths_select_queries_and_index) {
