@@ -107,6 +107,10 @@ std::size_t Value::size() const {
   return 0;
 }
 
-std::string Value::dump() const { return to_json(*this).dump(); }
+// For messages and logs: a string with invalid UTF-8 (from a hostile file)
+// shows U+FFFD where the broken bytes were instead of throwing.
+std::string Value::dump() const {
+  return to_json(*this).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
 
 }  // namespace docarray

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test suites of docarray, the framework and the CLIP library (with the
+# fuzz corpora replayed) built with AddressSanitizer and
+# UndefinedBehaviorSanitizer, in build-asan/. scripts/test.sh runs it after the
+# Release suite; set DOCFLOW_SANITIZE=0 to skip it there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${DOCFLOW_ASAN_BUILD_DIR:-build-asan}
+if [ ! -f "$dir/build.ninja" ]; then
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDOCFLOW_SANITIZE=address,undefined \
+    -DDOCFLOW_BUILD_BENCH=OFF
+fi
+cmake --build "$dir" -j"$(nproc)" --target docarray_tests framework_tests clip_tests \
+  $(printf 'fuzz_%s ' binary_docs jsonl_docs flow_file model_files images tokenizer)
+# LibTorch is not instrumented; what it trips is listed with a reason in
+# fuzz/ubsan.supp. Leak checking stays on.
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:suppressions=$PWD/fuzz/ubsan.supp"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
+ctest --test-dir "$dir" --output-on-failure -j"$(nproc)" -L 'docarray|framework|clip|fuzz'
