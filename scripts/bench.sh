@@ -16,16 +16,7 @@ BENCH_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base
 )
 
-missing=()
-for p in "${BENCH_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "bench: installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+scripts/install-missing.sh "${BENCH_PACKAGES[@]}"
 BUILD_DIR=${DOCFLOW_BUILD_DIR:-build}
 # A build configured before FAISS was installed skipped bench_match: configure again.
 [ -f "$BUILD_DIR/build.ninja" ] && cmake "$BUILD_DIR" >/dev/null

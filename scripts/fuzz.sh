@@ -11,15 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
-missing=()
-for p in "${FUZZ_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+scripts/install-missing.sh "${FUZZ_PACKAGES[@]}"
 scripts/setup.sh >/dev/null  # the project's own packages
 
 seconds=${1:-60}; shift || true

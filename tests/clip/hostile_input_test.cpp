@@ -3,7 +3,6 @@
 // linear in its size.
 #include <boost/test/unit_test.hpp>
 
-#include <jpeglib.h>
 #include <nlohmann/json.hpp>
 #include <zlib.h>
 
@@ -13,6 +12,8 @@
 
 #include "../support/temp_dir.hpp"
 #include "clip/error.hpp"
+#include "clip_errors.hpp"
+#include "encode_jpeg.hpp"
 #include "clip/image.hpp"
 #include "clip/tokenizer.hpp"
 #include "clip/weights.hpp"
@@ -22,14 +23,7 @@ using docflow::testing::TempDir;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const clip::Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+std::string error_of(const std::function<void()>& f) { return docflow::testing::clip_error_of(f); }
 
 bool contains(const std::string& s, const std::string& p) { return s.find(p) != std::string::npos; }
 
@@ -48,28 +42,7 @@ std::string png_claiming(std::uint32_t width, std::uint32_t height) {
 
 // A real 8x8 JPEG whose SOF0 header then claims width x height.
 std::string jpeg_claiming(std::uint16_t width, std::uint16_t height) {
-  jpeg_compress_struct c;
-  jpeg_error_mgr err;
-  c.err = jpeg_std_error(&err);
-  jpeg_create_compress(&c);
-  unsigned char* buf = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&c, &buf, &size);
-  c.image_width = 8;
-  c.image_height = 8;
-  c.input_components = 3;
-  c.in_color_space = JCS_RGB;
-  jpeg_set_defaults(&c);
-  jpeg_start_compress(&c, TRUE);
-  std::vector<unsigned char> row(24, 200);
-  for (int y = 0; y < 8; ++y) {
-    JSAMPROW r = row.data();
-    jpeg_write_scanlines(&c, &r, 1);
-  }
-  jpeg_finish_compress(&c);
-  jpeg_destroy_compress(&c);
-  std::string jpeg(reinterpret_cast<char*>(buf), size);
-  std::free(buf);
+  std::string jpeg = docflow::testing::encode_jpeg(clip::Image{8, 8, std::vector<std::uint8_t>(192, 200)});
   std::size_t sof = jpeg.find("\xFF\xC0");
   BOOST_REQUIRE(sof != std::string::npos);
   jpeg[sof + 5] = static_cast<char>(height >> 8);

@@ -7,10 +7,13 @@
 
 #include "clip/error.hpp"
 #include "clip/image.hpp"
+#include "encode_jpeg.hpp"
 #include "fixtures.hpp"
 
 using docflow::testing::SharedFixtures;
 using docflow::testing::tensor_of;
+
+using docflow::testing::encode_jpeg;
 
 namespace {
 
@@ -26,32 +29,6 @@ void write_png(const std::string& path, int w, int h, png_uint_32 format, const 
   img.height = static_cast<png_uint_32>(h);
   img.format = format;
   BOOST_REQUIRE(png_image_write_to_file(&img, path.c_str(), 0, pixels.data(), 0, nullptr));
-}
-
-std::string encode_jpeg(const clip::Image& im, int quality = 95) {
-  jpeg_compress_struct c;
-  jpeg_error_mgr err;
-  c.err = jpeg_std_error(&err);
-  jpeg_create_compress(&c);
-  unsigned char* out = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&c, &out, &size);
-  c.image_width = static_cast<JDIMENSION>(im.width);
-  c.image_height = static_cast<JDIMENSION>(im.height);
-  c.input_components = 3;
-  c.in_color_space = JCS_RGB;
-  jpeg_set_defaults(&c);
-  jpeg_set_quality(&c, quality, TRUE);
-  jpeg_start_compress(&c, TRUE);
-  while (c.next_scanline < c.image_height) {
-    JSAMPROW row = const_cast<JSAMPROW>(im.rgb.data() + static_cast<std::size_t>(c.next_scanline) * im.width * 3);
-    jpeg_write_scanlines(&c, &row, 1);
-  }
-  jpeg_finish_compress(&c);
-  std::string bytes(reinterpret_cast<char*>(out), size);
-  jpeg_destroy_compress(&c);
-  free(out);
-  return bytes;
 }
 
 clip::Image gradient(int w, int h) {

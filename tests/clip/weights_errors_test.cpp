@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "clip/error.hpp"
+#include "clip_errors.hpp"
 #include "clip/safetensors.hpp"
 #include "clip/weights.hpp"
 
@@ -25,14 +26,7 @@ void write_raw(const std::string& path, const std::string& header, const std::st
   f << header << data;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const clip::Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+std::string error_of(const std::function<void()>& f) { return docflow::testing::clip_error_of(f); }
 
 bool contains(const std::string& s, const std::string& p) { return s.find(p) != std::string::npos; }
 
