@@ -10,7 +10,7 @@ if [ ! -f "$dir/build.ninja" ]; then
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDOCFLOW_SANITIZE=address,undefined \
     -DDOCFLOW_BUILD_BENCH=OFF
 fi
-cmake --build "$dir" -j"$(nproc)" --target docarray_tests framework_tests clip_tests \
+cmake --build "$dir" -j"$(nproc)" --target docarray_tests framework_tests clip_tests finetune \
   $(printf 'fuzz_%s ' binary_docs jsonl_docs flow_file model_files images tokenizer)
 # LibTorch is not instrumented; what it trips is listed with a reason in
 # fuzz/ubsan.supp. Leak checking stays on.

@@ -107,7 +107,12 @@ BOOST_AUTO_TEST_CASE(ctrl_c_stops_the_run_cleanly) {
                       << "executors:\n  - {name: source, uses: Counter, with: {n: 2000}}\n"
                       << "  - {name: slow, uses: Sleeper, with: {max_ms: 10}}\n"
                       << "  - {name: fail, uses: Failer, with: {after: -1}}\n";
-  auto r = run_command("(" + in(dir, "run " + path + " --name stopped 2>&1 & pid=$!; sleep 1.5; kill -INT $pid; wait $pid") + ")");
+  // SIGINT once the run is STARTED (its handler is in place by then; a slow
+  // start, under a sanitizer say, must not let the signal arrive first).
+  const std::string status = dir.file("runs") + "/stopped/status.json";
+  auto r = run_command("(" + in(dir, "run " + path + " --name stopped 2>&1 & pid=$!; for i in $(seq 300); do grep -q STARTED " +
+                                         status + " 2>/dev/null && break; sleep 0.1; done; sleep 0.5; kill -INT $pid; wait $pid") +
+                       ")");
   BOOST_TEST(r.exit_code == 1, r.output);
   BOOST_TEST(contains(r.output, "run failed: the run was interrupted"), r.output);
   r = run_command(in(dir, "status stopped --workspace " + dir.file("runs")));
