@@ -198,12 +198,6 @@ double get_double(const Json& j, const std::string& field) {
   bad(field, std::string("expected a number, found ") + (j.is_string() ? "\"" + j.get<std::string>() + "\"" : kind(j)));
 }
 
-// The same nesting rules as the binary format's, so that every file one
-// format accepts converts to the other.
-void check_depth(std::uint32_t depth, const std::string& field, const char* what) {
-  if (depth > limits().depth) bad(field, std::string(what) + " nested deeper than " + limit_hint("depth"));
-}
-
 Value json_to_value(const Json& j, const std::string& field, std::uint32_t depth) {
   check_depth(depth, field, "tag values");
   switch (j.type()) {

@@ -63,6 +63,11 @@ void set_limit(const std::string& assignment) {
   else limits().*e.narrow = static_cast<std::uint32_t>(v);
 }
 
+void check_depth(std::uint32_t depth, const std::string& field, const char* what) {
+  if (depth > limits().depth)
+    throw Error("field '" + field + "': " + std::string(what) + " nested deeper than " + limit_hint("depth"));
+}
+
 std::string limit_hint(const std::string& name) {
   return "the " + name + " limit (" + std::to_string(value_of(entry(name))) + "; raise it with --input-limit " + name +
          "=N)";

@@ -143,10 +143,6 @@ double get_double(const msgpack::object& o, const std::string& field) {
   bad(field, std::string("expected a number, found ") + kind(o));
 }
 
-void check_depth(std::uint32_t depth, const std::string& field, const char* what) {
-  if (depth > limits().depth) bad(field, std::string(what) + " nested deeper than " + limit_hint("depth"));
-}
-
 Value get_value(const msgpack::object& o, const std::string& field, std::uint32_t depth) {
   check_depth(depth, field, "tag values");
   switch (o.type) {

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -108,7 +107,6 @@ Value infer(const std::string& s, bool quoted) {
     return Value(static_cast<std::int64_t>(v));
   }
   if (looks_like_float(s)) {
-    errno = 0;
     double d = std::strtod(s.c_str(), nullptr);
     if (std::isinf(d)) throw Error("number " + s + " is out of range for a double (write .inf for infinity)");
     return Value(d);

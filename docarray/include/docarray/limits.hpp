@@ -42,6 +42,11 @@ std::vector<std::string> limit_names();
 // the known limits for an unknown name or a bad value.
 void set_limit(const std::string& assignment);
 
+// Throws docarray::Error("field 'FIELD': WHAT nested deeper than the depth
+// limit ...") when depth > limits().depth. Both document formats count with
+// it, the same way, so that every file one accepts converts to the other.
+void check_depth(std::uint32_t depth, const std::string& field, const char* what);
+
 // "the depth limit (64; raise it with --input-limit depth=N)": the phrase errors end with.
 std::string limit_hint(const std::string& name);
 
