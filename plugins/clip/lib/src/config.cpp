@@ -98,6 +98,10 @@ ClipConfig load_config(const std::string& path) {
       throw Error(path + ": field " + section + key + " has the wrong type: " + obj.at(key).dump());
     }
   };
+  if (!j.is_object()) throw Error(path + ": expected a JSON object, found " + j.type_name());
+  for (const char* section : {"vision_config", "text_config"})
+    if (j.contains(section) && !j[section].is_object())
+      throw Error(path + ": " + section + " must be an object, found " + j[section].type_name());
   ClipConfig c;
   const nlohmann::json v = j.value("vision_config", nlohmann::json::object());
   const nlohmann::json t = j.value("text_config", nlohmann::json::object());
