@@ -286,12 +286,21 @@ struct Parser {
     if (!jtype) fail(n, "an inline `uses` needs `jtype: EXECUTOR`");
     e.uses = string(*jtype, "jtype");
     e.uses_where = at(*jtype);
-    if (const YamlNode* with = n.find("with")) {
-      if (!with->is_map() && !with->is_null()) fail(*with, "`with` expects a map of parameters, found " + std::string(with->kind_name()));
-      e.with = value(*with);
-      e.with_where = at(*with);
-      for (const auto& [k, v] : with->pairs) e.with_locations[k.scalar] = at(k);
+    if (const YamlNode* with = n.find("with")) merge_with(*with, e);
+  }
+
+  // A `with` map's parameters into e.with, each over any of the same name
+  // already there (an inline `uses`'s), with their locations.
+  void merge_with(const YamlNode& with, ExecutorConfig& e) const {
+    e.with_where = at(with);
+    if (!with.is_map() && !with.is_null())
+      fail(with, "`with` expects a map of parameters, found " + std::string(with.kind_name()));
+    Value own = value(with);
+    if (own.is_map()) {
+      if (!e.with.is_map()) e.with = Value(Value::Map{});
+      for (const auto& [k, v] : own.as_map()) e.with[k] = v;
     }
+    for (const auto& [k, v] : with.pairs) e.with_locations[k.scalar] = at(k);
   }
 
   ExecutorConfig executor(const YamlNode& n, std::size_t index) const {
@@ -325,17 +334,7 @@ struct Parser {
     if (n.find("with") && n.find("uses_with"))
       errors->add(ConfigError(at(*n.find("uses_with")), "executor '" + e.name + "': give either `with` or `uses_with`, not both"));
     for (const char* key : {"with", "uses_with"})
-      field(key, [&](const YamlNode& with) {
-        e.with_where = at(with);
-        if (!with.is_map() && !with.is_null())
-          fail(with, "`with` expects a map of parameters, found " + std::string(with.kind_name()));
-        Value own = value(with);
-        if (own.is_map()) {
-          if (!e.with.is_map()) e.with = Value(Value::Map{});
-          for (const auto& [k, v] : own.as_map()) e.with[k] = v;
-        }
-        for (const auto& [k, v] : with.pairs) e.with_locations[k.scalar] = at(k);
-      });
+      field(key, [&](const YamlNode& with) { merge_with(with, e); });
     field("needs", [&](const YamlNode& needs) {
       e.needs_where = at(needs);
       if (needs.is_scalar()) e.needs.push_back(string(needs, "needs"));
