@@ -12,6 +12,7 @@
 
 #include "base64.hpp"
 #include "docarray/dtype.hpp"
+#include "docarray/envelope.hpp"
 #include "docarray/error.hpp"
 #include "docarray/limits.hpp"
 
@@ -357,25 +358,74 @@ std::string to_json(const Document& doc) {
   return out;
 }
 
-Document from_json(const std::string& text) {
-  // nlohmann's parser keeps its own stack, but the tree it builds is walked
-  // recursively here: the depth is bounded while parsing, before any walk.
-  // Documents nest two JSON levels each (object, chunks list), tags one.
-  const int max_depth = 2 * static_cast<int>(limits().depth) + 8;
+namespace {
+
+// nlohmann's parser keeps its own stack, but the tree it builds is walked
+// recursively here: the depth is bounded while parsing, before any walk.
+// Documents nest two JSON levels each (object, chunks list), tags one; an
+// envelope adds two (the message, its data).
+Json parse_bounded(std::string_view text) {
+  const int max_depth = 2 * static_cast<int>(limits().depth) + 10;
   Json::parser_callback_t bound = [max_depth](int depth, Json::parse_event_t, Json&) {
     if (depth > max_depth) throw Error("JSON nested deeper than " + limit_hint("depth"));
     return true;
   };
-  Json j;
   try {
-    j = Json::parse(text, bound);
+    return Json::parse(text.begin(), text.end(), bound);
+  } catch (const Json::parse_error& e) {
+    // e.byte counts from 1, at the character that broke the parse.
+    throw Error("invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
   } catch (const Json::out_of_range& e) {
     // A number beyond double's range (1e999): nlohmann says "number overflow".
     throw Error(std::string("a number is out of range: ") + e.what());
   } catch (const Json::exception& e) {
     throw Error(std::string("invalid JSON: ") + e.what());
   }
-  return json_to_doc(j, 0);
+}
+
+}  // namespace
+
+Document from_json(const std::string& text) { return json_to_doc(parse_bounded(text), 0); }
+
+Envelope parse_json_envelope(std::string_view text) {
+  Json j = parse_bounded(text);
+  if (!j.is_object()) throw Error(std::string("the message must be a JSON object, found ") + kind(j));
+  Envelope env;
+  for (const auto& [k, v] : j.items()) {
+    if (k != "data") {
+      env.fields.as_map().emplace_back(k, json_to_value(v, k, 0));
+      continue;
+    }
+    if (v.is_null()) continue;
+    // Jina's HTTP API takes the list itself or DocArray's {"docs": [...]}.
+    if (v.is_object()) {
+      if (v.size() != 1 || !v.contains("docs"))
+        throw Error("field 'data': expected a list of documents or {\"docs\": [...]}, found an object with other keys");
+      env.docs = json_to_docs(v["docs"], "data.docs", 0);
+    } else {
+      env.docs = json_to_docs(v, "data", 0);
+    }
+  }
+  return env;
+}
+
+std::string to_json_envelope(const Value& fields, const DocumentArray& docs) {
+  std::string out = "{";
+  if (fields.is_map())
+    for (const auto& [k, v] : fields.as_map()) {
+      if (k == "data") continue;
+      put_string(out, k, "key");
+      out += ':';
+      put_value(out, v, k.c_str());
+      out += ',';
+    }
+  out += "\"data\":[";
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    if (i) out += ',';
+    put_doc(out, docs[i]);
+  }
+  out += "]}";
+  return out;
 }
 
 struct JsonlWriter::Impl {

@@ -292,6 +292,15 @@ void pack_document(msgpack::vrefbuffer& buf, const Document& d, std::vector<at::
   }
 }
 
+void pack_tag_value(msgpack::vrefbuffer& buf, const Value& v) {
+  Packer pk(buf);
+  pack_value(pk, buf, v);
+}
+
+Value unpack_tag_value(const msgpack::object& o, const std::string& field, std::uint32_t depth) {
+  return get_value(o, field, depth);
+}
+
 msgpack::unpack_limit record_limits(std::size_t len) {
   // A document level is a map and its chunks array; a tag level one container.
   const std::size_t depth = 2 * static_cast<std::size_t>(limits().depth) + 8;

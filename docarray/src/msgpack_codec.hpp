@@ -19,6 +19,11 @@ void pack_document(msgpack::vrefbuffer& buf, const Document& doc, std::vector<at
 // against limits().depth.
 Document unpack_document(const msgpack::object& obj, std::uint32_t depth = 0);
 
+// A tag value (JSON-like) on its own: the envelope of a network message
+// carries its parameters this way.
+void pack_tag_value(msgpack::vrefbuffer& buf, const Value& v);
+Value unpack_tag_value(const msgpack::object& o, const std::string& field, std::uint32_t depth = 0);
+
 // The limits msgpack-c's unpacker checks while it builds a record of `len`
 // bytes: no container can declare more elements than the record has bytes
 // (msgpack-c allocates the declared count before it reads the elements),

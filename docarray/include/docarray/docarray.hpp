@@ -5,6 +5,7 @@
 #include "docarray/document_array.hpp"
 #include "docarray/document_file.hpp"
 #include "docarray/dtype.hpp"
+#include "docarray/envelope.hpp"
 #include "docarray/error.hpp"
 #include "docarray/evaluate.hpp"
 #include "docarray/jsonl_io.hpp"
