@@ -22,5 +22,8 @@ int validate_command(const Args& args);
 int plot_command(const Args& args);
 int plugins_command(const Args& args);
 int artifact_command(const Args& args);
+int serve_command(const Args& args);
+int ping_command(const Args& args);
+int post_command(const Args& args);
 
 }  // namespace docflow::cli

@@ -13,6 +13,9 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  run FILE [--name N] [--set K=V]... [--detach]   run a flow in a run folder\n"
+    "  serve FILE [--name N] [--port P] [--detach]    serve a flow with Jina's HTTP API\n"
+    "  ping URL                                       exit 0 when a served flow is healthy\n"
+    "  post URL ENDPOINT --data FILE [-o OUT]         send documents to a served flow\n"
     "  status NAME                                    a run's state and details\n"
     "  logs NAME [--follow]                           a run's log\n"
     "  runs                                           the runs, as a table\n"
@@ -63,7 +66,8 @@ int main(int argc, char** argv) {
       {"docs", docs_command},         {"run", run_command},   {"status", status_command},
       {"logs", logs_command},         {"runs", runs_command}, {"validate", validate_command},
       {"plot", plot_command},         {"plugins", plugins_command}, {"artifact", artifact_command},
-      {"limits", limits_command},
+      {"limits", limits_command},     {"serve", serve_command}, {"ping", ping_command},
+      {"post", post_command},
   };
   std::string command = argv[1];
   auto it = commands.find(command);

@@ -14,6 +14,7 @@
 #include "docflow/process_tuning.hpp"
 #include "docflow/run.hpp"
 #include "options.hpp"
+#include "signal_watcher.hpp"
 
 namespace docflow::cli {
 namespace {
@@ -26,49 +27,6 @@ std::string default_run_name(const std::string& flow_name) {
   std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
   return flow_name + "-" + buf;
 }
-
-// Ctrl-C and SIGTERM stop the run cleanly: the handler only writes to a pipe
-// (any thread may run it: OpenBLAS starts threads before main, so blocking
-// signals cannot steer them to one thread); a watcher thread reads the pipe
-// and asks the flow to stop, and every opened executor is still closed.
-int g_signal_pipe[2] = {-1, -1};
-
-extern "C" void on_stop_signal(int sig) {
-  unsigned char byte = static_cast<unsigned char>(sig);
-  [[maybe_unused]] ssize_t n = ::write(g_signal_pipe[1], &byte, 1);
-}
-
-class SignalWatcher {
- public:
-  explicit SignalWatcher(Flow& flow) {
-    if (::pipe(g_signal_pipe) != 0) throw Error("cannot create the signal pipe");
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    // Also overrides the SIG_IGN a shell gives background jobs for SIGINT.
-    ::sigaction(SIGINT, &sa, nullptr);
-    ::sigaction(SIGTERM, &sa, nullptr);
-    thread_ = std::thread([&flow] {
-      unsigned char byte = 0;
-      while (::read(g_signal_pipe[0], &byte, 1) == 1) {
-        if (byte == 0) return;  // our own wake-up at the end of the run
-        flow.request_stop();
-      }
-    });
-  }
-  ~SignalWatcher() {
-    ::signal(SIGINT, SIG_DFL);
-    ::signal(SIGTERM, SIG_DFL);
-    unsigned char stop = 0;
-    [[maybe_unused]] ssize_t n = ::write(g_signal_pipe[1], &stop, 1);
-    thread_.join();
-    ::close(g_signal_pipe[0]);
-    ::close(g_signal_pipe[1]);
-  }
-
- private:
-  std::thread thread_;
-};
 
 // The newest training checkpoint of a run that did not finish, with the
 // same flow (the state only makes sense for the executors that saved it).
@@ -165,7 +123,7 @@ int run_command(const Args& args) {
   Logger logger;
   logger.set_terminal(!detach);
   logger.open_file(run->log_file().string());
-  SignalWatcher signals(*flow);
+  SignalWatcher signals([&flow] { flow->request_stop(); });
   auto t0 = std::chrono::steady_clock::now();
   try {
     logger.info("flow", "run " + run_name + " of " + file + " in " + run->path().string());

@@ -25,7 +25,8 @@ std::string ConfigError::message() const {
 ExecutorError::ExecutorError(const std::string& executor, const std::string& endpoint, const std::string& what)
     : Error("executor '" + executor + "'" + (endpoint.empty() ? "" : " on " + endpoint) + ": " + what),
       executor_(executor),
-      endpoint_(endpoint) {}
+      endpoint_(endpoint),
+      message_(docarray::escape_invalid_utf8(what)) {}
 
 namespace {
 std::size_t edit_distance(const std::string& a, const std::string& b) {

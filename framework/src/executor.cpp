@@ -12,6 +12,12 @@ bool Executor::handles(const std::string& endpoint) const {
   return handlers_.count(endpoint) > 0 || handlers_.count("*") > 0;
 }
 
+std::vector<std::string> Executor::endpoints() const {
+  std::vector<std::string> out;
+  for (const auto& [endpoint, handler] : handlers_) out.push_back(endpoint);
+  return out;
+}
+
 void Executor::handle(Request& request) {
   auto it = handlers_.find(request.endpoint);
   if (it == handlers_.end()) it = handlers_.find("*");

@@ -5,6 +5,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/container/small_vector.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -28,6 +29,10 @@ struct Message {
   bool is_event = false;
   Request request;
   Event event;
+  // Serving: the failure this request met (the executors after it pass it
+  // through) and the executors it is for (null: all).
+  std::exception_ptr error;
+  std::shared_ptr<const std::vector<std::string>> only;
 };
 
 // The per-vertex state of the runtime. `mu` guards the join and the in-order
@@ -62,6 +67,8 @@ using Dispatches = boost::container::small_vector<Dispatch, 4>;
 Message join(std::vector<Message>& parts) {
   Message out = std::move(parts.front());
   if (out.is_event) return out;
+  for (const auto& p : parts)
+    if (p.error && !out.error) out.error = p.error;
   for (std::size_t i = 1; i < parts.size(); ++i) merge_arrays(out.request.docs, parts[i].request.docs);
   return out;
 }
@@ -88,7 +95,12 @@ struct Flow::Impl {
   std::mutex mu;
   std::condition_variable cv;
   std::uint64_t next_seq = 0;
-  std::uint64_t injected = 0, answered = 0;  // data requests
+  // Data requests: `released` counts those whose prefetch slot is free again
+  // (just before their callback runs, so a callback may post the next one),
+  // `answered` those whose callback has returned.
+  std::uint64_t injected = 0, released = 0, answered = 0;
+  bool isolate = false;  // serving: a failure answers its request only
+  std::function<void(const ExecutorSample&)> observer;
   // Hot-path state is atomic: every hop of every request touches it, and a
   // shared mutex there serialises the pool threads.
   std::atomic<std::size_t> outstanding_tasks{0};
@@ -278,14 +290,23 @@ struct Flow::Impl {
   void dispatch_data(Node& node, Message msg, std::size_t replica) {
     task_started();
     boost::asio::post(*node.strands[replica], [this, &node, msg = std::move(msg), replica]() mutable {
-      if (!failed()) {
+      const bool skip = msg.error || (msg.only && std::find(msg.only->begin(), msg.only->end(), node.name) == msg.only->end());
+      if (!failed() && !skip) {
+        const auto t0 = std::chrono::steady_clock::now();
+        std::exception_ptr error;
         try {
           process(node, *node.replicas[replica], msg.request);
         } catch (const std::exception& e) {
-          fail(std::make_exception_ptr(ExecutorError(node.name, msg.request.endpoint, e.what())));
+          error = std::make_exception_ptr(ExecutorError(node.name, msg.request.endpoint, e.what()));
         } catch (...) {
-          fail(std::make_exception_ptr(ExecutorError(node.name, msg.request.endpoint, "unknown exception")));
+          error = std::make_exception_ptr(ExecutorError(node.name, msg.request.endpoint, "unknown exception"));
         }
+        if (observer)
+          observer(ExecutorSample{node.name, msg.request.endpoint,
+                                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                                  msg.request.docs.size(), error != nullptr});
+        if (error && isolate) msg.error = error;
+        else if (error) fail(error);
       }
       complete(node, std::move(msg));
       task_finished();
@@ -350,8 +371,13 @@ struct Flow::Impl {
         observer = on_output;
       }
     }
+    if (!msg.is_event) {
+      std::lock_guard<std::mutex> lock(mu);
+      ++released;
+      cv.notify_all();
+    }
     if (observer) observer(msg.request);
-    if (callback) callback(Response{std::move(msg.request), nullptr});
+    if (callback) callback(Response{std::move(msg.request), msg.error});
     {
       std::lock_guard<std::mutex> lock(mu);
       if (msg.is_event) {
@@ -375,7 +401,7 @@ struct Flow::Impl {
   // or was stopped.
   bool wait_for_room() {
     std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return failure || stopping || injected - answered < static_cast<std::uint64_t>(config.prefetch); });
+    cv.wait(lock, [&] { return failure || stopping || injected - released < static_cast<std::uint64_t>(config.prefetch); });
     return !failure && !stopping;
   }
 
@@ -454,6 +480,16 @@ Flow& Flow::plugin_path(const std::string& path) {
 
 const FlowConfig& Flow::config() const { return impl_->config; }
 
+std::vector<std::pair<std::string, std::vector<std::string>>> Flow::executor_endpoints() const {
+  if (!impl_->open) throw Error("executor_endpoints() before open()");
+  std::vector<std::pair<std::string, std::vector<std::string>>> out;
+  for (std::size_t v = 1; v + 1 < impl_->nodes.size(); ++v) {
+    const Node& node = *impl_->nodes[v];
+    out.emplace_back(node.name, node.replicas.empty() ? std::vector<std::string>{} : node.replicas.front()->endpoints());
+  }
+  return out;
+}
+
 const FlowGraph& Flow::graph() const {
   if (!impl_->graph) impl_->prepare();
   return *impl_->graph;
@@ -465,6 +501,16 @@ const PluginRegistry& Flow::plugins() const {
 }
 
 bool Flow::is_open() const { return impl_->open; }
+
+void Flow::isolate_failures(bool on) {
+  if (impl_->open) throw Error("isolate_failures() after open()");
+  impl_->isolate = on;
+}
+
+void Flow::observe_executors(std::function<void(const ExecutorSample&)> observer) {
+  if (impl_->open) throw Error("observe_executors() after open()");
+  impl_->observer = std::move(observer);
+}
 
 void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
   auto& im = *impl_;
@@ -492,7 +538,7 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
     im.nodes.push_back(std::move(node));
   }
   // Reset the accounting of any previous open().
-  im.next_seq = im.injected = im.answered = 0;
+  im.next_seq = im.injected = im.released = im.answered = 0;
   im.failure = nullptr;
   im.has_failed = false;
   im.end_requested = false;
@@ -584,6 +630,10 @@ docarray::DocumentArray Flow::post(const std::string& endpoint, docarray::Docume
 
 void Flow::post(const std::string& endpoint, docarray::DocumentArray docs, docarray::Value parameters,
                 std::function<void(Response)> on_response) {
+  post(Request{endpoint, std::move(docs), std::move(parameters)}, std::move(on_response), PostOptions{});
+}
+
+void Flow::post(Request request, std::function<void(Response)> on_response, const PostOptions& options) {
   auto& im = *impl_;
   if (!im.open) throw Error("post() before open()");
   if (!im.wait_for_room()) {
@@ -596,7 +646,8 @@ void Flow::post(const std::string& endpoint, docarray::DocumentArray docs, docar
     return;
   }
   Message msg;
-  msg.request = Request{endpoint, std::move(docs), std::move(parameters)};
+  msg.request = std::move(request);
+  msg.only = options.only_executors;
   {
     std::lock_guard<std::mutex> lock(im.mu);
     msg.seq = im.next_seq++;

@@ -260,6 +260,52 @@ struct Parser {
     return static_cast<int>(v.as_int());
   }
 
+  bool boolean(const YamlNode& n, const std::string& key) const {
+    Value v = value(n);
+    if (!v.is_bool()) fail(n, "'" + key + "' expects true or false, found " + v.dump());
+    return v.as_bool();
+  }
+
+  // Jina's serving keys. Each is honoured by `flow serve`; none is accepted
+  // and then ignored.
+  void serve_settings(const YamlNode& with, ServeConfig& s) const {
+    auto setting = [&](const char* key, auto&& parse) {
+      if (const YamlNode* v = with.find(key)) errors->attempt([&] { parse(*v); });
+    };
+    setting("protocol", [&](const YamlNode& v) {
+      std::vector<const YamlNode*> items;
+      if (v.is_sequence())
+        for (const auto& i : v.items) items.push_back(&i);
+      else items.push_back(&v);
+      if (items.empty()) fail(v, "'protocol' expects http");
+      for (const YamlNode* i : items) {
+        std::string p = string(*i, "protocol");
+        std::string lower;
+        for (char c : p) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (lower != "http")
+          fail(*i, "docflow serves Jina's HTTP API only (protocol: http); found protocol: " + p +
+                       (lower == "grpc" || lower == "websocket" ? " (a Jina client can use http instead)" : ""));
+      }
+    });
+    setting("host", [&](const YamlNode& v) {
+      s.host = string(v, "host");
+      if (s.host.empty()) fail(v, "'host' must not be empty (127.0.0.1 for this machine only, 0.0.0.0 for every interface)");
+    });
+    if (with.find("port") && with.find("port_expose"))
+      errors->add(ConfigError(at(*with.find("port_expose")), "'port_expose' is the older name of 'port': give one of them"));
+    setting("port", [&](const YamlNode& v) { s.port = integer(v, "port", 0, 65535); });
+    setting("port_expose", [&](const YamlNode& v) { s.port = integer(v, "port_expose", 0, 65535); });
+    setting("cors", [&](const YamlNode& v) { s.cors = boolean(v, "cors"); });
+    setting("timeout_send", [&](const YamlNode& v) {
+      Value x = value(v);
+      s.timeout_send_ms = x.is_null() ? -1 : integer(v, "timeout_send", -1);
+      if (s.timeout_send_ms == 0) fail(v, "'timeout_send' is in milliseconds and must be positive (or -1: no limit)");
+    });
+    setting("timeout_ready", [&](const YamlNode& v) { s.timeout_ready_ms = integer(v, "timeout_ready", -1); });
+    setting("monitoring", [&](const YamlNode& v) { s.monitoring = boolean(v, "monitoring"); });
+    setting("port_monitoring", [&](const YamlNode& v) { s.port_monitoring = integer(v, "port_monitoring", 0, 65535); });
+  }
+
   // Every unknown key is its own error.
   void check_keys(const YamlNode& map, const std::vector<std::string>& known, const std::string& what) const {
     for (const auto& [k, v] : map.pairs) {
@@ -380,7 +426,9 @@ struct Parser {
     }
     if (const YamlNode* with = root.find("with")) {
       if (!with->is_map()) fail(*with, "the flow's `with` expects a map");
-      check_keys(*with, {"name", "workspace", "prefetch", "plugins", "threads", "checkpoints"}, "the flow's `with`");
+      check_keys(*with, {"name", "workspace", "prefetch", "plugins", "threads", "checkpoints", "protocol", "host", "port",
+                         "port_expose", "cors", "timeout_send", "timeout_ready", "monitoring", "port_monitoring"},
+                 "the flow's `with`");
       auto setting = [&](const char* key, auto&& parse) {
         if (const YamlNode* v = with->find(key)) errors->attempt([&] { parse(*v); });
       };
@@ -389,6 +437,7 @@ struct Parser {
       setting("prefetch", [&](const YamlNode& v) { f.prefetch = integer(v, "prefetch", 1); });
       setting("threads", [&](const YamlNode& v) { f.threads = integer(v, "threads", 0, 4096); });
       setting("checkpoints", [&](const YamlNode& v) { f.checkpoints = integer(v, "checkpoints", 0); });
+      serve_settings(*with, f.serve);
       setting("plugins", [&](const YamlNode& p) {
         f.plugins_where = at(p);
         if (p.is_scalar()) f.plugins.push_back(string(p, "plugins"));
@@ -448,7 +497,25 @@ void apply_override(FlowConfig& f, const Override& o) {
     else if (key == "checkpoints") {
       if (!value.is_int() || value.as_int() < 0) throw ConfigError(where, "'checkpoints' expects an integer >= 0");
       f.checkpoints = static_cast<int>(value.as_int());
-    } else throw ConfigError(where, "unknown flow setting '" + key + "' (known: name, workspace, prefetch, threads, checkpoints)");
+    } else if (key == "host") {
+      if (!value.is_string() || value.as_string().empty()) throw ConfigError(where, "'host' expects a host name or address");
+      f.serve.host = value.as_string();
+    } else if (key == "port" || key == "port_expose" || key == "port_monitoring") {
+      if (!value.is_int() || value.as_int() < 0 || value.as_int() > 65535)
+        throw ConfigError(where, "'" + key + "' expects a port number from 0 to 65535");
+      (key == "port_monitoring" ? f.serve.port_monitoring : f.serve.port) = static_cast<int>(value.as_int());
+    } else if (key == "cors" || key == "monitoring") {
+      if (!value.is_bool()) throw ConfigError(where, "'" + key + "' expects true or false");
+      (key == "cors" ? f.serve.cors : f.serve.monitoring) = value.as_bool();
+    } else if (key == "timeout_send" || key == "timeout_ready") {
+      if (!value.is_int() || value.as_int() < -1 || value.as_int() == 0 || value.as_int() > (1 << 30))
+        throw ConfigError(where, "'" + key + "' expects milliseconds (a positive integer) or -1 for no limit");
+      (key == "timeout_send" ? f.serve.timeout_send_ms : f.serve.timeout_ready_ms) = static_cast<int>(value.as_int());
+    } else if (key == "protocol") {
+      if (!value.is_string() || (value.as_string() != "http" && value.as_string() != "HTTP"))
+        throw ConfigError(where, "docflow serves Jina's HTTP API only (protocol: http); found " + value.dump());
+    } else throw ConfigError(where, "unknown flow setting '" + key + "' (known: name, workspace, prefetch, threads, checkpoints, "
+                                     "host, port, port_expose, cors, timeout_send, timeout_ready, monitoring, port_monitoring)");
     return;
   }
   std::string executor, key;
@@ -606,6 +673,15 @@ std::string to_yaml(const FlowConfig& f) {
   if (f.threads) out << YAML::Key << "threads" << YAML::Value << f.threads;
   if (f.checkpoints) out << YAML::Key << "checkpoints" << YAML::Value << f.checkpoints;
   if (!f.plugins.empty()) out << YAML::Key << "plugins" << YAML::Value << f.plugins;
+  const ServeConfig defaults;
+  if (f.serve.host != defaults.host) out << YAML::Key << "host" << YAML::Value << f.serve.host;
+  if (f.serve.port != defaults.port) out << YAML::Key << "port" << YAML::Value << f.serve.port;
+  if (f.serve.cors) out << YAML::Key << "cors" << YAML::Value << true;
+  if (f.serve.timeout_send_ms != defaults.timeout_send_ms) out << YAML::Key << "timeout_send" << YAML::Value << f.serve.timeout_send_ms;
+  if (f.serve.timeout_ready_ms != defaults.timeout_ready_ms)
+    out << YAML::Key << "timeout_ready" << YAML::Value << f.serve.timeout_ready_ms;
+  if (f.serve.monitoring) out << YAML::Key << "monitoring" << YAML::Value << true;
+  if (f.serve.port_monitoring) out << YAML::Key << "port_monitoring" << YAML::Value << f.serve.port_monitoring;
   out << YAML::EndMap;
   out << YAML::Key << "executors" << YAML::Value << YAML::BeginSeq;
   for (const auto& e : f.executors) {

@@ -60,7 +60,7 @@ RunStatus read_recorded_status(const fs::path& dir);
 // (kill -9, power loss): say so, and how to continue it.
 RunStatus read_status(const fs::path& dir) {
   RunStatus s = read_recorded_status(dir);
-  if ((s.state == "STARTED" || s.state == "CREATED") && s.pid > 0 && ::kill(static_cast<pid_t>(s.pid), 0) != 0 &&
+  if ((s.state == "STARTED" || s.state == "CREATED" || s.state == "SERVING") && s.pid > 0 && ::kill(static_cast<pid_t>(s.pid), 0) != 0 &&
       errno == ESRCH) {
     s.state = "DIED";
     s.details = "its process (pid " + std::to_string(s.pid) + ") ended without finishing";
@@ -88,6 +88,7 @@ RunStatus read_recorded_status(const fs::path& dir) {
     s.started_at = j.value("started_at", "");
     s.finished_at = j.value("finished_at", "");
     s.pid = j.value("pid", 0L);
+    s.address = j.value("address", "");
   } catch (const std::exception& e) {
     s.state = "UNKNOWN";
     s.details = std::string("unreadable status.json: ") + e.what();
@@ -108,6 +109,7 @@ void write_status(const fs::path& dir, const RunStatus& s) {
   j["started_at"] = s.started_at;
   j["finished_at"] = s.finished_at;
   j["pid"] = s.pid;
+  if (!s.address.empty()) j["address"] = s.address;
   write_file_atomically(dir / "status.json", j.dump(2) + "\n");
 }
 
@@ -160,8 +162,33 @@ void RunFolder::set_state(const std::string& state, const std::string& details) 
   s.details = details;
   s.pid = ::getpid();
   if (state == "STARTED") s.started_at = utc_now();
-  if (state == "FINISHED" || state == "FAILED") s.finished_at = utc_now();
+  if (state == "STARTED" || state == "SERVING") s.finished_at.clear();
+  if (state == "FINISHED" || state == "FAILED" || state == "STOPPED") s.finished_at = utc_now();
+  if (state != "SERVING") s.address.clear();
   write_status(path_, s);
+}
+
+void RunFolder::set_serving(const std::string& address, const std::string& details) {
+  RunStatus s = status();
+  s.state = "SERVING";
+  s.details = details;
+  s.address = address;
+  s.pid = ::getpid();
+  s.started_at = utc_now();
+  s.finished_at.clear();
+  write_status(path_, s);
+}
+
+RunFolder RunFolder::open_or_create(const fs::path& workspace, const std::string& name, const std::string& flow_file,
+                                    const std::string& resolved_flow) {
+  if (!fs::exists(workspace / name / "status.json")) return create(workspace, name, flow_file, resolved_flow);
+  RunFolder r = open(workspace, name);
+  const RunStatus s = r.status();
+  if (s.state == "SERVING" || s.state == "STARTED" || s.state == "CREATED")
+    throw Error("'" + name + "' in " + workspace.string() + " is still " + s.state + " (pid " + std::to_string(s.pid) +
+                (s.address.empty() ? "" : ", " + s.address) + "): stop it first, or choose another --name");
+  write_file_atomically(r.path_ / "flow.yml", resolved_flow);
+  return r;
 }
 
 }  // namespace docflow

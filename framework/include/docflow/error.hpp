@@ -47,9 +47,11 @@ class ExecutorError : public Error {
   ExecutorError(const std::string& executor, const std::string& endpoint, const std::string& what);
   const std::string& executor() const { return executor_; }
   const std::string& endpoint() const { return endpoint_; }
+  // What the executor said, without the executor and endpoint in front.
+  const std::string& message() const { return message_; }
 
  private:
-  std::string executor_, endpoint_;
+  std::string executor_, endpoint_, message_;
 };
 
 // The closest of `candidates` to `word` when it is close enough to be a

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "docarray/document.hpp"
 #include "docflow/logger.hpp"
@@ -78,6 +79,8 @@ class Executor {
   // request no handler is bound for passes through untouched.
   void handle(Request& request);
   bool handles(const std::string& endpoint) const;
+  // The endpoints bound, sorted ("*" for the default handler).
+  std::vector<std::string> endpoints() const;
 
   const ExecutorContext& context() const { return context_; }
   const std::string& name() const { return context_.name; }

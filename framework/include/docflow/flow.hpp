@@ -30,6 +30,23 @@ struct Response {
   std::exception_ptr error;  // set when the request failed
 };
 
+// How a served request travels (Flow::post with options).
+struct PostOptions {
+  // Jina's target_executor: when set, only these executors handle the
+  // request; the others pass it through untouched.
+  std::shared_ptr<const std::vector<std::string>> only_executors;
+};
+
+// One executor replica's work on one request, for metrics: called on the
+// pool thread right after the handler returned or threw.
+struct ExecutorSample {
+  const std::string& executor;
+  const std::string& endpoint;
+  double seconds;
+  std::size_t documents;
+  bool failed;
+};
+
 struct RunStats {
   std::uint64_t requests = 0;
   std::uint64_t documents = 0;
@@ -57,6 +74,9 @@ class Flow {
   Flow& plugin_path(const std::string& path);
 
   const FlowConfig& config() const;
+  // After open(): each executor (in the flow's order) with the endpoints it
+  // binds ("*": every endpoint).
+  std::vector<std::pair<std::string, std::vector<std::string>>> executor_endpoints() const;
   const FlowGraph& graph() const;
   const PluginRegistry& plugins() const;
 
@@ -72,6 +92,11 @@ class Flow {
   // cut back to their sizes at the checkpoint.
   void resume_from(const Checkpoint& checkpoint);
   bool is_open() const;
+  // Serving (before open()): a failure answers its own request with the
+  // executor's error and the flow goes on, instead of stopping the flow.
+  void isolate_failures(bool on = true);
+  // Sees every executor call (before open()); for a gateway's metrics.
+  void observe_executors(std::function<void(const ExecutorSample&)> observer);
 
   // Jina's post(): sends documents to `endpoint`, returns what leaves the
   // flow. Throws the executor's failure.
@@ -81,6 +106,7 @@ class Flow {
   // pool thread. Blocks only while `prefetch` requests are in flight.
   void post(const std::string& endpoint, docarray::DocumentArray docs, docarray::Value parameters,
             std::function<void(Response)> on_response);
+  void post(Request request, std::function<void(Response)> on_response, const PostOptions& options);
   // Waits until every posted request has been answered.
   void wait();
 

@@ -40,6 +40,18 @@ struct ExecutorConfig {
   Location where, uses_where, with_where, needs_where, when_where, replicas_where;
 };
 
+// What `flow serve` listens on: Jina's flow-level `with` keys. docflow
+// serves Jina's HTTP API only; `protocol: grpc` or `websocket` is refused.
+struct ServeConfig {
+  std::string host = "127.0.0.1";  // safe by default: loopback only
+  int port = 12345;                // also Jina's older name `port_expose`; 0 picks a free port
+  bool cors = false;
+  int timeout_send_ms = -1;        // a request not answered in time gets 504; -1: no limit
+  int timeout_ready_ms = 600000;   // opening the executors; -1: wait forever (Jina's default is 600000)
+  bool monitoring = false;         // Prometheus text at /metrics on port_monitoring
+  int port_monitoring = 0;         // 0 picks a free port
+};
+
 struct FlowConfig {
   std::string file;  // as given; "<string>" for text
   std::string dir;   // the file's folder, for relative paths
@@ -51,6 +63,7 @@ struct FlowConfig {
   // epochs, for `flow run --resume` (0: none). See checkpoint.hpp.
   int checkpoints = 0;
   std::vector<std::string> plugins;
+  ServeConfig serve;
   std::vector<ExecutorConfig> executors;
   Location where, plugins_where;
 

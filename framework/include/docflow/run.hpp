@@ -12,11 +12,14 @@ namespace docflow {
 
 struct RunStatus {
   std::string name;
-  std::string state;    // CREATED, STARTED, FINISHED, FAILED; DIED when its process is gone
+  // CREATED, STARTED, FINISHED, FAILED; for a served flow SERVING and
+  // STOPPED; DIED when its process is gone.
+  std::string state;
   std::string details;  // the failure, or a summary
   std::string flow_file;
   std::string created_at, started_at, finished_at;  // ISO 8601 UTC
   long pid = 0;
+  std::string address;  // a served flow's URL, while SERVING
 };
 
 class RunFolder {
@@ -27,6 +30,10 @@ class RunFolder {
                           const std::string& flow_file, const std::string& resolved_flow);
   // An existing run; throws docflow::Error listing the runs there are.
   static RunFolder open(const std::filesystem::path& workspace, const std::string& name);
+  // A served flow keeps its folder across restarts (its executors' data is
+  // there): the existing one of that name, unless it is still going.
+  static RunFolder open_or_create(const std::filesystem::path& workspace, const std::string& name,
+                                  const std::string& flow_file, const std::string& resolved_flow);
   static std::vector<RunStatus> list(const std::filesystem::path& workspace);
 
   const std::filesystem::path& path() const { return path_; }
@@ -37,6 +44,7 @@ class RunFolder {
 
   RunStatus status() const;
   void set_state(const std::string& state, const std::string& details = "");
+  void set_serving(const std::string& address, const std::string& details = "");
 
  private:
   std::filesystem::path path_;
