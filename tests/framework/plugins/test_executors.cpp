@@ -140,6 +140,22 @@ class Recorder : public docflow::Executor {
   std::vector<std::string> lines_;
 };
 
+// Does what a document's tags ask: `fail` throws naming the document,
+// `sleep_ms` sleeps. For serving tests: one request fails, the next works.
+class Misbehaver : public docflow::Executor {
+ public:
+  explicit Misbehaver(ExecutorContext c) : Executor(std::move(c)) {
+    on("*", [](Request& r) {
+      for (auto& d : r.docs) {
+        if (const docarray::Value* ms = d.find_tag("sleep_ms")) std::this_thread::sleep_for(std::chrono::milliseconds(ms->as_int()));
+        if (const docarray::Value* f = d.find_tag("fail"); f && f->is_bool() && f->as_bool())
+          throw std::runtime_error("document '" + d.text + "' asked to fail");
+        d.tags["misbehaver_saw"] = true;
+      }
+    });
+  }
+};
+
 // Publishes a shared counter in open(); Consumer finds it and counts documents.
 class Publisher : public docflow::Executor {
  public:
@@ -184,6 +200,7 @@ const docflow_executor_entry kExecutors[] = {
     docflow::plugin::executor<Recorder>("Recorder", "records requests and events"),
     docflow::plugin::executor<Publisher>("Publisher", "publishes a shared counter", kResourceParams),
     docflow::plugin::executor<Consumer>("Consumer", "uses the shared counter", kResourceParams),
+    docflow::plugin::executor<Misbehaver>("Misbehaver", "fails or sleeps when a document's tags ask"),
 };
 
 }  // namespace
