@@ -17,7 +17,8 @@ const Case kCases[] = {
      "needs, replicas, when, env"},
     {"unknown_flow_key.yml",
      "3:3: unknown key 'prefetsh' in the flow's `with` (did you mean 'prefetch'?); known keys: name, workspace, "
-     "prefetch, plugins, threads, checkpoints"},
+     "prefetch, plugins, threads, checkpoints, protocol, host, port, port_expose, cors, timeout_send, timeout_ready, "
+     "monitoring, port_monitoring"},
     {"wrong_type.yml", "7:7: executor 'reader': parameter 'batch_size' expects int, found string \"many\""},
     {"out_of_range.yml", "7:7: executor 'reader': parameter 'epochs' must be at least 1, found int 0"},
     {"unknown_param.yml",

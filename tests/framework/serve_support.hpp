@@ -50,18 +50,19 @@ class ServedFlow {
 
 // Connects to 127.0.0.1:port, sends `bytes` (in pieces `gap` apart when a
 // gap is given), and returns everything the server wrote until it closed or
-// `timeout` passed. Empty when it could not connect.
+// `timeout` passed; kNoConnection when it could not connect.
+inline const std::string kNoConnection = "<no connection>";
 inline std::string raw_exchange(int port, const std::string& bytes, std::chrono::milliseconds timeout = std::chrono::seconds(5),
                                 bool half_close = false) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
+  if (fd < 0) return kNoConnection;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ::close(fd);
-    return "";
+    return kNoConnection;
   }
   timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
