@@ -4,7 +4,7 @@
 # with its peer side by side, as bench/RESULTS.md records them. Each
 # benchmark prints its own ratio to the peer; the logs land in bench/out/.
 #
-#   scripts/bench.sh            # all of them (about 15 minutes here)
+#   scripts/bench.sh            # all of them (about 17 minutes here)
 #   scripts/bench.sh match clip # only those named
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ BENCH_PACKAGES=(
   libfaiss-dev libomp-dev
   python3-torch python3-torchvision python3-pil python3-numpy
   gstreamer1.0-tools gstreamer1.0-plugins-base
+  python3-fastapi python3-uvicorn
 )
 
 scripts/install-missing.sh "${BENCH_PACKAGES[@]}"
@@ -29,14 +30,15 @@ run() {  # NAME COMMAND...
   echo "== $name: $*"
   "$@" 2>&1 | tee "$out/$name.log"
 }
-set -- "${@:-binary_io match pipeline clip}"
+set -- "${@:-binary_io match pipeline clip serve}"
 for b in $*; do
   case $b in
     binary_io) run binary_io "$BUILD_DIR/bench/bench_binary_io" 100000 512 /tmp ;;
     match) run match "$BUILD_DIR/bench/bench_match" 1000 100000 512 10 ;;
     pipeline) run pipeline "$BUILD_DIR/bench/bench_pipeline" 200000 64 ;;
     clip) run clip "$BUILD_DIR/bench/bench_clip" step small 256 3 prep 256 kernels ;;
-    *) echo "bench: unknown benchmark '$b' (known: binary_io match pipeline clip)" >&2; exit 2 ;;
+    serve) run serve "$BUILD_DIR/bench/bench_serve" "$BUILD_DIR/framework/flow" --seconds 3 ;;
+    *) echo "bench: unknown benchmark '$b' (known: binary_io match pipeline clip serve)" >&2; exit 2 ;;
   esac
 done
 echo "logs: $out/"
