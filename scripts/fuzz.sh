@@ -15,7 +15,7 @@ scripts/install-missing.sh "${FUZZ_PACKAGES[@]}"
 scripts/setup.sh >/dev/null  # the project's own packages
 
 seconds=${1:-60}; shift || true
-names=("$@"); ((${#names[@]})) || names=(binary_docs jsonl_docs flow_file model_files images tokenizer)
+names=("$@"); ((${#names[@]})) || names=(binary_docs jsonl_docs flow_file model_files images tokenizer http_requests)
 dir=build-fuzz
 if [ ! -f "$dir/build.ninja" ]; then
   CC=clang CXX=clang++ cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDOCFLOW_FUZZ=ON \

@@ -19,7 +19,7 @@ namespace docflow::testing {
 
 // `executors` is the YAML list under `executors:`; the test plugins are on the path.
 inline std::string served_flow_yaml(const std::string& executors, const std::string& with = "") {
-  return "jtype: Flow\nwith: {name: served, prefetch: 8, plugins: [" TEST_PLUGIN_DIR "]" + (with.empty() ? "" : ", " + with) +
+  return "jtype: Flow\nwith: {name: served, plugins: [" TEST_PLUGIN_DIR "]" + (with.empty() ? "" : ", " + with) +
          "}\nexecutors:\n" + executors;
 }
 

@@ -371,6 +371,62 @@ BOOST_AUTO_TEST_CASE(over_the_connection_limit_a_client_gets_503) {
   BOOST_TEST(contains(r, "too many connections (the limit is 2"), r);
 }
 
+BOOST_AUTO_TEST_CASE(overload_answers_503_and_the_client_retries_with_backoff) {
+  // Room for one request in the flow and none waiting: the others are 503.
+  GatewayOptions o;
+  o.max_queued = 0;
+  ServedFlow served("  - {name: misbehaver, uses: Misbehaver}\n", o, "prefetch: 1");
+  std::string busy;
+  std::thread slow([&] { busy = post_json(served.port(), "/index", R"({"data": [{"tags": {"sleep_ms": 300}}]})"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::string r = post_json(served.port(), "/index", R"({"data": [{"text": "b"}]})");
+  slow.join();
+  BOOST_TEST(status_of(busy) == 200, busy);
+  BOOST_TEST(status_of(r) == 503, r);
+  BOOST_TEST(contains(r, "overloaded: 1 requests in the flow and 0 waiting"), r);
+  BOOST_TEST(contains(r, "Retry-After: 1"), r);
+  // The client keeps 4 requests in flight: most meet a 503, are retried
+  // after a backoff, and every answer still comes back once, in order.
+  ClientOptions co;
+  co.backoff_ms = 5;
+  co.retries = 50;
+  Client client(served.url(), co);
+  DocumentArray docs = texts(20);
+  for (auto& d : docs) d.tags["sleep_ms"] = 2;
+  DocumentArray back = client.post("/index", docs, Value(), 1);
+  BOOST_REQUIRE_EQUAL(back.size(), docs.size());
+  for (std::size_t i = 0; i < docs.size(); ++i) BOOST_TEST(back[i].id == docs[i].id);
+  // With no retries left the 503 is the client's error, naming the request.
+  co.retries = 0;
+  Client impatient(served.url(), co);
+  std::thread slow_again([&] { post_json(served.port(), "/index", R"({"data": [{"tags": {"sleep_ms": 300}}]})"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  try {
+    impatient.post("/index", texts(1));
+    BOOST_ERROR("expected a ClientError");
+  } catch (const ClientError& e) {
+    BOOST_TEST(e.status() == 503);
+    BOOST_TEST(contains(e.what(), "request 0 to " + served.url() + " /index failed: 503 after 0 retries"), e.what());
+  }
+  slow_again.join();
+}
+
+BOOST_AUTO_TEST_CASE(a_client_without_a_server_says_where_it_tried) {
+  ServedFlow served(kTwoStep);
+  const std::string url = served.url();
+  const int port = served.port();
+  served.gateway().stop();
+  try {
+    Client client(url);
+    client.post("/index", texts(1));
+    BOOST_ERROR("expected a ClientError");
+  } catch (const ClientError& e) {
+    BOOST_TEST(contains(e.what(), "cannot connect to http://127.0.0.1:" + std::to_string(port)), e.what());
+  }
+  BOOST_CHECK_THROW(Client("https://example.com:443"), ClientError);
+  BOOST_CHECK_THROW(Client("localhost"), ClientError);
+}
+
 BOOST_AUTO_TEST_CASE(stop_answers_every_accepted_request) {
   auto served = std::make_unique<ServedFlow>("  - {name: misbehaver, uses: Misbehaver}\n");
   const int port = served->port();

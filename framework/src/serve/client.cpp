@@ -45,14 +45,24 @@ struct Client::Impl {
   std::optional<beast::tcp_stream> stream;
   beast::flat_buffer buffer;
 
+  void run_io() {
+    io.restart();
+    io.run();
+  }
+
   void connect() {
     stream.emplace(io);
     buffer.clear();
-    stream->expires_after(std::chrono::milliseconds(options.timeout_ms));
     beast::error_code ec;
     tcp::resolver resolver(io);
     auto results = resolver.resolve(host, port, ec);
-    if (!ec) stream->connect(results, ec);
+    if (!ec) {
+      // Asynchronous operations run to completion here so that the stream's
+      // expiry bounds each of them (blocking calls would ignore it).
+      stream->expires_after(std::chrono::milliseconds(options.timeout_ms));
+      stream->async_connect(results, [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
+      run_io();
+    }
     if (ec) {
       stream.reset();
       throw ClientError("cannot connect to " + url + ": " + ec.message());
@@ -79,7 +89,8 @@ struct Client::Impl {
   bool write(const http::request<http::string_body>& req) {
     stream->expires_after(std::chrono::milliseconds(options.timeout_ms));
     beast::error_code ec;
-    http::write(*stream, req, ec);
+    http::async_write(*stream, req, [&](beast::error_code e, std::size_t) { ec = e; });
+    run_io();
     return !ec;
   }
 
@@ -89,7 +100,8 @@ struct Client::Impl {
     parser.header_limit(1 << 20);
     stream->expires_after(std::chrono::milliseconds(options.timeout_ms));
     beast::error_code ec;
-    http::read(*stream, buffer, parser, ec);
+    http::async_read(*stream, buffer, parser, [&](beast::error_code e, std::size_t) { ec = e; });
+    run_io();
     if (ec == beast::error::timeout) throw ClientError(url + " did not answer within " + std::to_string(options.timeout_ms) + " ms");
     if (ec) return std::nullopt;
     return parser.release();

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <deque>
+#include <future>
 #include <optional>
 
 #include "docarray/utf8.hpp"
@@ -256,10 +257,19 @@ void HttpServer::forget(Session* s) {
 }
 
 void HttpServer::stop_accepting() {
-  net::post(acceptor_.get_executor(), [this] {
+  // On the acceptor's strand (an accept may be completing on another
+  // thread), waited for; when the network threads are gone, directly.
+  auto closed = std::make_shared<std::promise<void>>();
+  auto done = closed->get_future();
+  net::post(acceptor_.get_executor(), [this, closed] {
     beast::error_code ec;
     acceptor_.close(ec);
+    closed->set_value();
   });
+  if (done.wait_for(std::chrono::seconds(2)) != std::future_status::ready) {
+    beast::error_code ec;
+    acceptor_.close(ec);
+  }
 }
 
 void HttpServer::close_connections() {

@@ -58,6 +58,8 @@ class HttpServer {
   // Binds and starts accepting; throws docflow::Error naming the address.
   void listen(const std::string& host, int port);
   int port() const { return port_; }
+  // Closes the listening socket; returns once it is closed (new
+  // connections are refused from then on).
   void stop_accepting();
   // Closes every connection now (after the in-flight requests were answered).
   void close_connections();
