@@ -639,7 +639,7 @@ void validate_flow(const FlowConfig& f, const PluginRegistry& plugins) {
                                  ", so it cannot have replicas (found replicas: " + std::to_string(e.replicas) +
                                  "): each replica would hold part of it; remove `replicas`"));
     if (!info->output_param.empty() && e.with.is_map()) {
-      if (const Value* out = e.with.find(info->output_param); out && out->is_string()) {
+      if (const Value* out = e.with.find(info->output_param); out && out->is_string() && !out->as_string().empty()) {
         std::string file = std::filesystem::absolute(out->as_string()).lexically_normal().string();
         auto [it, fresh] = writers.emplace(file, &e);
         if (!fresh) {

@@ -1,0 +1,150 @@
+#include "simple_indexer.hpp"
+
+#include <filesystem>
+
+#include "docarray/error.hpp"
+#include "docarray/match.hpp"
+
+namespace docflow::index {
+
+SimpleIndexer::SimpleIndexer(ExecutorContext context) : Executor(std::move(context)) {
+  on("/index", [this](Request& r) { add(r); });
+  on("/search", [this](Request& r) { search(r); });
+  on("/update", [this](Request& r) { update(r); });
+  on("/delete", [this](Request& r) { remove(r); });
+  on("/clear", [this](Request& r) { clear(r); });
+}
+
+void SimpleIndexer::open() {
+  std::string path = params().get_string("path");
+  if (path.empty()) path = (context().workspace / "index.log").string();
+  std::uint64_t dead = 0;
+  log_ = std::make_unique<IndexLog>(
+      path,
+      [&](LogRecord& r) {
+        const std::size_t before = docs_.size();
+        apply(r);
+        dead += r.op == "add" ? 0 : 1 + before - std::min(before, docs_.size());
+      },
+      [this](const std::string& warning) { log().warning(name(), warning); });
+  // Deletes and updates leave dead records behind: compact when they are
+  // most of the log.
+  if (log_->records() > 16 && dead * 2 > log_->records()) {
+    log_->rewrite(docs_);
+    log().info(name(), "compacted " + path);
+  }
+  log().info(name(), "index " + path + ": " + std::to_string(docs_.size()) + " documents");
+}
+
+void SimpleIndexer::close() {
+  if (log_) log().info(name(), "closed the index with " + std::to_string(docs_.size()) + " documents");
+  log_.reset();
+}
+
+std::string SimpleIndexer::param(const Request& r, const std::string& key) const {
+  if (const docarray::Value* v = r.parameters.find(key)) {
+    if (!v->is_string()) throw Error("parameters." + key + " expects a string, found " + v->dump());
+    return v->as_string();
+  }
+  return params().get_string(key);
+}
+
+std::int64_t SimpleIndexer::int_param(const Request& r, const std::string& key) const {
+  if (const docarray::Value* v = r.parameters.find(key)) {
+    if (!v->is_int() || v->as_int() < 1) throw Error("parameters." + key + " expects a positive integer, found " + v->dump());
+    return v->as_int();
+  }
+  return params().get_int(key);
+}
+
+// The state changes of every operation, for a live request and for replay.
+void SimpleIndexer::apply(LogRecord& rec) {
+  if (rec.op == "add") {
+    for (auto& d : rec.docs) {
+      if (docs_.contains(d.id)) docs_.get(d.id) = std::move(d);  // the same id twice: the newer wins
+      else docs_.append(std::move(d));
+    }
+  } else if (rec.op == "update") {
+    for (auto& d : rec.docs)
+      if (docarray::Document* old = docs_.find(d.id)) *old = std::move(d);
+  } else if (rec.op == "delete") {
+    for (const auto& id : rec.ids) docs_.erase(id);
+  } else if (rec.op == "clear") {
+    docs_.clear();
+  } else {
+    throw Error("unknown operation '" + rec.op + "' in the index log");
+  }
+}
+
+void SimpleIndexer::add(Request& r) {
+  LogRecord rec{"add", {}, {}};
+  for (docarray::Document* d : r.docs.traverse_flat(param(r, "traversal_path"))) {
+    if (!d->embedding.defined()) throw Error("document '" + d->id + "' has no embedding to index (encode it first)");
+    docarray::Document copy = *d;
+    copy.matches = {};
+    rec.docs.append(std::move(copy));
+  }
+  if (rec.docs.empty()) return;
+  // Durable first, then visible: a failed write changes nothing.
+  log_->append(rec);
+  apply(rec);
+}
+
+void SimpleIndexer::search(Request& r) {
+  if (docs_.empty()) {
+    for (docarray::Document* q : r.docs.traverse_flat(param(r, "query_traversal_path"))) q->matches = {};
+    return;
+  }
+  docarray::MatchOptions o;
+  o.metric = param(r, "metric");
+  o.limit = static_cast<std::size_t>(int_param(r, "limit"));
+  o.query_path = param(r, "query_traversal_path");
+  docarray::match(r.docs, docs_, o);
+}
+
+void SimpleIndexer::update(Request& r) {
+  LogRecord rec{"update", {}, {}};
+  std::vector<std::string> missing;
+  for (const auto& d : r.docs) {
+    if (!docs_.contains(d.id)) missing.push_back(d.id);
+    else if (!d.embedding.defined()) throw Error("document '" + d.id + "' has no embedding to index (encode it first)");
+    else rec.docs.append(d);
+  }
+  if (!missing.empty()) {
+    std::string ids;
+    for (const auto& id : missing) ids += (ids.empty() ? "'" : ", '") + id + "'";
+    throw Error("cannot update documents that are not in the index: " + ids + " (index them first)");
+  }
+  if (rec.docs.empty()) return;
+  log_->append(rec);
+  apply(rec);
+}
+
+void SimpleIndexer::remove(Request& r) {
+  LogRecord rec{"delete", {}, {}};
+  if (const docarray::Value* ids = r.parameters.find("ids")) {
+    if (!ids->is_list()) throw Error("parameters.ids expects a list of document ids, found " + ids->dump());
+    for (const auto& id : ids->as_list()) {
+      if (!id.is_string()) throw Error("parameters.ids expects strings, found " + id.dump());
+      rec.ids.push_back(id.as_string());
+    }
+  } else {
+    for (const auto& d : r.docs) rec.ids.push_back(d.id);
+  }
+  // Ids that are not there are ignored, as deleting twice is not an error.
+  std::vector<std::string> present;
+  for (const auto& id : rec.ids)
+    if (docs_.contains(id)) present.push_back(id);
+  rec.ids = std::move(present);
+  if (rec.ids.empty()) return;
+  log_->append(rec);
+  apply(rec);
+}
+
+void SimpleIndexer::clear(Request&) {
+  LogRecord rec{"clear", {}, {}};
+  log_->append(rec);
+  apply(rec);
+}
+
+}  // namespace docflow::index

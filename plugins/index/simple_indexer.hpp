@@ -1,0 +1,42 @@
+#pragma once
+// SimpleIndexer, the name Jina users know: keeps documents with embeddings
+// and matches queries against them with docarray::match.
+//
+//   /index   adds the documents at `traversal_path` (they need embeddings)
+//   /search  matches the documents at `query_traversal_path` (metric, limit)
+//   /update  replaces documents by id
+//   /delete  removes by `parameters.ids`, or the documents sent
+//   /clear   removes everything
+//
+// `metric`, `limit`, `traversal_path` and `query_traversal_path` can be set
+// per request in `parameters`, as in Jina. Durable: every request that
+// changes the index is in the log (index_log.hpp) and fsynced before it is
+// answered, so an acknowledged document survives kill -9 and power loss.
+#include <memory>
+
+#include "docflow/executor.hpp"
+#include "index_log.hpp"
+
+namespace docflow::index {
+
+class SimpleIndexer : public Executor {
+ public:
+  explicit SimpleIndexer(ExecutorContext context);
+  void open() override;
+  void close() override;
+
+ private:
+  void add(Request& r);
+  void search(Request& r);
+  void update(Request& r);
+  void remove(Request& r);
+  void clear(Request& r);
+  void apply(LogRecord& record);
+  std::string param(const Request& r, const std::string& key) const;
+  std::int64_t int_param(const Request& r, const std::string& key) const;
+
+  docarray::DocumentArray docs_;
+  std::unique_ptr<IndexLog> log_;
+};
+
+}  // namespace docflow::index
