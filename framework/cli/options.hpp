@@ -2,6 +2,9 @@
 // Shared command-line parsing helpers for the `flow` subcommands.
 #include <boost/program_options.hpp>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <iostream>
 #include <string>
 
@@ -33,6 +36,33 @@ inline std::vector<Override> overrides_of(const po::variables_map& vm) {
   if (vm.count("set"))
     for (const auto& s : vm["set"].as<std::vector<std::string>>()) out.push_back(Override{s});
   return out;
+}
+
+// In a catch (...) around a command's setup: says what is wrong with its
+// input the way every command does, and returns kBadInput. Exceptions that
+// are not about the input go on to main() (exit 1).
+inline int setup_failed(const std::string& command) {
+  try {
+    throw;
+  } catch (const po::error& e) {
+    std::cerr << "flow " << command << ": " << e.what() << " (see flow " << command << " --help)\n";
+  } catch (const ConfigError& e) {
+    std::cerr << e.what() << "\n";
+  } catch (const Error& e) {
+    std::cerr << "flow " << command << ": " << e.what() << "\n";
+  }
+  return kBadInput;
+}
+
+// --detach: the parent gets the child's pid; the child, in a session of its
+// own with the standard streams on /dev/null, gets 0; -1 when fork failed.
+inline pid_t detach_process() {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  setsid();
+  if (!freopen("/dev/null", "r", stdin) || !freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+    std::_Exit(kRunFailed);
+  return 0;
 }
 
 }  // namespace docflow::cli

@@ -91,20 +91,15 @@ int run_command(const Args& args) {
       run = std::make_unique<RunFolder>(RunFolder::create(config.workspace, name, file, to_yaml(config)));
     }
     flow->enable_checkpoints(run->checkpoints_dir());
-  } catch (const po::error& e) {
-    std::cerr << "flow run: " << e.what() << " (see flow run --help)\n";
-    return kBadInput;
-  } catch (const ConfigError& e) {
-    std::cerr << e.what() << "\n";
-    return kBadInput;
-  } catch (const Error& e) {
-    std::cerr << "flow run: " << e.what() << "\n";
-    return kBadInput;
+  } catch (const po::error&) {
+    return setup_failed("run");
+  } catch (const Error&) {
+    return setup_failed("run");
   }
 
   const std::string run_name = run->path().filename().string();
   if (detach) {
-    pid_t pid = fork();
+    const pid_t pid = detach_process();
     if (pid < 0) {
       std::cerr << "flow run: cannot detach: fork failed\n";
       return kRunFailed;
@@ -115,9 +110,6 @@ int run_command(const Args& args) {
                 << "  flow logs " << run_name << " --follow --workspace " << config.workspace << "\n";
       return kOk;
     }
-    setsid();
-    if (!freopen("/dev/null", "r", stdin) || !freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
-      return kRunFailed;
   }
 
   Logger logger;

@@ -115,29 +115,21 @@ int serve_command(const Args& args) {
     else if (const char* t = std::getenv("DOCFLOW_TOKEN"); t && *t) options.token = t;
     const std::string name = vm.count("name") ? vm["name"].as<std::string>() : config.name;
     run = std::make_unique<RunFolder>(RunFolder::open_or_create(config.workspace, name, file, to_yaml(config)));
-  } catch (const po::error& e) {
-    std::cerr << "flow serve: " << e.what() << " (see flow serve --help)\n";
-    return kBadInput;
-  } catch (const ConfigError& e) {
-    std::cerr << e.what() << "\n";
-    return kBadInput;
-  } catch (const Error& e) {
-    std::cerr << "flow serve: " << e.what() << "\n";
-    return kBadInput;
+  } catch (const po::error&) {
+    return setup_failed("serve");
+  } catch (const Error&) {
+    return setup_failed("serve");
   }
 
   const std::string name = run->path().filename().string();
   if (detach) {
     run->set_state("CREATED", "starting");
-    pid_t pid = fork();
+    const pid_t pid = detach_process();
     if (pid < 0) {
       std::cerr << "flow serve: cannot detach: fork failed\n";
       return kRunFailed;
     }
     if (pid > 0) return wait_for_child(*run, pid, timeout_ready_ms);
-    setsid();
-    if (!freopen("/dev/null", "r", stdin) || !freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
-      return kRunFailed;
   }
 
   Logger logger;
