@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <unistd.h>
 
 #include "docflow/flow.hpp"
 #include "docflow/gateway.hpp"
@@ -28,15 +29,23 @@ struct Service {
   boost::asio::io_context io;
   std::unique_ptr<docflow::serve::HttpApi> api;
 
+  std::filesystem::path workspace =
+      std::filesystem::temp_directory_path() / ("docflow-fuzz-http-" + std::to_string(::getpid()));
+
   Service()
       : flow(docflow::Flow::from_config(docflow::parse_flow_text(
             "jtype: Flow\nwith: {name: fuzz, prefetch: 2}\nexecutors:\n  - name: a\n  - name: b\n"))) {
     flow.isolate_failures(true);
-    flow.open(std::filesystem::temp_directory_path() / ("docflow-fuzz-http-" + std::to_string(::getpid())));
+    flow.open(workspace);
     docflow::GatewayOptions options;
     options.max_docs = 64;
     options.token = "";
     api = std::make_unique<docflow::serve::HttpApi>(flow, options, metrics, io);
+  }
+  ~Service() {
+    flow.close();
+    std::error_code ec;
+    std::filesystem::remove_all(workspace, ec);
   }
 };
 
