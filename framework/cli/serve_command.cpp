@@ -73,6 +73,7 @@ int serve_command(const Args& args) {
       "max-body-bytes", po::value<std::size_t>(), "largest request body (default 64 MiB)")(
       "max-docs", po::value<std::size_t>(), "most documents per request (default 10000)")(
       "max-connections", po::value<std::size_t>(), "most open connections (default 1024)")(
+      "max-bytes-in-flight", po::value<std::size_t>(), "request bodies held at once, all connections (default 1 GiB)")(
       "idle-timeout-ms", po::value<int>(), "close keep-alive connections idle this long (default 60000)")(
       "read-timeout-ms", po::value<int>(), "a request must arrive whole within this (default 10000)")(
       "grace-ms", po::value<int>(), "on SIGTERM, time to finish the requests in flight (default 10000)")(
@@ -105,6 +106,7 @@ int serve_command(const Args& args) {
     if (vm.count("max-body-bytes")) options.max_body_bytes = vm["max-body-bytes"].as<std::size_t>();
     if (vm.count("max-docs")) options.max_docs = vm["max-docs"].as<std::size_t>();
     if (vm.count("max-connections")) options.max_connections = vm["max-connections"].as<std::size_t>();
+    if (vm.count("max-bytes-in-flight")) options.max_bytes_in_flight = vm["max-bytes-in-flight"].as<std::size_t>();
     if (vm.count("idle-timeout-ms")) options.idle_timeout_ms = vm["idle-timeout-ms"].as<int>();
     if (vm.count("read-timeout-ms")) options.read_timeout_ms = vm["read-timeout-ms"].as<int>();
     if (vm.count("io-threads")) options.io_threads = vm["io-threads"].as<int>();

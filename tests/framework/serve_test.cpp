@@ -411,6 +411,23 @@ BOOST_AUTO_TEST_CASE(overload_answers_503_and_the_client_retries_with_backoff) {
   slow_again.join();
 }
 
+BOOST_AUTO_TEST_CASE(bodies_held_at_once_are_bounded_across_connections) {
+  GatewayOptions o;
+  o.max_bytes_in_flight = 1000;
+  ServedFlow served("  - {name: misbehaver, uses: Misbehaver}\n", o);
+  const std::string big = R"({"data": [{"text": ")" + std::string(700, 'a') + R"(", "tags": {"sleep_ms": 300}}]})";
+  std::string first;
+  std::thread slow([&] { first = post_json(served.port(), "/index", big); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::string second = post_json(served.port(), "/index", big);
+  slow.join();
+  BOOST_TEST(status_of(first) == 200, first);
+  BOOST_TEST(status_of(second) == 503, second);
+  BOOST_TEST(contains(second, "the limit is 1000"), second);
+  // Once the first is answered, the next one fits again.
+  BOOST_TEST(status_of(post_json(served.port(), "/index", big)) == 200);
+}
+
 BOOST_AUTO_TEST_CASE(a_client_without_a_server_says_where_it_tried) {
   ServedFlow served(kTwoStep);
   const std::string url = served.url();

@@ -40,6 +40,10 @@ struct GatewayOptions {
   std::size_t max_docs = 10000;         // documents per request
   std::size_t max_connections = 1024;
   std::size_t max_queued = 1024;        // requests waiting for room in the flow, beyond: 503
+  // Request bodies held at once (in the flow or waiting), beyond: 503. With
+  // the per-request limits this bounds the gateway's memory whatever the
+  // clients do.
+  std::size_t max_bytes_in_flight = std::size_t(1) << 30;
   std::size_t pipeline = 16;            // requests read ahead per connection
   int idle_timeout_ms = 60000;          // keep-alive connections idle longer are closed
   int read_timeout_ms = 10000;          // a request must arrive whole within this (slowloris)

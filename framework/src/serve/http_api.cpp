@@ -70,6 +70,7 @@ struct HttpApi::Call {
   PostOptions options;
   std::string request_id, route, target;
   bool binary = false, dry_run = false;
+  std::size_t body_bytes = 0;
   Respond respond;
   std::atomic<bool> answered{false};
   std::unique_ptr<net::steady_timer> timer;
@@ -278,6 +279,7 @@ void HttpApi::flow_call(HttpRequest& req, const std::string& endpoint, bool is_p
     call->options.only_executors = std::move(only);
   }
   call->binary = accepts_msgpack(req[http::field::accept]);
+  call->body_bytes = req.body().size();
   call->request_id = next_request_id();
   call->route = route_name(call->request.endpoint);
   call->respond = respond;
@@ -302,7 +304,17 @@ void HttpApi::submit(std::shared_ptr<Call> call) {
       call->respond(std::move(res));
       return;
     }
+    if (bytes_held_ + call->body_bytes > options_.max_bytes_in_flight && accepted_ > 0) {
+      HttpResponse res = error_response(http::status::service_unavailable,
+                                        "overloaded: the requests being served hold " + std::to_string(bytes_held_) +
+                                            " bytes of bodies (the limit is " + std::to_string(options_.max_bytes_in_flight) +
+                                            "); retry later");
+      res.set(http::field::retry_after, "1");
+      call->respond(std::move(res));
+      return;
+    }
     ++accepted_;
+    bytes_held_ += call->body_bytes;
     metrics_.pending.fetch_add(1);
     if (in_flight_ < prefetch_) {
       ++in_flight_;
@@ -337,6 +349,7 @@ void HttpApi::finish(const std::shared_ptr<Call>& call, Response r) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     --accepted_;
+    bytes_held_ -= call->body_bytes;
     metrics_.pending.fetch_sub(1);
     idle_.notify_all();
   }

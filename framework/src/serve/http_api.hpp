@@ -61,6 +61,7 @@ class HttpApi : public RequestHandler {
   bool draining_ = false;
   std::size_t in_flight_ = 0;   // in the flow
   std::size_t accepted_ = 0;    // in the flow or waiting for room, not yet answered
+  std::size_t bytes_held_ = 0;  // their request bodies
   std::deque<std::shared_ptr<Call>> waiting_;
   std::uint64_t request_counter_ = 0;
   std::uint64_t id_seed_ = 0;
