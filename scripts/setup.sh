@@ -13,6 +13,7 @@ PACKAGES=(
   libyaml-cpp-dev libmsgpack-cxx-dev libzstd-dev zlib1g-dev
   libjpeg62-turbo-dev libpng-dev libicu-dev nlohmann-json3-dev
   dataset-fashion-mnist
+  chromium
 )
 
 scripts/install-missing.sh "${PACKAGES[@]}"

@@ -13,6 +13,7 @@
 #include "docarray/envelope.hpp"
 #include "docarray/error.hpp"
 #include "docarray/utf8.hpp"
+#include "search_page.hpp"
 
 namespace docflow::serve {
 
@@ -81,6 +82,7 @@ HttpApi::HttpApi(Flow& flow, const GatewayOptions& options, Metrics& metrics, ne
   std::set<std::string> eps = {"/index", "/search", "/update", "/delete"};
   for (const auto& [name, bound] : flow.executor_endpoints()) {
     executors_.push_back(name);
+    for (const auto& e : bound) searches_ = searches_ || e == "/search";
     for (const auto& e : bound)
       if (e != "*" && !e.empty() && e.front() == '/' && e != "/post" && e != "/status" && e != "/dry_run") eps.insert(e);
   }
@@ -102,7 +104,7 @@ std::string HttpApi::next_request_id() {
 }
 
 std::string HttpApi::route_name(const std::string& path) const {
-  if (path == "/" || path == "/status" || path == "/dry_run" || path == "/post") return path;
+  if (path == "/" || path == "/status" || path == "/dry_run" || path == "/post" || path == "/ui") return path;
   if (std::binary_search(endpoints_.begin(), endpoints_.end(), path)) return path;
   return "other";  // never a name a client made up: metrics stay bounded
 }
@@ -187,6 +189,19 @@ void HttpApi::route(HttpRequest& req, const std::string& path, Respond& respond)
     j["executors"] = execs;
     return respond(json_response(http::status::ok, j.dump()));
   }
+  if (path == "/ui" || path == "/ui/") {
+    if (!get) return method_not_allowed("GET");
+    if (!searches_) return respond(error_response(http::status::not_found, "/ui is the search page of flows with an executor bound to /search; this flow has none"));
+    HttpResponse res{http::status::ok, 11};
+    res.set(http::field::content_type, "text/html; charset=utf-8");
+    // The page's own script and style, images from data: URLs and http(s) uris; nothing else.
+    res.set("Content-Security-Policy",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: http: https:; connect-src 'self'");
+    res.set("X-Content-Type-Options", "nosniff");
+    res.body() = kSearchPage;
+    res.prepare_payload();
+    return respond(std::move(res));
+  }
   if (path == "/dry_run") {
     if (!get) return method_not_allowed("GET");
     auto call = std::make_shared<Call>();
@@ -203,7 +218,7 @@ void HttpApi::route(HttpRequest& req, const std::string& path, Respond& respond)
     j["code"] = 404;
     j["error"] = "Not Found";
     j["detail"] = "no route " + docarray::escape_invalid_utf8(path) + "; the flow serves " + joined(endpoints_) +
-                  " (and /post, /, /status, /dry_run)";
+                  " (and /post, /, /status, /dry_run" + std::string(searches_ ? ", /ui)" : ")");
     j["endpoints"] = endpoints_;
     return respond(json_response(http::status::not_found, j.dump()));
   }

@@ -54,6 +54,7 @@ class HttpApi : public RequestHandler {
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::vector<std::string> endpoints_;  // the routes that post into the flow, sorted
   std::vector<std::string> executors_;
+  bool searches_ = false;  // an executor binds /search: the flow has a search page at /ui
   std::size_t prefetch_;
 
   std::mutex mu_;

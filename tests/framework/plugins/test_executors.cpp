@@ -1,6 +1,9 @@
 // Executors that exist to test the runtime: they record what they saw, fail
 // on purpose, sleep to reorder completions, and detect concurrent calls.
+#include <ATen/ATen.h>
+
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <random>
@@ -156,6 +159,32 @@ class Misbehaver : public docflow::Executor {
   }
 };
 
+// A stand-in text encoder for search tests: each document's text as a bag
+// of hashed lower-case words in 16 dimensions, so that texts sharing words
+// are near each other.
+class TextHasher : public docflow::Executor {
+ public:
+  explicit TextHasher(ExecutorContext c) : Executor(std::move(c)) {
+    on("*", [](Request& r) {
+      for (auto& d : r.docs) {
+        if (d.text.empty()) continue;
+        at::Tensor e = at::zeros({16});
+        std::string word;
+        for (std::size_t i = 0; i <= d.text.size(); ++i) {
+          const char c = i < d.text.size() ? static_cast<char>(std::tolower(static_cast<unsigned char>(d.text[i]))) : ' ';
+          if (std::isalnum(static_cast<unsigned char>(c))) {
+            word += c;
+          } else if (!word.empty()) {
+            e[static_cast<std::int64_t>(std::hash<std::string>{}(word) % 16)] += 1;
+            word.clear();
+          }
+        }
+        d.embedding = e;
+      }
+    });
+  }
+};
+
 // Publishes a shared counter in open(); Consumer finds it and counts documents.
 class Publisher : public docflow::Executor {
  public:
@@ -201,6 +230,7 @@ const docflow_executor_entry kExecutors[] = {
     docflow::plugin::executor<Publisher>("Publisher", "publishes a shared counter", kResourceParams),
     docflow::plugin::executor<Consumer>("Consumer", "uses the shared counter", kResourceParams),
     docflow::plugin::executor<Misbehaver>("Misbehaver", "fails or sleeps when a document's tags ask"),
+    docflow::plugin::executor<TextHasher>("TextHasher", "embeds texts as hashed bags of words (a stand-in encoder)"),
 };
 
 }  // namespace

@@ -1,0 +1,5 @@
+#pragma once
+// The search page served at /ui (search_page.cpp).
+namespace docflow::serve {
+extern const char* const kSearchPage;
+}

@@ -1,0 +1,90 @@
+// The search page at /ui in a real browser: Debian's chromium, headless,
+// loads the page with a query, the page calls POST /search, and the test
+// reads the rendered DOM: the right matches, as images, with scores. A
+// screenshot is kept in the build tree (Testing/ui-search.png).
+#include <boost/test/unit_test.hpp>
+
+#include <filesystem>
+
+#include "../support/run_command.hpp"
+#include "docarray/document.hpp"
+#include "docflow/client.hpp"
+#include "serve_support.hpp"
+
+using namespace docflow;
+using namespace docflow::testing;
+
+namespace {
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+std::size_t count(const std::string& s, const std::string& part) {
+  std::size_t n = 0;
+  for (auto p = s.find(part); p != std::string::npos; p = s.find(part, p + 1)) ++n;
+  return n;
+}
+
+const char* kChromium = "/usr/bin/chromium";
+
+std::string chromium(const std::string& args) {
+  // Its stderr is D-Bus noise on a machine without a session bus: dropped.
+  return run_command("(" + std::string(kChromium) + " --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage "
+                     "--no-first-run --virtual-time-budget=15000 " + args + " 2>/dev/null)").output;
+}
+
+docarray::Document product(const std::string& text, const std::string& color) {
+  docarray::Document d;
+  d.text = text;
+  d.mime_type = "image/svg+xml";
+  d.blob = "<svg xmlns='http://www.w3.org/2000/svg' width='28' height='28'><rect width='28' height='28' fill='" + color +
+           "'/></svg>";
+  d.tags["label_name"] = text;
+  return d;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(ui)
+
+BOOST_AUTO_TEST_CASE(the_search_page_shows_the_right_matches_in_a_browser) {
+  if (!std::filesystem::exists(kChromium)) {
+    BOOST_TEST_MESSAGE("skipped: " << kChromium << " is not installed (scripts/setup.sh installs chromium)");
+    return;
+  }
+  ServedFlow served("  - {name: encoder, uses: TextHasher}\n"
+                    "  - {name: indexer, uses: SimpleIndexer, with: {limit: 3}}\n");
+  docarray::DocumentArray catalogue;
+  catalogue.append(product("blue trousers", "navy"));
+  catalogue.append(product("red dress", "crimson"));
+  catalogue.append(product("green shirt", "green"));
+  catalogue.append(product("black trousers", "black"));
+  catalogue.append(product("white sneaker", "white"));
+  Client(served.url()).post("/index", catalogue);
+
+  const std::string dom = chromium("--dump-dom '" + served.url() + "/ui?q=a%20pair%20of%20trousers'");
+  BOOST_TEST(contains(dom, "matches in"), dom);
+  // The page asks for 12 matches (its limit box): all five come back.
+  BOOST_TEST(contains(dom, "5 matches in"), dom);
+  BOOST_TEST(count(dom, "<figure class=\"match\"") == 5u, dom);
+  BOOST_TEST(count(dom, "<img src=\"data:image/svg+xml;base64,") == 5u, dom);
+  // Both trousers first (they share the query's word), then anything else.
+  const auto first = dom.find("class=\"label\">"), second = dom.find("class=\"label\">", first + 1);
+  BOOST_REQUIRE(second != std::string::npos);
+  const std::string top2 = dom.substr(first, dom.find("</div>", second) - first);
+  BOOST_TEST(contains(top2, "blue trousers"), top2);
+  BOOST_TEST(contains(top2, "black trousers"), top2);
+  BOOST_TEST(contains(dom, "cosine 0."), dom);
+
+  const std::string shot = std::string(UI_SCREENSHOT_DIR) + "/ui-search.png";
+  std::filesystem::remove(shot);
+  chromium("--window-size=1000,700 --screenshot=" + shot + " '" + served.url() + "/ui?q=a%20pair%20of%20trousers'");
+  BOOST_TEST(std::filesystem::exists(shot));
+  BOOST_TEST_MESSAGE("screenshot: " << shot);
+
+  // A flow without a /search executor has no page; the page is not on disk.
+  ServedFlow plain("  - {name: encoder, uses: TextHasher}\n");
+  const std::string r = raw_exchange(plain.port(), http_request("GET", "/ui", ""));
+  BOOST_TEST(status_of(r) == 404, r);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
