@@ -71,7 +71,7 @@ BOOST_AUTO_TEST_CASE(unknown_executor_lists_plugins_and_search_path) {
   } catch (const docflow::ConfigError& e) {
     std::string msg = e.what();
     BOOST_TEST(msg.rfind(path + ":4:11: executor 'reader': unknown executor 'DocumentReder' (did you mean "
-                                "'DocumentReader'?); plugins loaded: clip, finetune, io; searched: ",
+                                "'DocumentReader'?); plugins loaded: clip, finetune, index, io; searched: ",
                          0) == 0,
                msg);
     BOOST_TEST(msg.find(IO_PLUGIN_DIR) != std::string::npos);
