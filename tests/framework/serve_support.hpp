@@ -85,6 +85,48 @@ inline std::string raw_exchange(int port, const std::string& bytes, std::chrono:
   return out;
 }
 
+// One kept-alive connection, one request and its answer at a time (no
+// reconnects, no retries: what happens to the connection is visible).
+class KeptAlive {
+ public:
+  explicit KeptAlive(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+    timeval tv{10, 0};
+    if (fd_ >= 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~KeptAlive() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  // The whole answer (head and Content-Length body), or "" when the
+  // connection ended first.
+  std::string exchange(const std::string& request) {
+    if (fd_ < 0 || ::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) return "";
+    std::string out;
+    char buf[65536];
+    while (true) {
+      const auto head = out.find("\r\n\r\n");
+      if (head != std::string::npos) {
+        const auto cl = out.find("Content-Length: ");
+        if (cl != std::string::npos && cl < head && out.size() >= head + 4 + std::stoul(out.substr(cl + 16))) return out;
+      }
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return "";
+      out.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 inline std::string http_request(const std::string& method, const std::string& target, const std::string& body,
                                 const std::string& content_type = "application/json", const std::string& extra_headers = "") {
   return method + " " + target + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n" +

@@ -334,6 +334,27 @@ BOOST_AUTO_TEST_CASE(a_slow_client_is_dropped_and_the_others_are_not_slowed) {
   BOOST_TEST(slow_dropped.load());
 }
 
+BOOST_AUTO_TEST_CASE(idle_connections_close_but_a_long_request_keeps_its_connection) {
+  GatewayOptions o;
+  o.idle_timeout_ms = 300;
+  ServedFlow served(kTwoStep, o);
+  // Nothing sent: the server closes the connection after the idle timeout.
+  const auto t0 = std::chrono::steady_clock::now();
+  BOOST_TEST(raw_exchange(served.port(), "", std::chrono::seconds(5)).empty());
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3)));
+  // A request that takes longer than the idle timeout is answered, and the
+  // kept-alive connection serves the next one.
+  KeptAlive connection(served.port());
+  auto keep = [](const std::string& body) {
+    return "POST /index HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  };
+  std::string r = connection.exchange(keep(R"({"data": [{"tags": {"sleep_ms": 900}}]})"));
+  BOOST_TEST(status_of(r) == 200, r);
+  r = connection.exchange(keep(R"({"data": [{"text": "next"}]})"));
+  BOOST_TEST(status_of(r) == 200, r);
+}
+
 BOOST_AUTO_TEST_CASE(metrics_use_jinas_names_and_count_what_happened) {
   GatewayOptions o;
   o.monitoring = true;

@@ -3,6 +3,7 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <nlohmann/json.hpp>
@@ -39,7 +40,7 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(HttpServer& server, tcp::socket socket)
       : server_(server), stream_(std::move(socket)),
-        buffer_(server.limits_.header_bytes + server.limits_.body_bytes + 65536) {}
+        buffer_(server.limits_.header_bytes + server.limits_.body_bytes + 65536), idle_timer_(stream_.get_executor()) {}
 
   ~Session() {
     server_.stats_.connections.fetch_sub(1);
@@ -72,11 +73,17 @@ class Session : public std::enable_shared_from_this<Session> {
     if (reading_ || closing_ || slots_.size() >= server_.limits_.pipeline) return;
     reading_ = true;
     if (buffer_.size() == 0) {
-      // Idle on a kept-alive connection: wait for the first byte of the next
-      // request under the idle timeout, then the whole request must arrive
-      // within the read timeout.
-      stream_.expires_after(server_.limits_.idle);
+      // Waiting for the first byte of the next request: no deadline on the
+      // read itself (a Beast timeout closes the socket, which would cut the
+      // answers still being computed for earlier requests); the idle timer
+      // runs only while nothing is in flight. Once the first byte is here,
+      // the whole request must arrive within the read timeout.
+      stream_.expires_never();
+      waiting_first_byte_ = true;
+      if (slots_.empty()) arm_idle();
       stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+        self->waiting_first_byte_ = false;
+        self->idle_timer_.cancel();
         self->buffer_.commit(n);
         self->server_.stats_.bytes_in.fetch_add(n);
         if (ec) return self->on_read_error(ec, false);
@@ -85,6 +92,15 @@ class Session : public std::enable_shared_from_this<Session> {
     } else {
       read_request();
     }
+  }
+
+  // A kept-alive connection with nothing in flight and no request coming
+  // is closed after the idle timeout.
+  void arm_idle() {
+    idle_timer_.expires_after(server_.limits_.idle);
+    idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec && self->waiting_first_byte_ && self->slots_.empty()) self->shut();
+    });
   }
 
   void read_request() {
@@ -102,6 +118,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_read_error(beast::error_code ec, bool started) {
     reading_ = false;
+    if (shut_) return;  // closed on purpose (idle, stop): nothing to answer
     closing_ = true;  // no request is read after a broken one
     if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::operation_aborted ||
         ec == net::error::connection_reset) {
@@ -184,6 +201,7 @@ class Session : public std::enable_shared_from_this<Session> {
       const bool close = self->slots_.front()->close_after;
       self->slots_.pop_front();
       if (ec || close) return self->shut();
+      if (self->slots_.empty() && self->waiting_first_byte_) self->arm_idle();
       self->write_next();
       if (self->slots_.empty() && self->closing_ && !self->reading_) return self->shut();
       self->read_next();
@@ -194,6 +212,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (shut_) return;
     shut_ = true;
     closing_ = true;
+    idle_timer_.cancel();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.socket().close(ec);
@@ -204,7 +223,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::deque<std::shared_ptr<Slot>> slots_;
-  bool reading_ = false, writing_ = false, closing_ = false, shut_ = false;
+  net::steady_timer idle_timer_;
+  bool reading_ = false, writing_ = false, closing_ = false, shut_ = false, waiting_first_byte_ = false;
 };
 
 HttpServer::HttpServer(net::io_context& io, RequestHandler& handler, ServerLimits limits, TransportStats& stats)
