@@ -292,7 +292,7 @@ struct Flow::Impl {
     boost::asio::post(*node.strands[replica], [this, &node, msg = std::move(msg), replica]() mutable {
       const bool skip = msg.error || (msg.only && std::find(msg.only->begin(), msg.only->end(), node.name) == msg.only->end());
       if (!failed() && !skip) {
-        const auto t0 = std::chrono::steady_clock::now();
+        const auto t0 = observer ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
         std::exception_ptr error;
         try {
           process(node, *node.replicas[replica], msg.request);
@@ -369,12 +369,9 @@ struct Flow::Impl {
           callbacks.erase(it);
         }
         observer = on_output;
+        ++released;  // the slot is free before the callback: it may post the next request
+        cv.notify_all();
       }
-    }
-    if (!msg.is_event) {
-      std::lock_guard<std::mutex> lock(mu);
-      ++released;
-      cv.notify_all();
     }
     if (observer) observer(msg.request);
     if (callback) callback(Response{std::move(msg.request), msg.error});

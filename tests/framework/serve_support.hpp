@@ -48,24 +48,32 @@ class ServedFlow {
   std::unique_ptr<Gateway> gateway_;
 };
 
-// Connects to 127.0.0.1:port, sends `bytes` (in pieces `gap` apart when a
-// gap is given), and returns everything the server wrote until it closed or
-// `timeout` passed; kNoConnection when it could not connect.
-inline const std::string kNoConnection = "<no connection>";
-inline std::string raw_exchange(int port, const std::string& bytes, std::chrono::milliseconds timeout = std::chrono::seconds(5),
-                                bool half_close = false) {
+// A socket connected to 127.0.0.1:port whose reads give up after `timeout`;
+// -1 when nothing listens there.
+inline int connect_loopback(int port, std::chrono::milliseconds timeout) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return kNoConnection;
+  if (fd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ::close(fd);
-    return kNoConnection;
+    return -1;
   }
   timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+// Connects to 127.0.0.1:port, sends `bytes` (in pieces `gap` apart when a
+// gap is given), and returns everything the server wrote until it closed or
+// `timeout` passed; kNoConnection when it could not connect.
+inline const std::string kNoConnection = "<no connection>";
+inline std::string raw_exchange(int port, const std::string& bytes, std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                                bool half_close = false) {
+  const int fd = connect_loopback(port, timeout);
+  if (fd < 0) return kNoConnection;
   std::size_t sent = 0;
   while (sent < bytes.size()) {
     ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
@@ -89,19 +97,7 @@ inline std::string raw_exchange(int port, const std::string& bytes, std::chrono:
 // reconnects, no retries: what happens to the connection is visible).
 class KeptAlive {
  public:
-  explicit KeptAlive(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-    timeval tv{10, 0};
-    if (fd_ >= 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  }
+  explicit KeptAlive(int port) : fd_(connect_loopback(port, std::chrono::seconds(10))) {}
   ~KeptAlive() {
     if (fd_ >= 0) ::close(fd_);
   }

@@ -66,21 +66,22 @@ Metrics::Metrics(const std::vector<std::string>& executors) {
   for (const auto& e : executors) executors_[e] = std::make_unique<PerExecutor>();
 }
 
-Metrics::PerEndpoint& Metrics::endpoint_slot(const std::string& endpoint) {
-  std::lock_guard<std::mutex> lock(endpoints_mu_);
-  auto& slot = endpoints_[endpoint];
-  if (!slot) slot = std::make_unique<PerEndpoint>();
-  return *slot;
-}
-
 void Metrics::request(const std::string& endpoint, int status, double seconds) {
-  PerEndpoint& e = endpoint_slot(endpoint);
-  e.latency.observe(seconds);
-  (status < 400 ? e.ok : e.failed).fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard<std::mutex> lock(endpoints_mu_);
-  auto& counter = statuses_[status];
-  if (!counter) counter = std::make_unique<std::atomic<std::uint64_t>>(0);
-  counter->fetch_add(1, std::memory_order_relaxed);
+  PerEndpoint* e;
+  std::atomic<std::uint64_t>* by_status;
+  {
+    // Only finding (or, the first time, making) the series is locked.
+    std::lock_guard<std::mutex> lock(endpoints_mu_);
+    auto& slot = endpoints_[endpoint];
+    if (!slot) slot = std::make_unique<PerEndpoint>();
+    auto& counter = statuses_[status];
+    if (!counter) counter = std::make_unique<std::atomic<std::uint64_t>>(0);
+    e = slot.get();
+    by_status = counter.get();
+  }
+  e->latency.observe(seconds);
+  (status < 400 ? e->ok : e->failed).fetch_add(1, std::memory_order_relaxed);
+  by_status->fetch_add(1, std::memory_order_relaxed);
 }
 
 void Metrics::executor(const std::string& name, double seconds, std::size_t documents, bool failed) {

@@ -51,7 +51,6 @@ class Metrics {
     Histogram latency;
     std::atomic<std::uint64_t> calls{0}, failures{0}, documents{0};
   };
-  PerEndpoint& endpoint_slot(const std::string& endpoint);
 
   std::map<std::string, std::unique_ptr<PerExecutor>> executors_;
   // Endpoints are the flow's plus the gateway's routes, registered on first
