@@ -16,23 +16,6 @@
 #include "options.hpp"
 
 namespace docflow::cli {
-namespace {
-
-std::string token_from(const po::variables_map& vm) {
-  if (vm.count("token-file")) {
-    const std::string file = vm["token-file"].as<std::string>();
-    std::ifstream in(file);
-    if (!in) throw Error("cannot read the token file " + file);
-    std::string token;
-    std::getline(in, token);
-    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-    return token;
-  }
-  const char* t = std::getenv("DOCFLOW_TOKEN");
-  return t ? t : "";
-}
-
-}  // namespace
 
 int ping_command(const Args& args) {
   po::options_description opts("flow ping URL [options]");
@@ -52,7 +35,7 @@ int ping_command(const Args& args) {
   try {
     ClientOptions o;
     o.timeout_ms = vm["timeout-ms"].as<int>();
-    o.token = token_from(vm);
+    o.token = token_of(vm);
     Client client(vm["url"].as<std::string>(), o);
     auto [status, body] = client.get("/");
     if (status != 200) {
@@ -114,7 +97,7 @@ int post_command(const Args& args) {
     ClientOptions o;
     o.binary = vm.count("binary") > 0;
     o.in_flight = vm["in-flight"].as<std::size_t>();
-    o.token = token_from(vm);
+    o.token = token_of(vm);
     Client client(vm["url"].as<std::string>(), o);
     std::unique_ptr<docarray::DocumentFileWriter> writer;
     std::unique_ptr<docarray::JsonlWriter> stdout_writer;

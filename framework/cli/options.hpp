@@ -4,8 +4,12 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "command.hpp"
@@ -36,6 +40,26 @@ inline std::vector<Override> overrides_of(const po::variables_map& vm) {
   if (vm.count("set"))
     for (const auto& s : vm["set"].as<std::vector<std::string>>()) out.push_back(Override{s});
   return out;
+}
+
+// The bearer token of `flow serve`, `flow ping` and `flow post`: the one line
+// of --token-file (trailing whitespace dropped; empty or several lines is an
+// error), else DOCFLOW_TOKEN, else none.
+inline std::string token_of(const po::variables_map& vm) {
+  if (!vm.count("token-file")) {
+    const char* t = std::getenv("DOCFLOW_TOKEN");
+    return t ? t : "";
+  }
+  const std::string file = vm["token-file"].as<std::string>();
+  std::ifstream in(file);
+  if (!in) throw Error("cannot read the token file " + file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string token = ss.str();
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (token.empty()) throw Error("the token file " + file + " is empty");
+  if (token.find_first_of("\r\n") != std::string::npos) throw Error("the token file " + file + " holds more than one line");
+  return token;
 }
 
 // In a catch (...) around a command's setup: says what is wrong with its

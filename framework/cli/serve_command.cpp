@@ -21,18 +21,6 @@
 namespace docflow::cli {
 namespace {
 
-std::string read_token(const std::string& file) {
-  std::ifstream in(file);
-  if (!in) throw Error("cannot read the token file " + file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string token = ss.str();
-  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-  if (token.empty()) throw Error("the token file " + file + " is empty");
-  if (token.find_first_of("\r\n") != std::string::npos) throw Error("the token file " + file + " holds more than one line");
-  return token;
-}
-
 // The parent of a detached service waits until the child serves (or fails),
 // so that the address it prints is live.
 int wait_for_child(const RunFolder& run, pid_t pid, int timeout_ready_ms) {
@@ -113,8 +101,7 @@ int serve_command(const Args& args) {
     if (vm.count("grace-ms")) grace_ms = vm["grace-ms"].as<int>();
     if (options.idle_timeout_ms <= 0 || options.read_timeout_ms <= 0 || grace_ms < 0 || options.io_threads < 1)
       throw po::error("timeouts must be positive and --io-threads at least 1");
-    if (vm.count("token-file")) options.token = read_token(vm["token-file"].as<std::string>());
-    else if (const char* t = std::getenv("DOCFLOW_TOKEN"); t && *t) options.token = t;
+    options.token = token_of(vm);
     const std::string name = vm.count("name") ? vm["name"].as<std::string>() : config.name;
     run = std::make_unique<RunFolder>(RunFolder::open_or_create(config.workspace, name, file, to_yaml(config)));
   } catch (const po::error&) {
