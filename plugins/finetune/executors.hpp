@@ -52,6 +52,7 @@ class FashionMnistReader : public Source {
 
  private:
   void start_epoch();
+  docarray::Document image_document(std::int64_t i, int label, int size) const;
   FashionMnist data_;
   std::mt19937_64 rng_;
   std::vector<std::int64_t> order_;

@@ -87,7 +87,7 @@ std::vector<std::string> evaluation_queries(int label) {
   return out;
 }
 
-torch::Tensor image_tensor(const FashionMnist& data, std::int64_t i, int size) {
+clip::Image fashion_image(const FashionMnist& data, std::int64_t i) {
   clip::Image im;
   im.width = static_cast<int>(data.cols);
   im.height = static_cast<int>(data.rows);
@@ -95,7 +95,11 @@ torch::Tensor image_tensor(const FashionMnist& data, std::int64_t i, int size) {
   const std::uint8_t* src = data.pixels.data() + i * data.rows * data.cols;
   for (std::size_t p = 0; p < static_cast<std::size_t>(im.width) * im.height; ++p)
     im.rgb[3 * p] = im.rgb[3 * p + 1] = im.rgb[3 * p + 2] = src[p];
-  return clip::preprocess(im, size);
+  return im;
+}
+
+torch::Tensor image_tensor(const FashionMnist& data, std::int64_t i, int size) {
+  return clip::preprocess(fashion_image(data, i), size);
 }
 
 }  // namespace docflow::finetune

@@ -5,6 +5,8 @@
 // from templates that training never sees.
 #include <torch/torch.h>
 
+#include "clip/image.hpp"
+
 #include <cstdint>
 #include <random>
 #include <string>
@@ -29,6 +31,8 @@ std::string training_caption(int label, std::mt19937_64& rng);
 // The evaluation queries for `label` (held-out templates, canonical names).
 std::vector<std::string> evaluation_queries(int label);
 
+// Image `i` as it is stored (28 x 28 grey, as RGB).
+clip::Image fashion_image(const FashionMnist& data, std::int64_t i);
 // Image `i` as a CLIP-normalised float tensor [3, size, size] (grey -> RGB,
 // PIL-style bicubic resize).
 torch::Tensor image_tensor(const FashionMnist& data, std::int64_t i, int size);

@@ -31,9 +31,14 @@ FashionMnistReader::FashionMnistReader(ExecutorContext c)
     }
     const auto batch = static_cast<std::size_t>(params().get_int("batch_size"));
     const int size = static_cast<int>(params().get_int("image_size"));
+    const bool pairs = params().get_string("documents") == "pairs";
     for (std::size_t n = 0; n < batch && position_ < order_.size(); ++n, ++position_) {
       const std::int64_t i = order_[position_];
       const int label = data_.labels[static_cast<std::size_t>(i)];
+      if (!pairs) {
+        item.docs.append(image_document(i, label, size));
+        continue;
+      }
       docarray::Document pair(params().get_string("split") + "-" + std::to_string(i));
       pair.tags["label"] = label;
       docarray::Document image, text;
@@ -48,6 +53,19 @@ FashionMnistReader::FashionMnistReader(ExecutorContext c)
       item.docs.append(std::move(pair));
     }
     return item;
+  }
+
+  // An image to index: the 28 x 28 original as a PNG blob (the thumbnail a
+  // search page shows), the model's input as its tensor, the class as tags.
+  docarray::Document FashionMnistReader::image_document(std::int64_t i, int label, int size) const {
+    docarray::Document image(params().get_string("split") + "-" + std::to_string(i));
+    image.modality = "image";
+    image.mime_type = "image/png";
+    image.blob = clip::encode_png(fashion_image(data_, i));
+    image.tensor = image_tensor(data_, i, size);
+    image.tags["label"] = label;
+    image.tags["label_name"] = class_names().at(static_cast<std::size_t>(label));
+    return image;
   }
 
   void FashionMnistReader::start_epoch() {

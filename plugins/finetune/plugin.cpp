@@ -24,6 +24,10 @@ const docflow_param_schema kReaderParams[] = {
     param("seed", "int", "0", "shuffle and caption seed"),
     at_least(param("image_size", "int", "32", "the model's input size"), 8),
     param("endpoint", "string", "\"/train\"", "the endpoint requests go to"),
+    one_of(param("documents", "string", "\"pairs\"",
+                 "pairs (an image chunk and a caption chunk, for training) or images (one image document each, "
+                 "with its PNG as the blob, for an index)"),
+           "pairs|images"),
 };
 
 #define PAIR_SOURCE(PATH_DESCRIPTION)                                                                        \
@@ -111,7 +115,7 @@ const docflow_param_schema kWiseFtParams[] = {
 // the run's metrics and best value, WiSEFT the starting weights,
 // EarlyStopping its counter: state across requests, so no replicas.
 const docflow_executor_entry kExecutors[] = {
-    executor<ft::FashionMnistReader>("FashionMnistReader", "Fashion-MNIST as image/caption pairs", kReaderParams),
+    executor<ft::FashionMnistReader>("FashionMnistReader", "Fashion-MNIST as image/caption pairs, or as images to index", kReaderParams),
     executor<ft::PairReader>("PairReader", "image-caption pairs from CSV/TSV, JSON Lines or a folder",
                              kPairReaderParams),
     single_instance(executor<ft::ClipTrainer>("ClipTrainer", "CLIPLoss, backward, optimizer step", kTrainerParams)),

@@ -1,6 +1,7 @@
 #include "index_log.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@ namespace {
 
 constexpr char kMagic[8] = {'D', 'F', 'I', 'D', 'X', 'L', 'O', 'G'};
 constexpr std::size_t kHeader = 16;
+constexpr std::size_t kCompactedPerRecord = 1024;
 
 std::uint32_t crc32(const char* data, std::size_t n) {
   static const std::array<std::uint32_t, 256> table = [] {
@@ -57,6 +59,8 @@ std::string encode(const LogRecord& r) {
     fields["ids"] = docarray::Value(std::move(ids));
   }
   const std::string payload = docarray::to_msgpack_envelope(fields, r.docs);
+  if (payload.size() > 0xFFFFFFFFu) throw Error("an index record of " + std::to_string(payload.size()) +
+                                                " bytes is over 4 GiB: send fewer documents per request");
   std::string out(8, '\0');
   const std::uint32_t len = static_cast<std::uint32_t>(payload.size()), crc = crc32(payload.data(), payload.size());
   std::memcpy(out.data(), &len, 4);
@@ -86,8 +90,19 @@ IndexLog::IndexLog(const std::string& path, const std::function<void(LogRecord&)
                    const std::function<void(const std::string&)>& warn)
     : path_(path) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path().empty() ? "." : std::filesystem::path(path).parent_path());
+  const std::string lock = path + ".lock";
+  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) io_error("cannot open the index's lock file", lock);
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd_);
+    throw Error("the index " + path + " is open in another process (it holds " + lock +
+                "); stop that flow first, or give this one another `path`");
+  }
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) io_error("cannot open the index", path);
+  if (fd_ < 0) {
+    ::close(lock_fd_);
+    io_error("cannot open the index", path);
+  }
   struct stat st {};
   ::fstat(fd_, &st);
   const auto size = static_cast<std::uint64_t>(st.st_size);
@@ -158,6 +173,7 @@ IndexLog::IndexLog(const std::string& path, const std::function<void(LogRecord&)
 
 IndexLog::~IndexLog() {
   if (fd_ >= 0) ::close(fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
 void IndexLog::append(const LogRecord& record) {
@@ -172,12 +188,15 @@ void IndexLog::rewrite(const docarray::DocumentArray& docs) {
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) io_error("cannot create", tmp);
   const std::string h = header();
+  std::uint64_t written = 0;
   try {
     write_all(fd, h.data(), h.size(), tmp);
-    if (!docs.empty()) {
-      LogRecord r{"add", {}, docs};
-      const std::string bytes = encode(r);
+    // Records of at most kCompactedPerRecord documents, each far below a
+    // record's 4 GiB limit; replay applies them in order.
+    for (auto& batch : docs.batches(kCompactedPerRecord)) {
+      const std::string bytes = encode(LogRecord{"add", {}, std::move(batch)});
       write_all(fd, bytes.data(), bytes.size(), tmp);
+      ++written;
     }
     if (::fsync(fd) != 0) io_error("cannot fsync", tmp);
   } catch (...) {
@@ -190,7 +209,7 @@ void IndexLog::rewrite(const docarray::DocumentArray& docs) {
   ::close(fd_);
   fd_ = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
   if (fd_ < 0) io_error("cannot reopen", path_);
-  records_ = docs.empty() ? 0 : 1;
+  records_ = written;
 }
 
 }  // namespace docflow::index

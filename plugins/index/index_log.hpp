@@ -11,6 +11,10 @@
 // reached the disk): reopening stops at the first record whose length runs
 // past the end or whose checksum does not match, truncates the file there
 // and says so. Every record before it was acknowledged; the torn one never was.
+//
+// One process owns a log at a time: it holds an exclusive flock on PATH.lock
+// (a second `flow run` or `flow serve` on the same index is refused, rather
+// than two processes appending to and compacting one file).
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -38,7 +42,7 @@ class IndexLog {
 
   // Appends and fsyncs: when it returns, the record survives a crash.
   void append(const LogRecord& record);
-  // Replaces the whole log by one record holding `docs` (compaction),
+  // Replaces the whole log by records holding `docs` (compaction),
   // atomically: a new file, fsync, rename, fsync of the folder.
   void rewrite(const docarray::DocumentArray& docs);
   std::uint64_t records() const { return records_; }
@@ -46,6 +50,7 @@ class IndexLog {
 
  private:
   std::string path_;
+  int lock_fd_ = -1;
   int fd_ = -1;
   std::uint64_t records_ = 0;
 };

@@ -15,6 +15,12 @@ const docflow_param_schema kIndexerParams[] = {
     at_least(param("limit", "int", "20", "matches per query"), 1),
     param("traversal_path", "string", "\"@r\"", "the documents /index adds"),
     param("query_traversal_path", "string", "\"@r\"", "the documents /search gives matches"),
+    param("exclude_fields", "string", "\"\"",
+          "fields not stored, comma-separated: tensor, blob, text, uri, tags, chunks (an encoder's input tensor is "
+          "rarely worth keeping)"),
+    param("match_exclude_fields", "string", "\"\"",
+          "fields left out of the matches /search returns, comma-separated: embedding, tensor, blob, text, uri, "
+          "tags, chunks"),
 };
 
 const docflow_executor_entry kExecutors[] = {

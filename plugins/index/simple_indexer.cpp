@@ -15,7 +15,14 @@ SimpleIndexer::SimpleIndexer(ExecutorContext context) : Executor(std::move(conte
   on("/clear", [this](Request& r) { clear(r); });
 }
 
+namespace {
+constexpr const char* kStoredFields = "tensor, blob, text, uri, tags, chunks";
+constexpr const char* kMatchFields = "embedding, tensor, blob, text, uri, tags, chunks";
+}  // namespace
+
 void SimpleIndexer::open() {
+  excluded_ = FieldSet::parse(params().get_string("exclude_fields"), "exclude_fields", kStoredFields);
+  FieldSet::parse(params().get_string("match_exclude_fields"), "match_exclude_fields", kMatchFields);
   std::string path = params().get_string("path");
   if (path.empty()) path = (context().workspace / "index.log").string();
   std::uint64_t dead = 0;
@@ -80,9 +87,7 @@ void SimpleIndexer::add(Request& r) {
   LogRecord rec{"add", {}, {}};
   for (docarray::Document* d : r.docs.traverse_flat(param(r, "traversal_path"))) {
     if (!d->embedding.defined()) throw Error("document '" + d->id + "' has no embedding to index (encode it first)");
-    docarray::Document copy = *d;
-    copy.matches = {};
-    rec.docs.append(std::move(copy));
+    rec.docs.append(stored(*d));
   }
   if (rec.docs.empty()) return;
   // Durable first, then visible: a failed write changes nothing.
@@ -100,6 +105,17 @@ void SimpleIndexer::search(Request& r) {
   o.limit = static_cast<std::size_t>(int_param(r, "limit"));
   o.query_path = param(r, "query_traversal_path");
   docarray::match(r.docs, docs_, o);
+  const FieldSet leave_out = FieldSet::parse(param(r, "match_exclude_fields"), "match_exclude_fields", kMatchFields);
+  if (leave_out.empty()) return;
+  for (docarray::Document* q : r.docs.traverse_flat(o.query_path))
+    for (auto& m : q->matches) leave_out.clear_in(m);
+}
+
+docarray::Document SimpleIndexer::stored(const docarray::Document& d) const {
+  docarray::Document copy = d;
+  copy.matches = {};
+  excluded_.clear_in(copy);
+  return copy;
 }
 
 void SimpleIndexer::update(Request& r) {
@@ -108,7 +124,7 @@ void SimpleIndexer::update(Request& r) {
   for (const auto& d : r.docs) {
     if (!docs_.contains(d.id)) missing.push_back(d.id);
     else if (!d.embedding.defined()) throw Error("document '" + d.id + "' has no embedding to index (encode it first)");
-    else rec.docs.append(d);
+    else rec.docs.append(stored(d));
   }
   if (!missing.empty()) {
     std::string ids;

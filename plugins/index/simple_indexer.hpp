@@ -8,13 +8,15 @@
 //   /delete  removes by `parameters.ids`, or the documents sent
 //   /clear   removes everything
 //
-// `metric`, `limit`, `traversal_path` and `query_traversal_path` can be set
-// per request in `parameters`, as in Jina. Durable: every request that
+// `metric`, `limit`, `traversal_path`, `query_traversal_path` and
+// `match_exclude_fields` can be set per request in `parameters`, as in Jina.
+// `exclude_fields` keeps fields out of the index (an encoder's input tensor). Durable: every request that
 // changes the index is in the log (index_log.hpp) and fsynced before it is
 // answered, so an acknowledged document survives kill -9 and power loss.
 #include <memory>
 
 #include "docflow/executor.hpp"
+#include "field_set.hpp"
 #include "index_log.hpp"
 
 namespace docflow::index {
@@ -34,7 +36,10 @@ class SimpleIndexer : public Executor {
   void apply(LogRecord& record);
   std::string param(const Request& r, const std::string& key) const;
   std::int64_t int_param(const Request& r, const std::string& key) const;
+  // The document as stored: a copy without matches and excluded fields.
+  docarray::Document stored(const docarray::Document& d) const;
 
+  FieldSet excluded_;
   docarray::DocumentArray docs_;
   std::unique_ptr<IndexLog> log_;
 };

@@ -174,6 +174,90 @@ BOOST_AUTO_TEST_CASE(a_torn_tail_is_cut_with_a_warning_and_nothing_acknowledged_
   BOOST_TEST(contains(error_of([&] { wrong.open(dir.path() / "ws2"); }), "is not a docflow index log"));
 }
 
+BOOST_AUTO_TEST_CASE(excluded_fields_are_neither_stored_nor_returned) {
+  TempDir dir;
+  auto flow_with = [&](const std::string& with) {
+    Flow f = Flow::from_config(parse_flow_text("jtype: Flow\nwith: {name: idx}\nexecutors:\n  - name: indexer\n"
+                                               "    uses: SimpleIndexer\n    with: {path: " + dir.file("index.log") +
+                                               ", limit: 2, " + with + "}\n"));
+    f.isolate_failures(true);
+    return f;
+  };
+  Flow flow = flow_with("exclude_fields: tensor, match_exclude_fields: 'embedding, tags'");
+  flow.open(dir.path() / "ws");
+  DocumentArray docs = embedded(5);
+  for (auto& d : docs) {
+    d.tensor = at::ones({3, 4, 4});
+    d.blob = "png";
+    d.mime_type = "image/png";
+  }
+  flow.post("/index", docs);
+  DocumentArray r = flow.post("/search", query_like(docs[2]));
+  BOOST_REQUIRE_EQUAL(r[0].matches.size(), 2u);
+  const Document& m = r[0].matches[0];
+  BOOST_TEST(m.id == "doc2");
+  BOOST_TEST(!m.tensor.defined());
+  BOOST_TEST(!m.embedding.defined());
+  BOOST_TEST(m.tags.is_null());
+  BOOST_TEST(m.blob == "png");
+  // Per request, as Jina's parameters: this time the embeddings and tags come back.
+  Value p = Value::map();
+  p["match_exclude_fields"] = "";
+  r = flow.post("/search", query_like(docs[2]), p);
+  BOOST_TEST(r[0].matches[0].embedding.defined());
+  BOOST_TEST(r[0].matches[0].tags.find("i")->as_int() == 2);
+  BOOST_TEST(!r[0].matches[0].tensor.defined());  // never stored
+  p["match_exclude_fields"] = "colour";
+  BOOST_TEST(contains(error_of([&] { flow.post("/search", query_like(docs[2]), p); }),
+                      "match_exclude_fields: unknown field 'colour' (expected some of: embedding, tensor,"));
+
+  // One process owns an index: a second flow on the same file is refused while the first is open.
+  Flow second = flow_with("metric: dot");
+  const std::string e = error_of([&] { second.open(dir.path() / "ws2"); });
+  BOOST_TEST(contains(e, "is open in another process"), e);
+  flow.close();
+  second.open(dir.path() / "ws2");  // free again
+  second.close();
+
+  // An index cannot drop the embedding it matches with.
+  Flow wrong = flow_with("exclude_fields: embedding");
+  BOOST_TEST(contains(error_of([&] { wrong.open(dir.path() / "ws3"); }),
+                      "exclude_fields: unknown field 'embedding' (expected some of: tensor, blob"));
+}
+
+BOOST_AUTO_TEST_CASE(compaction_keeps_every_live_document_across_several_records) {
+  TempDir dir;
+  const std::string log = dir.file("index.log");
+  Value p = Value::map();
+  p["limit"] = 100000;
+  DocumentArray docs = embedded(2500);
+  {
+    Flow flow = indexer_flow(log);
+    flow.open(dir.path() / "ws");
+    for (auto& batch : docs.batches(100)) flow.post("/index", batch);
+    for (int i = 0; i < 20; ++i) {
+      Value del = Value::map();
+      del["ids"] = Value::list({"doc" + std::to_string(i * 7)});
+      flow.post("/delete", {}, del);
+    }
+    flow.close();
+  }
+  const auto before = std::filesystem::file_size(log);
+  for (int open = 0; open < 2; ++open) {  // the first open compacts, the second reads the compacted log
+    Flow flow = indexer_flow(log);
+    flow.open(dir.path() / "ws");
+    DocumentArray r = flow.post("/search", query_like(docs[1]), p);
+    BOOST_TEST(r[0].matches.size() == 2480u);
+    std::set<std::string> ids;
+    for (const auto& m : r[0].matches) ids.insert(m.id);
+    BOOST_TEST(ids.size() == 2480u);
+    BOOST_TEST(ids.count("doc7") == 0u);
+    BOOST_TEST(ids.count("doc8") == 1u);
+    flow.close();
+  }
+  BOOST_TEST(std::filesystem::file_size(log) < before);
+}
+
 BOOST_AUTO_TEST_CASE(kill_9_during_a_stream_of_index_requests_loses_no_acknowledged_document) {
   TempDir dir;
   const std::string log = dir.file("index.log");

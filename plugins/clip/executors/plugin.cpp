@@ -21,7 +21,7 @@ const std::string kPresets = clip::describe_presets() +
 
 #define CLIP_SELECTION(MODALITY)                                                                 \
   param("traversal_path", "string", "\"@r\"", "which documents: @r, @c, @r,c, ..."),             \
-      param("modality", "string", "\"" MODALITY "\"", "only documents of this modality (\"\": all)")
+      param("modality", "string", "\"" MODALITY "\"", "only documents of this modality (\"\": all; a document without one is text if it has text, else an image)")
 
 // The encoders' parameters; they differ only in the modality they pick.
 #define CLIP_ENCODER_PARAMS(MODALITY)                                                                             \
