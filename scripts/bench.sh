@@ -30,7 +30,7 @@ run() {  # NAME COMMAND...
   echo "== $name: $*"
   "$@" 2>&1 | tee "$out/$name.log"
 }
-set -- "${@:-binary_io match pipeline clip serve}"
+set -- "${@:-binary_io match pipeline clip serve search}"
 for b in $*; do
   case $b in
     binary_io) run binary_io "$BUILD_DIR/bench/bench_binary_io" 100000 512 /tmp ;;
@@ -38,7 +38,9 @@ for b in $*; do
     pipeline) run pipeline "$BUILD_DIR/bench/bench_pipeline" 200000 64 ;;
     clip) run clip "$BUILD_DIR/bench/bench_clip" step small 256 3 prep 256 kernels ;;
     serve) run serve "$BUILD_DIR/bench/bench_serve" "$BUILD_DIR/framework/flow" --seconds 3 ;;
-    *) echo "bench: unknown benchmark '$b' (known: binary_io match pipeline clip serve)" >&2; exit 2 ;;
+    search) run search "$BUILD_DIR/bench/bench_search" "$BUILD_DIR/framework/flow" \
+              ../shared/data/clip/bpe_simple_vocab_16e6.txt.gz --docs 10000 --seconds 3 ;;
+    *) echo "bench: unknown benchmark '$b' (known: binary_io match pipeline clip serve search)" >&2; exit 2 ;;
   esac
 done
 echo "logs: $out/"

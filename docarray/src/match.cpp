@@ -103,9 +103,23 @@ void select_block(Metric m, const at::Tensor& sims, const at::Tensor& x, std::in
   });
 }
 
+// sims = q . x^T. A handful of queries is a matrix-vector product per
+// query: GEMM with one row would first pack (copy) the whole index block.
+void similarities(at::Tensor& sims, const at::Tensor& q, const at::Tensor& x) {
+  if (q.size(0) > 8) {
+    at::mm_out(sims, q, x.t());  // BLAS
+    return;
+  }
+  for (std::int64_t i = 0; i < q.size(0); ++i) {
+    at::Tensor row = sims[i];
+    at::mv_out(row, x, q[i]);
+  }
+}
+
 template <typename T>
 void run(Metric metric, std::vector<Document*>& qdocs, const std::vector<const Document*>& xdocs,
-         const MatchOptions& opt, const std::string& name, at::ScalarType type, std::int64_t dim) {
+         const MatchOptions& opt, const std::string& name, at::ScalarType type, std::int64_t dim,
+         const at::Tensor* stacked) {
   const auto options = at::TensorOptions().dtype(type);
   at::Tensor q = stack_rows(qdocs, 0, qdocs.size(), at::empty({static_cast<std::int64_t>(qdocs.size()), dim}, options), "query");
   at::Tensor q_sq = q.pow(2).sum(1).contiguous();
@@ -119,12 +133,17 @@ void run(Metric metric, std::vector<Document*>& qdocs, const std::vector<const D
   // One block buffer for the whole run: a fresh 32 MB tensor per block would
   // page-fault its way in every time.
   const auto block = static_cast<std::int64_t>(std::min(opt.batch_size, xdocs.size()));
-  at::Tensor x_buffer = at::empty({block, dim}, options), sims;
+  // Rows stacked beforehand are used in place when they are of the type matched in.
+  const bool in_place = stacked != nullptr && stacked->scalar_type() == type;
+  at::Tensor x_buffer = in_place ? at::Tensor() : at::empty({block, dim}, options), sims;
   for (std::size_t start = 0; start < xdocs.size(); start += opt.batch_size) {
     std::size_t stop = std::min(xdocs.size(), start + opt.batch_size);
-    at::Tensor x = stack_rows(xdocs, start, stop, x_buffer, "index");
+    at::Tensor x = in_place ? stacked->narrow(0, static_cast<std::int64_t>(start), static_cast<std::int64_t>(stop - start))
+                            : stacked != nullptr
+                                ? stacked->narrow(0, static_cast<std::int64_t>(start), static_cast<std::int64_t>(stop - start)).to(type)
+                                : stack_rows(xdocs, start, stop, x_buffer, "index");
     if (!sims.defined() || sims.size(1) != x.size(0)) sims = at::empty({nq, x.size(0)}, q.options());
-    at::mm_out(sims, q, x.t());  // BLAS
+    similarities(sims, q, x);
     select_block<T>(metric, sims, x, static_cast<std::int64_t>(start), best_key.data(), best_idx.data(),
                     best_size.data(), want);
   }
@@ -158,7 +177,9 @@ void run(Metric metric, std::vector<Document*>& qdocs, const std::vector<const D
 
 }  // namespace
 
-void match(DocumentArray& queries, const DocumentArray& index, const MatchOptions& opt) {
+namespace {
+
+void match_impl(DocumentArray& queries, const DocumentArray& index, const at::Tensor* stacked, const MatchOptions& opt) {
   const Metric metric = parse_metric(opt.metric);
   if (opt.limit == 0) throw Error("match: limit must be at least 1");
   if (opt.batch_size == 0) throw Error("match: batch_size must be at least 1");
@@ -169,11 +190,37 @@ void match(DocumentArray& queries, const DocumentArray& index, const MatchOption
   if (qdocs.empty() || xdocs.empty()) return;
   const at::Tensor& first = qdocs.front()->embedding;
   if (!first.defined()) throw Error("match: query document '" + qdocs.front()->id + "' has no embedding");
+  if (stacked != nullptr) {
+    const at::Tensor& x = *stacked;
+    if (x.defined() && x.dim() == 2 && x.size(1) != first.numel()) {
+      std::ostringstream msg;
+      msg << "match: query document '" << qdocs.front()->id << "' has an embedding of " << first.numel()
+          << " values, the index's have " << x.size(1);
+      throw Error(msg.str());
+    }
+    if (!x.defined() || x.dim() != 2 || x.size(0) != static_cast<std::int64_t>(xdocs.size()) || x.size(1) != first.numel() ||
+        !x.is_contiguous() || !x.device().is_cpu()) {
+      std::ostringstream msg;
+      msg << "match: the stacked index embeddings are " << (x.defined() ? x.sizes() : at::IntArrayRef{})
+          << ", expected a contiguous CPU [" << xdocs.size() << ", " << first.numel() << "] (one row per index document)";
+      throw Error(msg.str());
+    }
+  }
 
   at::NoGradGuard no_grad;
   // Double embeddings are matched in double, everything else in float32.
-  if (first.scalar_type() == at::kDouble) run<double>(metric, qdocs, xdocs, opt, name, at::kDouble, first.numel());
-  else run<float>(metric, qdocs, xdocs, opt, name, at::kFloat, first.numel());
+  if (first.scalar_type() == at::kDouble) run<double>(metric, qdocs, xdocs, opt, name, at::kDouble, first.numel(), stacked);
+  else run<float>(metric, qdocs, xdocs, opt, name, at::kFloat, first.numel(), stacked);
+}
+
+}  // namespace
+
+void match(DocumentArray& queries, const DocumentArray& index, const MatchOptions& opt) {
+  match_impl(queries, index, nullptr, opt);
+}
+
+void match(DocumentArray& queries, const DocumentArray& index, const at::Tensor& index_embeddings, const MatchOptions& opt) {
+  match_impl(queries, index, &index_embeddings, opt);
 }
 
 }  // namespace docarray

@@ -65,7 +65,10 @@ int serve_command(const Args& args) {
       "idle-timeout-ms", po::value<int>(), "close keep-alive connections idle this long (default 60000)")(
       "read-timeout-ms", po::value<int>(), "a request must arrive whole within this (default 10000)")(
       "grace-ms", po::value<int>(), "on SIGTERM, time to finish the requests in flight (default 10000)")(
-      "io-threads", po::value<int>(), "network threads (default 2)")("file", po::value<std::string>(), "flow file");
+      "io-threads", po::value<int>(), "network threads (default 2)")(
+      "compute-threads", po::value<int>(),
+      "threads per request's math (LibTorch, BLAS); default 1 when requests run side by side (prefetch > 1), "
+      "else every core; OMP_NUM_THREADS or OPENBLAS_NUM_THREADS, when set, decide")("file", po::value<std::string>(), "flow file");
   po::positional_options_description pos;
   pos.add("file", 1);
 
@@ -76,6 +79,7 @@ int serve_command(const Args& args) {
   bool detach = false;
   int grace_ms = 10000;
   int timeout_ready_ms = 600000;
+  int compute_threads = 0;  // 0: the default
   try {
     auto vm = parse_args(args, opts, pos);
     if (help_shown(vm, opts)) return kOk;
@@ -99,6 +103,9 @@ int serve_command(const Args& args) {
     if (vm.count("read-timeout-ms")) options.read_timeout_ms = vm["read-timeout-ms"].as<int>();
     if (vm.count("io-threads")) options.io_threads = vm["io-threads"].as<int>();
     if (vm.count("grace-ms")) grace_ms = vm["grace-ms"].as<int>();
+    if (vm.count("compute-threads") && (compute_threads = vm["compute-threads"].as<int>()) < 1)
+      throw po::error("--compute-threads expects at least 1");
+    if (compute_threads == 0 && config.prefetch > 1) compute_threads = 1;
     if (options.idle_timeout_ms <= 0 || options.read_timeout_ms <= 0 || grace_ms < 0 || options.io_threads < 1)
       throw po::error("timeouts must be positive and --io-threads at least 1");
     options.token = token_of(vm);
@@ -134,6 +141,12 @@ int serve_command(const Args& args) {
   });
   try {
     logger.info("flow", "serving " + file + " as " + name + " (run folder " + run->path().string() + ")");
+    if (compute_threads > 0) {
+      if (set_compute_threads(compute_threads))
+        logger.info("flow", std::to_string(compute_threads) + " compute thread(s) per request (--compute-threads)");
+      else
+        logger.info("flow", "compute threads as OMP_NUM_THREADS / OPENBLAS_NUM_THREADS say");
+    }
     Gateway gateway(*flow, options);
     // timeout_ready bounds opening the executors (loading a model, an index).
     auto opening = std::async(std::launch::async, [&] { flow->open(run->executors_dir(), &logger); });

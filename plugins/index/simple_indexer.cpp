@@ -1,5 +1,7 @@
 #include "simple_indexer.hpp"
 
+#include <ATen/ATen.h>
+
 #include <filesystem>
 
 #include "docarray/error.hpp"
@@ -67,11 +69,22 @@ std::int64_t SimpleIndexer::int_param(const Request& r, const std::string& key) 
 // The state changes of every operation, for a live request and for replay.
 void SimpleIndexer::apply(LogRecord& rec) {
   if (rec.op == "add") {
+    const std::size_t before = docs_.size();
+    bool replaced = false;
     for (auto& d : rec.docs) {
-      if (docs_.contains(d.id)) docs_.get(d.id) = std::move(d);  // the same id twice: the newer wins
-      else docs_.append(std::move(d));
+      if (docarray::Document* old = docs_.find(d.id)) {  // the same id twice: the newer wins
+        *old = std::move(d);
+        replaced = true;
+      } else {
+        docs_.append(std::move(d));
+      }
     }
-  } else if (rec.op == "update") {
+    if (replaced) stacked_valid_ = false;
+    else appended(before);
+    return;
+  }
+  stacked_valid_ = false;
+  if (rec.op == "update") {
     for (auto& d : rec.docs)
       if (docarray::Document* old = docs_.find(d.id)) *old = std::move(d);
   } else if (rec.op == "delete") {
@@ -104,11 +117,48 @@ void SimpleIndexer::search(Request& r) {
   o.metric = param(r, "metric");
   o.limit = static_cast<std::size_t>(int_param(r, "limit"));
   o.query_path = param(r, "query_traversal_path");
-  docarray::match(r.docs, docs_, o);
+  docarray::match(r.docs, docs_, embeddings(), o);
   const FieldSet leave_out = FieldSet::parse(param(r, "match_exclude_fields"), "match_exclude_fields", kMatchFields);
   if (leave_out.empty()) return;
   for (docarray::Document* q : r.docs.traverse_flat(o.query_path))
     for (auto& m : q->matches) leave_out.clear_in(m);
+}
+
+void SimpleIndexer::appended(std::size_t first_new) {
+  if (!stacked_valid_) return;  // restacked whole on the next search
+  const at::Tensor& e = docs_[first_new].embedding;
+  if (stacked_.size(1) != e.numel() || stacked_.scalar_type() != e.scalar_type()) {
+    stacked_valid_ = false;  // match() names the document whose embedding does not fit
+    return;
+  }
+  const auto need = static_cast<std::int64_t>(docs_.size());
+  if (need > stacked_.size(0)) {
+    at::Tensor grown = at::empty({std::max<std::int64_t>(need, 2 * stacked_.size(0)), stacked_.size(1)}, stacked_.options());
+    grown.narrow(0, 0, static_cast<std::int64_t>(stacked_rows_)).copy_(stacked_.narrow(0, 0, static_cast<std::int64_t>(stacked_rows_)));
+    stacked_ = grown;
+  }
+  for (std::size_t i = first_new; i < docs_.size(); ++i) {
+    const at::Tensor& row = docs_[i].embedding;
+    if (row.numel() != stacked_.size(1)) {
+      stacked_valid_ = false;
+      return;
+    }
+    stacked_[static_cast<std::int64_t>(i)].copy_(row.detach().reshape({-1}));
+  }
+  stacked_rows_ = docs_.size();
+  rows_view_ = stacked_.narrow(0, 0, static_cast<std::int64_t>(stacked_rows_));
+}
+
+const at::Tensor& SimpleIndexer::embeddings() {
+  if (!stacked_valid_) {
+    // docarray::DocumentArray::embeddings stacks them (and names a document
+    // without one, or with another size).
+    stacked_ = docs_.embeddings().reshape({static_cast<std::int64_t>(docs_.size()), -1}).contiguous();
+    stacked_rows_ = docs_.size();
+    stacked_valid_ = true;
+    rows_view_ = stacked_;
+  }
+  return rows_view_;
 }
 
 docarray::Document SimpleIndexer::stored(const docarray::Document& d) const {

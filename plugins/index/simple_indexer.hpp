@@ -39,8 +39,18 @@ class SimpleIndexer : public Executor {
   // The document as stored: a copy without matches and excluded fields.
   docarray::Document stored(const docarray::Document& d) const;
 
+  // The embeddings of docs_, one row each in order, kept for /search: rows
+  // of new documents are appended, any other change restacks on the next
+  // search. `stacked_` may have spare rows (capacity doubles).
+  const at::Tensor& embeddings();
+  void appended(std::size_t first_new);
+
   FieldSet excluded_;
   docarray::DocumentArray docs_;
+  at::Tensor stacked_;
+  std::size_t stacked_rows_ = 0;
+  bool stacked_valid_ = false;
+  at::Tensor rows_view_;
   std::unique_ptr<IndexLog> log_;
 };
 

@@ -20,6 +20,7 @@
 #include "../support/headless_chromium.hpp"
 #include "../support/run_command.hpp"
 #include "../support/temp_dir.hpp"
+#include "clip/image.hpp"
 #include "docflow/client.hpp"
 
 using namespace docflow::testing;
@@ -87,7 +88,8 @@ BOOST_AUTO_TEST_CASE(the_readme_commands_serve_text_to_image_search_on_the_fine_
   BOOST_TEST(r.output.find("closed the index with 10000 documents") != std::string::npos, r.output);
   BOOST_TEST(std::filesystem::exists(dir.path() / "runs/job/index/images.log"));
 
-  DetachedServer server(dir, kFlow + " serve " + kFlows + "fashion-search.yml --set CONTEXT.RUN=job");
+  auto server_holder = std::make_unique<DetachedServer>(dir, kFlow + " serve " + kFlows + "fashion-search.yml --set CONTEXT.RUN=job");
+  const DetachedServer& server = *server_holder;
 
   // Through the HTTP API, as Jina's Client would ask it.
   {
@@ -148,6 +150,30 @@ BOOST_AUTO_TEST_CASE(the_readme_commands_serve_text_to_image_search_on_the_fine_
   browser.screenshot(shot);
   BOOST_TEST(std::filesystem::file_size(shot) > 1000u);
   BOOST_TEST_MESSAGE("screenshot: " << shot);
+
+  // A user's own images into the same index (flows/image-index.yml): refused
+  // while the server owns the index, added once it has stopped.
+  {
+    std::ofstream list(dir.file("images.jsonl"));
+    for (int i = 0; i < 3; ++i) {
+      clip::Image im{300, 200, std::vector<std::uint8_t>(300 * 200 * 3, static_cast<std::uint8_t>(60 * i))};
+      std::ofstream(dir.file("photo" + std::to_string(i) + ".png"), std::ios::binary) << clip::encode_png(im);
+      list << "{\"uri\": \"photo" << i << ".png\", \"tags\": {\"label_name\": \"photo " << i << "\"}}\n";
+    }
+    std::ofstream(dir.file("broken.png")) << "not an image";
+    list << "{\"uri\": \"broken.png\"}\n";
+  }
+  const std::string index_mine = in_dir + kFlow + " run " + kFlows +
+                                 "image-index.yml --set CONTEXT.RUN=job --set reader.path=images.jsonl "
+                                 "--set preprocess.image_size=32";
+  r = run_command(index_mine);
+  BOOST_TEST(r.exit_code != 0);
+  BOOST_TEST(r.output.find("runs/job/index/images.log is open in another process") != std::string::npos, r.output);
+  server_holder.reset();
+  r = run_command(index_mine);
+  BOOST_TEST(r.exit_code == 0, r.output);
+  BOOST_TEST(r.output.find("skipping a document: ") != std::string::npos, r.output);
+  BOOST_TEST(r.output.find("closed the index with 10003 documents") != std::string::npos, r.output);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -4,6 +4,7 @@
 
 #include "../support/run_command.hpp"
 #include "../support/temp_dir.hpp"
+#include "clip/image.hpp"
 #include "docarray/document_file.hpp"
 #include "fixtures.hpp"
 
@@ -52,6 +53,40 @@ BOOST_AUTO_TEST_CASE(encode_images_and_captions_from_the_command_line) {
 // The stateless CLIP executors with replicas (the flow of the test above,
 // every Clip* executor given 2 or 3 instances, 24 documents in requests of
 // 2): each document comes out once, in order, with its own embeddings.
+BOOST_AUTO_TEST_CASE(the_preprocessor_keeps_a_thumbnail_from_the_image_it_decoded) {
+  TempDir dir;
+  std::ofstream(dir.file("wide.png"), std::ios::binary)
+      << clip::encode_png(clip::Image{300, 200, std::vector<std::uint8_t>(300 * 200 * 3, 90)});
+  std::ofstream(dir.file("small.png"), std::ios::binary)
+      << clip::encode_png(clip::Image{40, 50, std::vector<std::uint8_t>(40 * 50 * 3, 30)});
+  std::ofstream(dir.file("pairs.jsonl")) << R"({"chunks": [{"modality": "image", "uri": "wide.png"}, {"modality": "text", "text": "a wide grey image"}]})"
+                                         << "\n"
+                                         << R"({"chunks": [{"uri": "small.png"}, {"text": "a small one"}]})" << "\n";
+  auto r = run_command("cd " + dir.path().string() + " && " + DOCFLOW_FLOW_EXE + " run " + PROJECT_SOURCE_DIR +
+                       "/flows/clip-encode.yml --set reader.path=pairs.jsonl --set writer.path=out.jsonl "
+                       "--set with.workspace=runs --set image_encoder.model=" + docflow::testing::fixture_dir() +
+                       " --set text_encoder.model=" + docflow::testing::fixture_dir() +
+                       " --set preprocess.image_size=32 --set preprocess.thumbnail=96 --set tokenize.vocab=" +
+                       docflow::testing::vocab_file());
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  auto docs = docarray::load_documents(dir.file("out.jsonl"));
+  BOOST_REQUIRE_EQUAL(docs.size(), 2u);
+  const auto& wide = docs[0].chunks[0];
+  BOOST_TEST(wide.mime_type == "image/png");
+  const clip::Image thumb = clip::decode_image(wide.blob, "thumbnail");
+  BOOST_TEST(thumb.width == 96);  // the longer side, the aspect kept
+  BOOST_TEST(thumb.height == 64);
+  BOOST_TEST(wide.embedding.defined());
+  // Smaller images are kept at their size; documents without a modality are
+  // taken by their content: the uri one as an image, the text one as text.
+  const clip::Image small = clip::decode_image(docs[1].chunks[0].blob, "thumbnail");
+  BOOST_TEST(small.width == 40);
+  BOOST_TEST(small.height == 50);
+  BOOST_TEST(docs[1].chunks[0].embedding.defined());
+  BOOST_TEST(docs[1].chunks[1].blob.empty());
+  BOOST_TEST(docs[1].chunks[1].embedding.defined());
+}
+
 BOOST_AUTO_TEST_CASE(replicated_encoders_lose_and_duplicate_nothing) {
   TempDir dir;
   auto e = docflow::testing::expected();

@@ -50,14 +50,19 @@ BOOST_AUTO_TEST_CASE(agrees_with_brute_force_for_every_metric) {
   at::manual_seed(7);
   const DocumentArray index = random_docs(300, 24, "x");
   for (std::string metric : {"cosine", "euclidean", "sqeuclidean", "dot"}) {
-    for (std::size_t batch : {std::size_t(7), std::size_t(64), std::size_t(1000)}) {
-      BOOST_TEST_CONTEXT(metric << " batch " << batch) {
-        DocumentArray queries = random_docs(20, 24, "q");
+    // A few queries take matrix-vector products, more one matrix product;
+    // embeddings stacked beforehand (as SimpleIndexer keeps them) give the same.
+    for (std::size_t batch : {std::size_t(7), std::size_t(64), std::size_t(1000)})
+    for (int nq : {1, 3, 20})
+    for (bool stacked : {false, true}) {
+      BOOST_TEST_CONTEXT(metric << " batch " << batch << " queries " << nq << (stacked ? " stacked" : "")) {
+        DocumentArray queries = random_docs(nq, 24, "q");
         docarray::MatchOptions opt;
         opt.metric = metric;
         opt.limit = 10;
         opt.batch_size = batch;
-        docarray::match(queries, index, opt);
+        if (stacked) docarray::match(queries, index, index.embeddings(), opt);
+        else docarray::match(queries, index, opt);
         const bool similarity = metric == "dot";
         for (const auto& q : queries) {
           std::vector<std::pair<double, std::string>> all;
@@ -132,6 +137,26 @@ BOOST_AUTO_TEST_CASE(traversal_paths_select_queries_and_index) {
   BOOST_TEST(pairs[0].matches.empty());
   BOOST_TEST(pairs[0].chunks[0].matches[0].id == "x6");
   BOOST_TEST(pairs[0].chunks[0].matches[0].scores.count("sim") == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(stacked_embeddings_must_fit_the_index) {
+  at::manual_seed(3);
+  const DocumentArray index = random_docs(10, 8, "x");
+  DocumentArray queries = random_docs(2, 8, "q");
+  auto error_of = [&](const at::Tensor& stacked) {
+    try {
+      docarray::match(queries, index, stacked);
+    } catch (const docarray::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no error>");
+  };
+  BOOST_TEST(error_of(at::randn({9, 8})).find("expected a contiguous CPU [10, 8] (one row per index document)") != std::string::npos);
+  BOOST_TEST(error_of(at::randn({8, 10}).t()).find("expected a contiguous CPU [10, 8]") != std::string::npos);
+  BOOST_TEST(error_of(at::randn({10, 4})) == "match: query document 'q0' has an embedding of 8 values, the index's have 4");
+  // Double rows are matched in the queries' float.
+  docarray::match(queries, index, index.embeddings().to(at::kDouble));
+  BOOST_TEST(queries[0].matches.size() == 10u);
 }
 
 BOOST_AUTO_TEST_CASE(bad_input_is_an_error) {

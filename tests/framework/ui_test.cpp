@@ -1,11 +1,13 @@
 // The search page at /ui in a real browser: Debian's chromium, headless,
 // loads the page with a query, the page calls POST /search, and the test
 // reads the rendered DOM: the right matches, as images, with scores. A
-// screenshot is kept in the build tree (Testing/ui-search.png).
+// screenshot is kept in the build tree (Testing/ui-search.png). A service
+// with a token: the page asks for it, and searches once it is typed in.
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
 
+#include "../support/headless_chromium.hpp"
 #include "../support/run_command.hpp"
 #include "docarray/document.hpp"
 #include "docflow/client.hpp"
@@ -85,6 +87,45 @@ BOOST_AUTO_TEST_CASE(the_search_page_shows_the_right_matches_in_a_browser) {
   ServedFlow plain("  - {name: encoder, uses: TextHasher}\n");
   const std::string r = raw_exchange(plain.port(), http_request("GET", "/ui", ""));
   BOOST_TEST(status_of(r) == 404, r);
+}
+
+BOOST_AUTO_TEST_CASE(with_a_token_the_page_asks_for_it_and_then_searches) {
+  if (!HeadlessChromium::installed()) {
+    BOOST_TEST_MESSAGE("skipped: " << HeadlessChromium::kExecutable << " is not installed (scripts/setup.sh installs chromium)");
+    return;
+  }
+  GatewayOptions o;
+  o.token = "s3cret";
+  ServedFlow served("  - {name: encoder, uses: TextHasher}\n"
+                    "  - {name: indexer, uses: SimpleIndexer, with: {limit: 3}}\n",
+                    o);
+  ClientOptions co;
+  co.token = "s3cret";
+  docarray::DocumentArray catalogue;
+  catalogue.append(product("blue trousers", "navy"));
+  catalogue.append(product("red dress", "crimson"));
+  Client(served.url(), co).post("/index", catalogue);
+  // The page itself is open (static, no data); /search is not.
+  BOOST_TEST(status_of(raw_exchange(served.port(), http_request("GET", "/ui", ""))) == 200);
+  BOOST_TEST(status_of(raw_exchange(served.port(), http_request("POST", "/search", "{}"))) == 401);
+
+  HeadlessChromium browser;
+  browser.navigate(served.url() + "/ui");
+  BOOST_TEST(browser.evaluate("document.getElementById('token').hidden") == true);
+  browser.type_into("#query", "trousers");
+  browser.press_enter();
+  BOOST_REQUIRE(browser.wait_until("document.getElementById('status').className === 'error'", std::chrono::seconds(10)));
+  const std::string asked = browser.evaluate("document.getElementById('status').textContent");
+  BOOST_TEST(contains(asked, "this service needs a token"), asked);
+  BOOST_TEST(browser.evaluate("document.getElementById('token').hidden") == false);
+  browser.type_into("#token", "s3cret");
+  browser.press_enter();
+  BOOST_REQUIRE_MESSAGE(browser.wait_until("document.querySelectorAll('figure.match').length === 2", std::chrono::seconds(10)),
+                        browser.evaluate("document.getElementById('status').textContent").dump());
+  BOOST_TEST(browser.evaluate("document.querySelector('figure.match .label').textContent") == "blue trousers");
+  // Kept for the tab, not put in the URL.
+  BOOST_TEST(browser.evaluate("sessionStorage.getItem('docflow-token')") == "s3cret");
+  BOOST_TEST(!contains(browser.evaluate("location.href").get<std::string>(), "s3cret"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -85,6 +85,18 @@ BOOST_AUTO_TEST_CASE(every_endpoint_with_parameters_per_request) {
   BOOST_TEST(r[0].matches.size() == 10u);
   BOOST_TEST(r[0].matches[0].scores.count("euclidean") == 1u);
 
+  // Documents added after a search are searched too (the stacked embeddings grow).
+  DocumentArray more = embedded(70, 8, 5);
+  for (std::size_t i = 0; i < more.size(); ++i) more[i].id = "more" + std::to_string(i);
+  flow.post("/index", more);
+  r = flow.post("/search", query_like(more[69]));
+  BOOST_TEST(r[0].matches[0].id == "more69");
+  Value drop = Value::map();
+  std::vector<Value> ids;
+  for (std::size_t i = 0; i < more.size(); ++i) ids.emplace_back("more" + std::to_string(i));
+  drop["ids"] = Value(Value::List(ids.begin(), ids.end()));
+  flow.post("/delete", {}, drop);
+
   // update replaces the embedding: doc7 now sits where doc3 was.
   DocumentArray upd;
   Document moved("doc7");

@@ -28,4 +28,12 @@ struct MatchOptions {
 // mismatched dimensions.
 void match(DocumentArray& queries, const DocumentArray& index, const MatchOptions& options = {});
 
+// The same against embeddings stacked beforehand: `index_embeddings` is a
+// contiguous CPU [n, dim] tensor whose row i is the embedding of
+// index.traverse_flat(options.index_path)[i]. An index that answers many
+// queries (SimpleIndexer) keeps it, instead of gathering every row on every
+// query. Throws docarray::Error when its shape does not fit.
+void match(DocumentArray& queries, const DocumentArray& index, const at::Tensor& index_embeddings,
+           const MatchOptions& options = {});
+
 }  // namespace docarray

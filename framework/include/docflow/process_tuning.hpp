@@ -12,4 +12,13 @@ namespace docflow {
 // docflow for training can call it first thing in main().
 void keep_freed_memory();
 
+// Threads one computation may use: LibTorch's intra-op pool and OpenBLAS's
+// (looked up at run time; another BLAS is left alone). `flow serve` runs
+// requests side by side and gives each one thread by default: a query's
+// products are too small to split (measured on the search flow, 2 cores:
+// 16 clients got 264 queries/s with 2 threads each, 543 with 1; one client
+// the same 330). Returns false, changing nothing, when the user set
+// OMP_NUM_THREADS or OPENBLAS_NUM_THREADS: their choice stands.
+bool set_compute_threads(int threads);
+
 }  // namespace docflow

@@ -146,9 +146,11 @@ void HttpApi::handle(HttpRequest&& req, Reply reply) {
     res.prepare_payload();
     return respond(std::move(res));
   }
-  // Health stays open so that a probe needs no secret; everything else, when
-  // a token is set, needs it.
-  if (!options_.token.empty() && path != "/") {
+  // Health stays open so that a probe needs no secret, and so does the search
+  // page (static HTML, no data: a browser cannot send a bearer token when it
+  // navigates, so the page asks for the token and sends it with each search);
+  // everything else, when a token is set, needs it.
+  if (!options_.token.empty() && path != "/" && path != "/ui") {
     if (!same_secret(req[http::field::authorization], "Bearer " + options_.token)) {
       HttpResponse res = error_response(http::status::unauthorized, "this service needs `Authorization: Bearer TOKEN`");
       res.set(http::field::www_authenticate, "Bearer realm=\"docflow\"");

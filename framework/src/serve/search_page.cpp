@@ -33,6 +33,7 @@ const char* const kSearchPage = R"HTML(<!doctype html>
 <form id="search">
   <input type="search" id="query" name="q" placeholder="a pair of trousers" autofocus>
   <input type="number" id="limit" name="limit" value="12" min="1" max="100" title="matches">
+  <input type="password" id="token" placeholder="token" title="this service needs a token" autocomplete="off" hidden>
   <button type="submit" id="go">Search</button>
 </form>
 <div id="status"></div>
@@ -41,7 +42,11 @@ const char* const kSearchPage = R"HTML(<!doctype html>
 "use strict";
 const form = document.getElementById("search"), query = document.getElementById("query");
 const limit = document.getElementById("limit"), status = document.getElementById("status");
-const results = document.getElementById("results");
+const results = document.getElementById("results"), token = document.getElementById("token");
+// A service started with a token answers 401 until the page sends it; it is
+// kept for this tab only (sessionStorage), never in the URL.
+token.value = sessionStorage.getItem("docflow-token") || "";
+if (token.value) token.hidden = false;
 
 function imageOf(m) {
   if (m.blob && m.mime_type && m.mime_type.startsWith("image/")) return "data:" + m.mime_type + ";base64," + m.blob;
@@ -65,13 +70,21 @@ async function search(text) {
   results.replaceChildren();
   const t0 = performance.now();
   try {
+    const headers = {"Content-Type": "application/json", "Accept": "application/json"};
+    if (token.value) headers["Authorization"] = "Bearer " + token.value;
     const res = await fetch("search", {
       method: "POST",
-      headers: {"Content-Type": "application/json", "Accept": "application/json"},
+      headers: headers,
       body: JSON.stringify({data: [{text: text}], parameters: {limit: Number(limit.value) || 12}}),
     });
     const body = await res.json();
     const ms = performance.now() - t0;
+    if (res.status === 401) {
+      token.hidden = false;
+      token.focus();
+      throw new Error(token.value ? "the token was refused" : "this service needs a token: enter it beside the query");
+    }
+    if (token.value) sessionStorage.setItem("docflow-token", token.value);
     if (!res.ok) throw new Error((body.header && body.header.status && body.header.status.description) || body.detail || res.statusText);
     const matches = (body.data && body.data[0] && body.data[0].matches) || [];
     status.textContent = matches.length + " matches in " + ms.toFixed(1) + " ms";

@@ -17,6 +17,14 @@ bool contains_any(const docarray::Document& d, const std::set<std::string>& ids)
   return false;
 }
 
+// A PNG of `image` whose longer side is at most `size` (never enlarged).
+std::string thumbnail_png(const clip::Image& image, int size) {
+  const int longer = std::max(image.width, image.height);
+  if (longer <= size) return clip::encode_png(image);
+  const int w = std::max(1, image.width * size / longer), h = std::max(1, image.height * size / longer);
+  return clip::encode_png(clip::resize(image, w, h));
+}
+
 }  // namespace
 
 void drop_documents_containing(docarray::DocumentArray& docs, const std::set<std::string>& ids) {
@@ -37,12 +45,19 @@ void ClipImagePreprocessor::preprocess(Request& request) {
   const int size = static_cast<int>(params().get_int("image_size"));
   const bool training = params().get_string("mode") == "training";
   const bool skip = params().get_string("on_error") == "skip";
+  const int thumbnail = static_cast<int>(params().get_int("thumbnail"));
   std::set<std::string> failed;
   for (docarray::Document* d : selected_documents(request, params())) {
     if (d->tensor.defined() && d->blob.empty() && d->uri.empty()) continue;  // already a tensor
     try {
       const clip::Image image = clip::load_document_image(d->blob, d->uri, d->id, size);
       d->tensor = training ? clip::preprocess_random_crop(image, size, rng_) : clip::preprocess(image, size);
+      if (thumbnail > 0) {
+        // From the image already decoded: what a search page shows, small
+        // enough to keep in an index and to send with every match.
+        d->blob = thumbnail_png(image, thumbnail);
+        d->mime_type = "image/png";
+      }
     } catch (const clip::Error& e) {
       if (!skip) throw Error(e.what());
       log().warning(name(), std::string("skipping a document: ") + e.what());

@@ -43,6 +43,8 @@ const docflow_param_schema kImageParams[] = {
     one_of(param("mode", "string", "\"inference\"", "inference (resize + center crop) or training (random resized crop)"),
            "inference|training"),
     param("seed", "int", "0", "the random crop's seed"),
+    at_least(param("thumbnail", "int", "0", "N > 0: replace the blob by a PNG of the image, longer side at most N "
+                                            "pixels (for an index and a search page)"), 0),
     one_of(param("on_error", "string", "\"fail\"", "an unreadable image fails the run, or skips its document"),
            "fail|skip"),
     CLIP_SELECTION("image"),
