@@ -54,7 +54,20 @@ double score(const std::string& metric, const metrics::Relevance& r, std::option
 }  // namespace
 
 std::map<std::string, double> evaluate(DocumentArray& queries, const EvaluateOptions& o) {
-  if (o.metrics.empty()) throw Error("evaluate: no metrics given");
+  if (o.metrics.empty() && o.custom_metrics.empty()) throw Error("evaluate: no metrics given");
+  if (!o.metric_names.empty() && o.metric_names.size() != o.metrics.size())
+    throw Error("evaluate: " + std::to_string(o.metric_names.size()) + " metric names for " +
+                std::to_string(o.metrics.size()) + " metrics (give one name per metric, or none)");
+  if (o.max_rel && *o.max_rel < 1) throw Error("evaluate: max_rel must be at least 1, got " + std::to_string(*o.max_rel));
+  for (const auto& c : o.custom_metrics)
+    if (c.name.empty() || !c.fn) throw Error("evaluate: a custom metric needs a name and a function");
+  // One key per metric: two metrics stored under one name would overwrite each other.
+  std::vector<std::string> keys;
+  for (std::size_t m = 0; m < o.metrics.size(); ++m) keys.push_back(o.metric_names.empty() ? o.metrics[m] : o.metric_names[m]);
+  for (const auto& c : o.custom_metrics) keys.push_back(c.name);
+  for (std::size_t a = 0; a < keys.size(); ++a)
+    for (std::size_t b = a + 1; b < keys.size(); ++b)
+      if (keys[a] == keys[b]) throw Error("evaluate: two metrics are named '" + keys[a] + "'");
   if (o.k && *o.k < 1) throw Error("evaluate: k must be at least 1, got " + std::to_string(*o.k));
   for (const auto& metric : o.metrics) score(metric, {}, 0, o);  // rejects unknown names before any work
   std::vector<Document*> qs = queries.traverse_flat(o.query_path);
@@ -98,21 +111,38 @@ std::map<std::string, double> evaluate(DocumentArray& queries, const EvaluateOpt
         const Value* ml = m.find_tag(o.label_tag);
         r.push_back(ml && same_label(*ml, *label) ? 1.0 : 0.0);
       }
-      auto it = o.num_relevant_per_label.find(label->dump());
-      if (it != o.num_relevant_per_label.end()) max_rel = it->second;
+      if (!o.num_relevant_per_label.empty() && !o.max_rel) {
+        auto it = o.num_relevant_per_label.find(label->dump());
+        if (it == o.num_relevant_per_label.end())
+          throw Error("evaluate: num_relevant_per_label has no count for label " + label->dump() + " (query '" + q.id + "')");
+        max_rel = it->second;
+      }
     }
-    for (const auto& metric : o.metrics) {
+    if (o.max_rel) max_rel = o.max_rel;  // the caller's count wins, as in DocArray
+    auto store = [&](const std::string& key, const std::string& op, double v) {
+      NamedScore& s = q.evaluations[key];
+      s.value = v;
+      s.op_name = op;
+      s.ref_id = q.id;
+      sums[key] += v;
+    };
+    for (std::size_t m = 0; m < o.metrics.size(); ++m) {
       double v;
       try {
-        v = score(metric, r, max_rel, o);
+        v = score(o.metrics[m], r, max_rel, o);
       } catch (const Error& e) {
         throw Error("evaluate: query '" + q.id + "': " + e.what());
       }
-      NamedScore& s = q.evaluations[metric];
-      s.value = v;
-      s.op_name = metric;
-      s.ref_id = q.id;
-      sums[metric] += v;
+      store(keys[m], o.metrics[m], v);
+    }
+    for (const auto& c : o.custom_metrics) {
+      double v;
+      try {
+        v = c.fn(r, max_rel, o.k);
+      } catch (const std::exception& e) {
+        throw Error("evaluate: query '" + q.id + "': metric '" + c.name + "': " + e.what());
+      }
+      store(c.name, c.name, v);
     }
   }
   for (auto& [name, sum] : sums) sum /= static_cast<double>(qs.size());

@@ -48,6 +48,67 @@ BOOST_AUTO_TEST_CASE(by_label_stores_evaluations_and_returns_means) {
   BOOST_TEST(means["reciprocal_rank"] == 0.75);
 }
 
+BOOST_AUTO_TEST_CASE(caller_max_rel_metric_names_and_custom_metrics_as_docarray) {
+  // max_rel given by the caller replaces the per-label counts for every query.
+  DocumentArray queries = labelled();
+  docarray::EvaluateOptions opt;
+  opt.metrics = {"recall_at_k", "precision_at_k"};
+  opt.metric_names = {"recall", "precision"};
+  opt.k = 3;
+  opt.max_rel = 10;
+  opt.num_relevant_per_label = {{"1", 4}, {"\"shirt\"", 2}};
+  // A caller's metric: the relevant matches among the first two, and what max_rel it saw.
+  std::vector<std::optional<int>> seen;
+  opt.custom_metrics.push_back({"relevant_in_top_2", [&](const docarray::metrics::Relevance& r, std::optional<int> max_rel,
+                                                         std::optional<int> k) {
+                                  seen.push_back(max_rel);
+                                  BOOST_TEST(k.value() == 3);
+                                  double n = 0;
+                                  for (std::size_t i = 0; i < std::min<std::size_t>(2, r.size()); ++i) n += r[i];
+                                  return n;
+                                }});
+  auto means = docarray::evaluate(queries, opt);
+  BOOST_TEST(means.size() == 3u);
+  BOOST_TEST(queries[0].evaluations.at("recall").value == 0.1);  // 1 relevant in the top 3, of 10
+  BOOST_TEST(queries[1].evaluations.at("recall").value == 0.1);
+  BOOST_TEST(queries[0].evaluations.at("precision").value == 1.0 / 3, tt::tolerance(1e-9));
+  BOOST_TEST(queries[0].evaluations.at("recall").op_name == "recall_at_k");
+  BOOST_TEST(queries[0].evaluations.count("recall_at_k") == 0u);
+  BOOST_TEST(queries[0].evaluations.at("relevant_in_top_2").value == 1.0);
+  BOOST_TEST(queries[1].evaluations.at("relevant_in_top_2").value == 1.0);
+  BOOST_TEST(means["relevant_in_top_2"] == 1.0);
+  BOOST_TEST((seen == std::vector<std::optional<int>>{10, 10}));
+
+  auto error_of = [&](docarray::EvaluateOptions o) {
+    try {
+      DocumentArray qs = labelled();
+      docarray::evaluate(qs, o);
+    } catch (const docarray::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no error>");
+  };
+  docarray::EvaluateOptions bad = opt;
+  bad.metric_names = {"only one"};
+  BOOST_TEST(error_of(bad) == "evaluate: 1 metric names for 2 metrics (give one name per metric, or none)");
+  bad = opt;
+  bad.metric_names = {"same", "same"};
+  BOOST_TEST(error_of(bad) == "evaluate: two metrics are named 'same'");
+  bad = opt;
+  bad.max_rel = 0;
+  BOOST_TEST(error_of(bad) == "evaluate: max_rel must be at least 1, got 0");
+  // As DocArray: a per-label count that misses a query's label is an error, not a silent None.
+  bad = opt;
+  bad.max_rel.reset();
+  bad.num_relevant_per_label = {{"1", 4}};
+  BOOST_TEST(error_of(bad) == "evaluate: num_relevant_per_label has no count for label \"shirt\" (query 'q2')");
+  bad = opt;
+  bad.custom_metrics[0].fn = [](const docarray::metrics::Relevance&, std::optional<int>, std::optional<int>) -> double {
+    throw std::runtime_error("boom");
+  };
+  BOOST_TEST(error_of(bad) == "evaluate: query 'q': metric 'relevant_in_top_2': boom");
+}
+
 BOOST_AUTO_TEST_CASE(by_ground_truth_compares_ids_or_fields) {
   DocumentArray queries;
   Document q("q");
