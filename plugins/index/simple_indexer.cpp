@@ -98,10 +98,7 @@ void SimpleIndexer::apply(LogRecord& rec) {
 
 void SimpleIndexer::add(Request& r) {
   LogRecord rec{"add", {}, {}};
-  for (docarray::Document* d : r.docs.traverse_flat(param(r, "traversal_path"))) {
-    if (!d->embedding.defined()) throw Error("document '" + d->id + "' has no embedding to index (encode it first)");
-    rec.docs.append(stored(*d));
-  }
+  for (docarray::Document* d : r.docs.traverse_flat(param(r, "traversal_path"))) rec.docs.append(stored(*d));
   if (rec.docs.empty()) return;
   // Durable first, then visible: a failed write changes nothing.
   log_->append(rec);
@@ -125,7 +122,7 @@ void SimpleIndexer::search(Request& r) {
 }
 
 void SimpleIndexer::appended(std::size_t first_new) {
-  if (!stacked_valid_) return;  // restacked whole on the next search
+  if (!stacked_valid_ || first_new >= docs_.size()) return;  // restacked whole on the next search
   const at::Tensor& e = docs_[first_new].embedding;
   if (stacked_.size(1) != e.numel() || stacked_.scalar_type() != e.scalar_type()) {
     stacked_valid_ = false;  // match() names the document whose embedding does not fit
@@ -162,6 +159,11 @@ const at::Tensor& SimpleIndexer::embeddings() {
 }
 
 docarray::Document SimpleIndexer::stored(const docarray::Document& d) const {
+  if (!d.embedding.defined()) throw Error("document '" + d.id + "' has no embedding to index (encode it first)");
+  // One size for the whole index: a document of another size would make every later search fail.
+  if (!docs_.empty() && d.embedding.numel() != docs_[0].embedding.numel())
+    throw Error("document '" + d.id + "' has an embedding of " + std::to_string(d.embedding.numel()) +
+                " values; the index's have " + std::to_string(docs_[0].embedding.numel()));
   docarray::Document copy = d;
   copy.matches = {};
   excluded_.clear_in(copy);
@@ -173,7 +175,6 @@ void SimpleIndexer::update(Request& r) {
   std::vector<std::string> missing;
   for (const auto& d : r.docs) {
     if (!docs_.contains(d.id)) missing.push_back(d.id);
-    else if (!d.embedding.defined()) throw Error("document '" + d.id + "' has no embedding to index (encode it first)");
     else rec.docs.append(stored(d));
   }
   if (!missing.empty()) {

@@ -133,6 +133,10 @@ BOOST_AUTO_TEST_CASE(every_endpoint_with_parameters_per_request) {
   bad[1].embedding = at::Tensor();
   const std::string e = error_of([&] { flow.post("/index", bad); });
   BOOST_TEST(contains(e, "executor 'indexer' on /index: document 'doc1' has no embedding"), e);
+  DocumentArray wider = embedded(1, 16, 4);
+  wider[0].id = "wide";
+  const std::string w = error_of([&] { flow.post("/index", wider); });
+  BOOST_TEST(contains(w, "document 'wide' has an embedding of 16 values; the index's have 8"), w);
   flow.close();
 
   // Reopened: the deletes, the update and the failed request are as they were.
