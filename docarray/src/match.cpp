@@ -1,11 +1,14 @@
 #include "docarray/match.hpp"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
+
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cstring>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "docarray/error.hpp"
 
@@ -20,6 +23,34 @@ Metric parse_metric(const std::string& name) {
   if (name == "sqeuclidean") return Metric::SqEuclidean;
   if (name == "dot") return Metric::Dot;
   throw Error("match: unknown metric '" + name + "' (expected cosine, euclidean, sqeuclidean or dot)");
+}
+
+// The threads the BLAS product runs on (OpenBLAS's setting, looked up at run
+// time; 1 for another BLAS). The selection after each product uses as many:
+// LibTorch's intra-op pool is often a single thread (Debian's LibTorch with
+// OpenMP reports 1 here) while OpenBLAS runs two, and a serial selection
+// left the second core to OpenBLAS's spinning workers (perf, RESULTS.md).
+int blas_threads() {
+  using Get = int (*)();
+  static const Get get = reinterpret_cast<Get>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  return get ? std::max(1, get()) : 1;
+}
+
+// Runs fn(begin, end) over [0, n) in up to blas_threads() slices of at least
+// `grain` items, on this thread and helpers. fn must not throw.
+template <typename F>
+void split_range(std::int64_t n, std::int64_t grain, const F& fn) {
+  const std::int64_t slices = std::min<std::int64_t>(blas_threads(), std::max<std::int64_t>(1, n / std::max<std::int64_t>(grain, 1)));
+  if (slices <= 1) {
+    fn(std::int64_t(0), n);
+    return;
+  }
+  const std::int64_t step = (n + slices - 1) / slices;
+  std::vector<std::thread> helpers;
+  for (std::int64_t t = 1; t < slices; ++t)
+    helpers.emplace_back([&, t] { fn(t * step, std::min(n, (t + 1) * step)); });
+  fn(0, std::min(n, step));
+  for (auto& h : helpers) h.join();
 }
 
 // Copies the embeddings of docs[begin, end) into the first rows of `out`
@@ -84,16 +115,20 @@ void select_block(Metric m, const at::Tensor& sims, const at::Tensor& x, std::in
   std::vector<T> scale(static_cast<std::size_t>(nb), T(1)), shift(static_cast<std::size_t>(nb), T(0));
   const T* xp = x.data_ptr<T>();
   if (m != Metric::Dot) {
-    for (std::int64_t j = 0; j < nb; ++j) {
-      const T* row = xp + j * dim;
-      T sq = 0;
-      for (std::int64_t d = 0; d < dim; ++d) sq += row[d] * row[d];
-      if (m == Metric::Cosine) scale[j] = T(1) / std::max(std::sqrt(sq), T(1e-12));
-      else { scale[j] = T(2); shift[j] = -sq; }
-    }
+    split_range(nb, 2048, [&](std::int64_t j0, std::int64_t j1) {
+      for (std::int64_t j = j0; j < j1; ++j) {
+        const T* row = xp + j * dim;
+        T sq = 0;
+        for (std::int64_t d = 0; d < dim; ++d) sq += row[d] * row[d];
+        if (m == Metric::Cosine) scale[j] = T(1) / std::max(std::sqrt(sq), T(1e-12));
+        else { scale[j] = T(2); shift[j] = -sq; }
+      }
+    });
   }
   const T* sp = sims.data_ptr<T>();
-  at::parallel_for(0, nq, 16, [&](std::int64_t q0, std::int64_t q1) {
+  // Each query's running top-k is its own: queries split across threads
+  // without sharing anything.
+  split_range(nq, std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(nb, 1)), [&](std::int64_t q0, std::int64_t q1) {
     for (std::int64_t q = q0; q < q1; ++q) {
       TopK<T> top{best_key + q * want, best_idx + q * want, best_size[q], want};
       const T* row = sp + q * nb;

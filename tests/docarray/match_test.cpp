@@ -139,6 +139,38 @@ BOOST_AUTO_TEST_CASE(traversal_paths_select_queries_and_index) {
   BOOST_TEST(pairs[0].chunks[0].matches[0].scores.count("sim") == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(selection_split_across_threads_agrees_with_brute_force) {
+  // Large enough for the norms and the per-query selection to be split over
+  // the BLAS threads (when there are several).
+  at::manual_seed(11);
+  const DocumentArray index = random_docs(6000, 16, "x");
+  for (std::string metric : {"cosine", "sqeuclidean", "dot"}) {
+    BOOST_TEST_CONTEXT(metric) {
+      DocumentArray queries = random_docs(64, 16, "q");
+      docarray::MatchOptions opt;
+      opt.metric = metric;
+      opt.limit = 5;
+      docarray::match(queries, index, opt);
+      // The reference in double, as whole matrices (per pair would take seconds).
+      const at::Tensor Q = queries.embeddings().to(at::kDouble), X = index.embeddings().to(at::kDouble);
+      at::Tensor D = metric == "dot" ? at::mm(Q, X.t())
+                     : metric == "cosine"
+                         ? 1 - at::mm(Q / Q.norm(2, {1}, true), (X / X.norm(2, {1}, true)).t())
+                         : Q.pow(2).sum(1, true) + X.pow(2).sum(1).unsqueeze(0) - 2 * at::mm(Q, X.t());
+      const auto best = at::topk(D, 5, 1, /*largest=*/metric == "dot");
+      for (std::int64_t i = 0; i < Q.size(0); ++i) {
+        const auto& q = queries[static_cast<std::size_t>(i)];
+        BOOST_REQUIRE(q.matches.size() == 5u);
+        for (std::int64_t j = 0; j < 5; ++j) {
+          BOOST_TEST(q.matches[static_cast<std::size_t>(j)].id == index[static_cast<std::size_t>(std::get<1>(best)[i][j].item<std::int64_t>())].id);
+          BOOST_TEST(q.matches[static_cast<std::size_t>(j)].scores.at(metric).value == std::get<0>(best)[i][j].item<double>(),
+                     boost::test_tools::tolerance(1e-4));
+        }
+      }
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(stacked_embeddings_must_fit_the_index) {
   at::manual_seed(3);
   const DocumentArray index = random_docs(10, 8, "x");
