@@ -23,6 +23,7 @@ int plot_command(const Args& args);
 int plugins_command(const Args& args);
 int artifact_command(const Args& args);
 int serve_command(const Args& args);
+int executor_command(const Args& args);
 int ping_command(const Args& args);
 int post_command(const Args& args);
 

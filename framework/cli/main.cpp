@@ -14,6 +14,7 @@ const char* kUsage =
     "commands:\n"
     "  run FILE [--name N] [--set K=V]... [--detach]   run a flow in a run folder\n"
     "  serve FILE [--name N] [--port P] [--detach]    serve a flow with Jina's HTTP API\n"
+    "  executor --uses NAME [--port P] [--set K=V]   serve one executor, for flows to use remotely\n"
     "  ping URL                                       exit 0 when a served flow is healthy\n"
     "  post URL ENDPOINT --data FILE [-o OUT]         send documents to a served flow\n"
     "  status NAME                                    a run's state and details\n"
@@ -67,7 +68,7 @@ int main(int argc, char** argv) {
       {"logs", logs_command},         {"runs", runs_command}, {"validate", validate_command},
       {"plot", plot_command},         {"plugins", plugins_command}, {"artifact", artifact_command},
       {"limits", limits_command},     {"serve", serve_command}, {"ping", ping_command},
-      {"post", post_command},
+      {"post", post_command},         {"executor", executor_command},
   };
   std::string command = argv[1];
   auto it = commands.find(command);

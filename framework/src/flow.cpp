@@ -1,4 +1,5 @@
 #include "docflow/flow.hpp"
+#include "remote/remote_executor.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
@@ -328,17 +329,30 @@ struct Flow::Impl {
 
   void dispatch_event(Node& node, std::shared_ptr<Message> msg) {
     auto remaining = std::make_shared<std::atomic<std::size_t>>(node.replicas.size());
+    // Serving (post_event): the first replica's failure travels with the
+    // event, as a request's does, instead of failing the whole flow.
+    auto first_error = std::make_shared<std::pair<std::mutex, std::exception_ptr>>();
+    const bool skip = msg->error != nullptr;
     for (std::size_t r = 0; r < node.replicas.size(); ++r) {
       task_started();
-      boost::asio::post(*node.strands[r], [this, &node, msg, r, remaining] {
-        if (!failed()) {
+      boost::asio::post(*node.strands[r], [this, &node, msg, r, remaining, first_error, skip] {
+        if (!failed() && !skip) {
           try {
             node.replicas[r]->on_event(msg->event);
           } catch (const std::exception& e) {
-            fail(std::make_exception_ptr(ExecutorError(node.name, msg->event.endpoint, e.what())));
+            auto error = std::make_exception_ptr(ExecutorError(node.name, msg->event.endpoint, e.what()));
+            if (isolate) {
+              std::lock_guard<std::mutex> lock(first_error->first);
+              if (!first_error->second) first_error->second = error;
+            } else {
+              fail(error);
+            }
           }
         }
-        if (remaining->fetch_sub(1) == 1) complete(node, std::move(*msg));
+        if (remaining->fetch_sub(1) == 1) {
+          if (first_error->second) msg->error = first_error->second;
+          complete(node, std::move(*msg));
+        }
         task_finished();
       });
     }
@@ -362,12 +376,13 @@ struct Flow::Impl {
     std::function<void(const Request&)> observer;
     {
       std::lock_guard<std::mutex> lock(mu);
+      // A served event (post_event) has a callback too; it takes no slot.
+      auto it = callbacks.find(msg.seq);
+      if (it != callbacks.end()) {
+        callback = std::move(it->second);
+        callbacks.erase(it);
+      }
       if (!msg.is_event) {
-        auto it = callbacks.find(msg.seq);
-        if (it != callbacks.end()) {
-          callback = std::move(it->second);
-          callbacks.erase(it);
-        }
         observer = on_output;
         ++released;  // the slot is free before the callback: it may post the next request
         cv.notify_all();
@@ -548,8 +563,10 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
     if (v == 0) continue;
     Node& node = *im.nodes[v];
     const ExecutorConfig& cfg = im.config.executors[v - 1];
-    const ExecutorInfo& info = im.registry->find(cfg.uses);
-    node.is_source = info.is_source;
+    // A remote executor's plugin is where it runs, not necessarily here.
+    const bool remote = !cfg.remote.empty();
+    const ExecutorInfo* info = remote ? nullptr : &im.registry->find(cfg.uses);
+    node.is_source = info && info->is_source;
     if (!cfg.when.is_null()) node.when = Filter::parse(cfg.when, cfg.when_where);
     for (const auto& [k, val] : cfg.env) ::setenv(k.c_str(), val.c_str(), 1);
     for (int r = 0; r < cfg.replicas; ++r) {
@@ -564,9 +581,14 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
       ctx.end_stream = [&im] { im.end_requested = true; };
       ctx.resuming = im.resume.has_value();
       try {
-        ctx.params = Params(check_params(info.schema, cfg.with, cfg.name));
-        std::filesystem::create_directories(ctx.workspace);
-        std::shared_ptr<Executor> ex = im.registry->create(cfg.uses, ctx);
+        std::shared_ptr<Executor> ex;
+        if (remote) {
+          ex = std::make_shared<RemoteExecutor>(ctx, RemoteOptions{cfg.remote, cfg.timeout_ready_ms, cfg.timeout_send_ms});
+        } else {
+          ctx.params = Params(check_params(info->schema, cfg.with, cfg.name));
+          std::filesystem::create_directories(ctx.workspace);
+          ex = im.registry->create(cfg.uses, ctx);
+        }
         ex->open();
         node.replicas.push_back(ex);
         node.strands.push_back(std::make_unique<Strand>(im.pool->get_executor()));
@@ -654,6 +676,26 @@ void Flow::post(Request request, std::function<void(Response)> on_response, cons
   im.inject(std::move(msg));
   // A failure that came before the callback was registered drops the request
   // inside the flow without answering it: answer it here.
+  if (im.failed()) im.fail_pending_callbacks();
+}
+
+void Flow::post_event(const Event& event, std::function<void(Response)> on_done) {
+  auto& im = *impl_;
+  if (!im.open) throw Error("post_event() before open()");
+  if (im.failed()) {
+    std::lock_guard<std::mutex> lock(im.mu);
+    on_done(Response{Request{}, im.failure});
+    return;
+  }
+  Message msg;
+  msg.is_event = true;
+  msg.event = event;
+  {
+    std::lock_guard<std::mutex> lock(im.mu);
+    msg.seq = im.next_seq++;
+    im.callbacks[msg.seq] = std::move(on_done);
+  }
+  im.inject(std::move(msg));
   if (im.failed()) im.fail_pending_callbacks();
 }
 

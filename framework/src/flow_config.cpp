@@ -349,6 +349,57 @@ struct Parser {
     for (const auto& [k, v] : with.pairs) e.with_locations[k.scalar] = at(k);
   }
 
+  // `host` + `port` (a name or a list each; one port for every host, or
+  // one per host) or `hosts: [h:p, ...]`: the executor runs there, one
+  // replica per address. Errors name the executor.
+  void remote_addresses(const YamlNode& n, ExecutorConfig& e) const {
+    const YamlNode* host = n.find("host");
+    const YamlNode* port = n.find("port");
+    const YamlNode* hosts = n.find("hosts");
+    const YamlNode* external = n.find("external");
+    const std::string who = "executor '" + e.name + "': ";
+    errors->attempt([&] {
+      if (external && !boolean(*external, "external")) return;
+      if (hosts && (host || port)) fail(*hosts, who + "give `hosts` or `host` + `port`, not both");
+      if (external && !host && !hosts) fail(*external, who + "an external executor needs `host` and `port` (or `hosts`)");
+      if (port && !host) fail(*port, who + "`port` without `host`");
+      auto list = [&](const YamlNode& v, const char* key) {
+        std::vector<const YamlNode*> out;
+        if (v.is_sequence()) {
+          for (const auto& item : v.items) out.push_back(&item);
+          if (out.empty()) fail(v, who + "`" + key + "` is an empty list");
+        } else {
+          out.push_back(&v);
+        }
+        return out;
+      };
+      if (hosts) {
+        e.remote_where = at(*hosts);
+        for (const YamlNode* h : list(*hosts, "hosts")) {
+          const std::string a = string(*h, "hosts");
+          const auto colon = a.rfind(':');
+          if (colon == std::string::npos || colon == 0 || colon + 1 == a.size() ||
+              a.find_first_not_of("0123456789", colon + 1) != std::string::npos || std::stol(a.substr(colon + 1)) > 65535)
+            fail(*h, who + "`hosts` expects HOST:PORT entries, found '" + a + "'");
+          e.remote.push_back(a);
+        }
+      } else if (host) {
+        e.remote_where = at(*host);
+        if (!port) fail(*host, who + "`host` needs a `port`");
+        const auto hs = list(*host, "host");
+        const auto ps = list(*port, "port");
+        if (hs.size() > 1 && ps.size() > 1 && hs.size() != ps.size())
+          fail(*port, who + std::to_string(hs.size()) + " hosts but " + std::to_string(ps.size()) + " ports (give one port, or one per host)");
+        const std::size_t count = std::max(hs.size(), ps.size());
+        for (std::size_t i = 0; i < count; ++i) {
+          const std::string h = string(*hs[hs.size() > 1 ? i : 0], "host");
+          const int p = integer(*ps[ps.size() > 1 ? i : 0], "port", 1, 65535);
+          e.remote.push_back(h + ":" + std::to_string(p));
+        }
+      }
+    });
+  }
+
   ExecutorConfig executor(const YamlNode& n, std::size_t index) const {
     if (!n.is_map()) fail(n, "an executor must be a map with at least `uses`, found " + std::string(n.kind_name()));
     ExecutorConfig e;
@@ -372,7 +423,9 @@ struct Parser {
         errors->add(ConfigError(err.where(), msg.rfind(prefix, 0) == 0 ? msg : prefix + msg));
       }
     };
-    check_keys(n, {"name", "uses", "with", "uses_with", "needs", "replicas", "when", "env"}, "executor '" + e.name + "'");
+    check_keys(n, {"name", "uses", "with", "uses_with", "needs", "replicas", "when", "env", "host", "port", "hosts", "external",
+                   "timeout_ready", "timeout_send"},
+               "executor '" + e.name + "'");
     // Jina runs BaseExecutor, a pass-through, where `uses` is left out.
     e.uses = "BaseExecutor";
     e.uses_where = e.where;
@@ -398,6 +451,9 @@ struct Parser {
       e.when = value(v, /*shell=*/false);
       Filter::parse(e.when, e.when_where);  // reject a bad filter now
     });
+    remote_addresses(n, e);
+    field("timeout_ready", [&](const YamlNode& v) { e.timeout_ready_ms = integer(v, "timeout_ready", -1); });
+    field("timeout_send", [&](const YamlNode& v) { e.timeout_send_ms = integer(v, "timeout_send", -1); });
     field("env", [&](const YamlNode& env) {
       if (!env.is_map()) fail(env, "`env` expects a map of NAME: value");
       for (const auto& [k, v] : env.pairs) {
@@ -405,6 +461,16 @@ struct Parser {
         e.env[k.scalar] = val.is_string() ? val.as_string() : val.dump();
       }
     });
+    if (!e.remote.empty()) {
+      if (n.find("replicas") && e.replicas != static_cast<int>(e.remote.size()))
+        errors->add(ConfigError(e.replicas_where, "executor '" + e.name + "': replicas: " + std::to_string(e.replicas) + " but " +
+                                                      std::to_string(e.remote.size()) +
+                                                      " addresses; a remote executor has one replica per address"));
+      if (n.find("with") || n.find("uses_with"))
+        errors->add(ConfigError(e.with_where, "executor '" + e.name + "' runs remotely: its parameters belong where it runs "
+                                                                     "(flow executor --uses NAME --set KEY=VALUE)"));
+      e.replicas = static_cast<int>(e.remote.size());
+    }
     return e;
   }
 
@@ -615,6 +681,7 @@ void validate_flow(const FlowConfig& f, const PluginRegistry& plugins) {
   int sources = 0;
   std::map<std::string, const ExecutorConfig*> writers;  // output file -> the executor writing it
   for (const auto& e : f.executors) {
+    if (!e.remote.empty()) continue;  // checked where it runs
     const ExecutorInfo* info = nullptr;
     try {
       info = &plugins.find(e.uses);
@@ -693,7 +760,10 @@ std::string to_yaml(const FlowConfig& f) {
       emit(out, e.with);
     }
     out << YAML::Key << "needs" << YAML::Value << YAML::Flow << e.needs;
-    if (e.replicas != 1) out << YAML::Key << "replicas" << YAML::Value << e.replicas;
+    if (!e.remote.empty()) out << YAML::Key << "hosts" << YAML::Value << YAML::Flow << e.remote;
+    else if (e.replicas != 1) out << YAML::Key << "replicas" << YAML::Value << e.replicas;
+    if (e.timeout_ready_ms != 600000) out << YAML::Key << "timeout_ready" << YAML::Value << e.timeout_ready_ms;
+    if (e.timeout_send_ms != 600000) out << YAML::Key << "timeout_send" << YAML::Value << e.timeout_send_ms;
     if (!e.when.is_null()) {
       out << YAML::Key << "when" << YAML::Value;
       emit(out, e.when);

@@ -83,9 +83,10 @@ BOOST_AUTO_TEST_CASE(serve_ping_post_and_a_graceful_sigterm_under_load) {
       BOOST_TEST(out[i].find_tag("stage")->as_string() == "served");
     }
   }
-  auto r = run_command(kFlow + " post " + url + " /nope --data " + dir.file("in.jsonl"));
-  BOOST_TEST(r.exit_code == 1);
-  BOOST_TEST(contains(r.output, "HTTP 404"), r.output);
+  // Its executors bind every endpoint (Jina's @requests without `on`): a made-up one is theirs too.
+  auto r = run_command(kFlow + " post " + url + " /made-up --data " + dir.file("in.jsonl") + " -o " + dir.file("any.jsonl"));
+  BOOST_TEST(r.exit_code == 0, r.output);
+  BOOST_TEST(docarray::load_documents(dir.file("any.jsonl")).size() == 45u);
 
   // Load from 8 clients, each request 20 ms in the flow; SIGTERM in the middle.
   const int port = port_of(url);

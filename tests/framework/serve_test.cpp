@@ -124,7 +124,6 @@ BOOST_AUTO_TEST_CASE(every_client_error_says_what_and_where) {
       {http_request("POST", "/index", R"({"data": [], "limit": 3})"), 400, "unknown field 'limit'"},
       {http_request("POST", "/index", R"({"parameters": [1]})"), 400, "'parameters' expects an object"},
       {http_request("POST", "/post", R"({"data": []})"), 400, "'exec_endpoint' is required"},
-      {http_request("POST", "/post", R"({"exec_endpoint": "/nope"})"), 404, "not an endpoint of the flow"},
       {http_request("POST", "/nope", "{}"), 404, "the flow serves /custom, /delete, /index, /search, /update"},
       {http_request("POST", "/index", "a=b", "application/x-www-form-urlencoded"), 415, "application/x-www-form-urlencoded"},
       {http_request("POST", "/index", std::string(5000, ' ')), 413, "larger than the limit of 4096 bytes"},
@@ -140,6 +139,13 @@ BOOST_AUTO_TEST_CASE(every_client_error_says_what_and_where) {
     BOOST_TEST(contains(r, c.says), c.raw.substr(0, 80) << " -> " << r);
     BOOST_TEST(contains(r, "Content-Type: application/json"), r);
   }
+  // An executor bound to every endpoint (Jina's @requests without `on`)
+  // takes any exec_endpoint; with only named endpoints, others are refused.
+  BOOST_TEST(status_of(raw_exchange(port, http_request("POST", "/post", R"({"exec_endpoint": "/nope"})"))) == 200);
+  ServedFlow named("  - {name: custom, uses: Tagger, with: {key: custom, value: 1, endpoint: /custom}}\n");
+  const std::string r = raw_exchange(named.port(), http_request("POST", "/post", R"({"exec_endpoint": "/nope"})"));
+  BOOST_TEST(status_of(r) == 404, r);
+  BOOST_TEST(contains(r, "exec_endpoint /nope is not an endpoint of the flow (endpoints: /custom, /delete, /index, /search, /update)"), r);
   BOOST_TEST(status_of(raw_exchange(port, http_request("GET", "/", ""))) == 200);
 }
 

@@ -107,6 +107,12 @@ class Flow {
   void post(const std::string& endpoint, docarray::DocumentArray docs, docarray::Value parameters,
             std::function<void(Response)> on_response);
   void post(Request request, std::function<void(Response)> on_response, const PostOptions& options);
+  // Sends a stream event (end of an epoch, end of the stream) through the
+  // flow after every request posted before it, as a source's events go;
+  // `on_done` hears when every executor has seen it (with the failure, if
+  // one failed). For executors served alone (`flow executor`), whose
+  // events come from a batch run elsewhere.
+  void post_event(const Event& event, std::function<void(Response)> on_done);
   // Waits until every posted request has been answered.
   void wait();
 

@@ -37,7 +37,13 @@ struct ExecutorConfig {
   int replicas = 1;
   docarray::Value when;  // null: every document
   std::map<std::string, std::string> env;
-  Location where, uses_where, with_where, needs_where, when_where, replicas_where;
+  // A remote executor (Jina's `external: true`): "host:port" per replica,
+  // from `host` + `port` or `hosts`. It runs elsewhere (`flow executor`);
+  // this flow sends it requests and events (see remote_executor.hpp).
+  std::vector<std::string> remote;
+  int timeout_ready_ms = 600000;  // a remote executor must answer /status within this at open
+  int timeout_send_ms = 600000;   // and each request within this
+  Location where, uses_where, with_where, needs_where, when_where, replicas_where, remote_where;
 };
 
 // What `flow serve` listens on: Jina's flow-level `with` keys. docflow

@@ -66,6 +66,9 @@ std::string joined(const std::vector<std::string>& items) {
 
 }  // namespace
 
+// The endpoint of stream events sent to a served flow (RemoteExecutor::on_event).
+constexpr const char* kEventEndpoint = "/_event";
+
 struct HttpApi::Call {
   Request request;
   PostOptions options;
@@ -83,6 +86,7 @@ HttpApi::HttpApi(Flow& flow, const GatewayOptions& options, Metrics& metrics, ne
   for (const auto& [name, bound] : flow.executor_endpoints()) {
     executors_.push_back(name);
     for (const auto& e : bound) searches_ = searches_ || e == "/search";
+    for (const auto& e : bound) any_endpoint_ = any_endpoint_ || e == "*";
     for (const auto& e : bound)
       if (e != "*" && !e.empty() && e.front() == '/' && e != "/post" && e != "/status" && e != "/dry_run") eps.insert(e);
   }
@@ -273,7 +277,21 @@ void HttpApi::flow_call(HttpRequest& req, const std::string& endpoint, bool is_p
   }
   if (is_post && call->request.endpoint.empty())
     return bad(http::status::bad_request, "field 'exec_endpoint' is required by /post (for example \"/search\")");
-  if (is_post && !std::binary_search(endpoints_.begin(), endpoints_.end(), call->request.endpoint))
+  const bool is_event = is_post && call->request.endpoint == kEventEndpoint;
+  if (is_event) {
+    // A batch run elsewhere sends its stream events to executors served here
+    // (a remote executor's on_event): {"kind": "end_of_epoch" | "end_of_stream", "epoch", "endpoint"}.
+    const Value& p = call->request.parameters;
+    const Value* kind = p.find("kind");
+    const Value* epoch = p.find("epoch");
+    const Value* ep = p.find("endpoint");
+    if (!kind || !kind->is_string() || (kind->as_string() != "end_of_epoch" && kind->as_string() != "end_of_stream") ||
+        (epoch && (!epoch->is_int() || epoch->as_int() < 0)) || (ep && !ep->is_string()))
+      return bad(http::status::bad_request, std::string(kEventEndpoint) + " expects parameters {\"kind\": \"end_of_epoch\" or "
+                                            "\"end_of_stream\", \"epoch\": N, \"endpoint\": \"/train\"}");
+  }
+  if (is_post && !is_event && !any_endpoint_ &&
+      !std::binary_search(endpoints_.begin(), endpoints_.end(), call->request.endpoint))
     return bad(http::status::not_found, "exec_endpoint " + docarray::escape_invalid_utf8(call->request.endpoint) +
                                             " is not an endpoint of the flow (endpoints: " + joined(endpoints_) + ")");
   if (!call->target.empty()) {
@@ -352,6 +370,14 @@ void HttpApi::submit(std::shared_ptr<Call> call) {
 }
 
 void HttpApi::start(std::shared_ptr<Call> call) {
+  if (call->request.endpoint == kEventEndpoint) {
+    const Value& p = call->request.parameters;
+    Event event{p.find("kind")->as_string() == "end_of_epoch" ? Event::Kind::EndOfEpoch : Event::Kind::EndOfStream,
+                p.find("epoch") ? static_cast<int>(p.find("epoch")->as_int()) : 0,
+                p.find("endpoint") ? p.find("endpoint")->as_string() : std::string()};
+    flow_.post_event(event, [this, call](Response r) { finish(call, std::move(r)); });
+    return;
+  }
   Request request = std::move(call->request);
   call->request = Request{request.endpoint, {}, {}};
   // Flow::post does not block here: the gateway admits at most `prefetch`

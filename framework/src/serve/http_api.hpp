@@ -55,6 +55,7 @@ class HttpApi : public RequestHandler {
   std::vector<std::string> endpoints_;  // the routes that post into the flow, sorted
   std::vector<std::string> executors_;
   bool searches_ = false;  // an executor binds /search: the flow has a search page at /ui
+  bool any_endpoint_ = false;  // an executor binds "*" (Jina's @requests without `on`): /post takes any endpoint
   std::size_t prefetch_;
 
   std::mutex mu_;

@@ -1,0 +1,195 @@
+// Remote executors: `flow executor` processes on loopback, used from a flow
+// by `host` + `port` (or `hosts`): the same output and events as a local
+// executor, replicas that survive kill -9 of one of them and take it back,
+// and errors that name the executor and the address.
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "../support/run_command.hpp"
+#include "../support/temp_dir.hpp"
+#include "docflow/error.hpp"
+#include "docflow/flow.hpp"
+
+using namespace docflow;
+using docflow::testing::run_command;
+using docflow::testing::TempDir;
+
+namespace {
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// `flow executor` in the background; stopped (SIGTERM, or kill -9) by the test or at the end.
+class ExecutorProcess {
+ public:
+  ExecutorProcess(const TempDir& dir, const std::string& name, const std::string& args, int port = 0)
+      : dir_(dir), name_(name) {
+    auto r = run_command(std::string(DOCFLOW_FLOW_EXE) + " executor " + args + " --plugins " TEST_PLUGIN_DIR " --name " + name +
+                         " --workspace " + dir.file("runs") + " --port " + std::to_string(port) + " --detach");
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+    std::ifstream in(dir.file("runs/" + name + "/status.json"));
+    const nlohmann::json status = nlohmann::json::parse(in);
+    const std::string url = status["address"];
+    address_ = url.substr(url.find("//") + 2);
+    pid_ = status["pid"];
+  }
+  ~ExecutorProcess() { stop(SIGTERM); }
+  const std::string& address() const { return address_; }
+  int port() const { return std::stoi(address_.substr(address_.rfind(':') + 1)); }
+  // Stops it and waits until it is gone (a SIGTERM'd one closes its executor first).
+  void stop(int signal) {
+    if (pid_ <= 0) return;
+    ::kill(pid_, signal);
+    for (int i = 0; i < 200 && ::kill(pid_, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    pid_ = 0;
+  }
+  std::string workspace_file(const std::string& file) const {
+    return dir_.file("runs/" + name_ + "/executors/" + name_ + "/" + file);
+  }
+
+ private:
+  const TempDir& dir_;
+  std::string name_, address_;
+  pid_t pid_ = 0;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+Flow flow_of(const std::string& executors) {
+  return Flow::from_config(parse_flow_text("jtype: Flow\nwith: {name: f, plugins: [" TEST_PLUGIN_DIR "]}\nexecutors:\n" + executors));
+}
+
+std::string config_error(const std::string& executors) {
+  try {
+    flow_of(executors);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(remote_executors)
+
+BOOST_AUTO_TEST_CASE(a_batch_run_through_a_remote_executor_sees_what_a_local_one_sees) {
+  TempDir dir;
+  const std::string source = "  - {name: src, uses: Counter, with: {n: 12, batch_size: 5, epochs: 2}}\n";
+  // Local: the recorder in this process.
+  std::vector<std::string> local_out, remote_out;
+  {
+    Flow f = flow_of(source + "  - {name: rec, uses: Recorder}\n  - {name: tag, uses: Tagger, with: {key: after}}\n");
+    f.open(dir.path() / "local");
+    f.run([&](const Request& r) {
+      for (const auto& d : r.docs) local_out.push_back(d.id + (d.find_tag("after") ? "+" : "-"));
+    });
+    f.close();
+  }
+  // Remote: the same recorder served by `flow executor`.
+  ExecutorProcess rec(dir, "rec", "--uses Recorder");
+  {
+    Flow f = flow_of(source + "  - {name: rec, host: 127.0.0.1, port: " + std::to_string(rec.port()) +
+                     ", external: true}\n  - {name: tag, uses: Tagger, with: {key: after}}\n");
+    f.open(dir.path() / "remote");
+    f.run([&](const Request& r) {
+      for (const auto& d : r.docs) remote_out.push_back(d.id + (d.find_tag("after") ? "+" : "-"));
+    });
+    f.close();
+  }
+  rec.stop(SIGTERM);  // its close() writes what it saw
+  BOOST_TEST(local_out == remote_out);
+  BOOST_TEST(local_out.size() == 24u);
+  const std::string local_record = read_file((dir.path() / "local/rec/record.txt").string());
+  const std::string remote_record = read_file(rec.workspace_file("record.txt"));
+  BOOST_TEST(!local_record.empty());
+  BOOST_TEST(remote_record == local_record);  // every document and event, in order
+  BOOST_TEST(contains(remote_record, "end-of-epoch 0\n"), remote_record);
+  BOOST_TEST(contains(remote_record, "end-of-epoch 1\nend-of-stream\n"), remote_record);
+}
+
+BOOST_AUTO_TEST_CASE(replicas_survive_kill_9_of_one_and_take_it_back) {
+  TempDir dir;
+  ExecutorProcess r0(dir, "r0", "--uses Tagger --set key=by --set value=r0");
+  auto r1 = std::make_unique<ExecutorProcess>(dir, "r1", "--uses Tagger --set key=by --set value=r1");
+  const int port1 = r1->port();
+  Flow f = flow_of("  - {name: tag, hosts: [" + r0.address() + ", " + r1->address() + "]}\n");
+  f.isolate_failures(true);
+  f.open(dir.path() / "ws");
+  auto post_one = [&](int i) {
+    docarray::DocumentArray docs;
+    docs.append(docarray::Document("d" + std::to_string(i)));
+    docarray::DocumentArray out = f.post("/index", docs);
+    BOOST_REQUIRE_EQUAL(out.size(), 1u);
+    BOOST_REQUIRE(out[0].id == "d" + std::to_string(i));
+    return out[0].find_tag("by")->as_string();
+  };
+  std::map<std::string, int> by;
+  for (int i = 0; i < 20; ++i) ++by[post_one(i)];
+  BOOST_TEST(by["r0"] == 10);  // round robin over the replicas
+  BOOST_TEST(by["r1"] == 10);
+  r1->stop(SIGKILL);
+  by.clear();
+  for (int i = 20; i < 40; ++i) ++by[post_one(i)];  // none lost, none failed
+  BOOST_TEST(by["r0"] == 20);
+  // Back on its port: after the down period it gets requests again.
+  r1 = std::make_unique<ExecutorProcess>(dir, "r1b", "--uses Tagger --set key=by --set value=r1", port1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5200));
+  by.clear();
+  for (int i = 40; i < 60; ++i) ++by[post_one(i)];
+  BOOST_TEST(by["r1"] >= 5, "requests the restarted replica took: " << by["r1"]);
+  f.close();
+}
+
+BOOST_AUTO_TEST_CASE(errors_name_the_executor_and_the_address) {
+  TempDir dir;
+  // Nothing listens there: open() gives up after timeout_ready.
+  {
+    Flow f = flow_of("  - {name: gone, host: 127.0.0.1, port: 1, timeout_ready: 300}\n");
+    std::string e;
+    try {
+      f.open(dir.path() / "ws");
+    } catch (const std::exception& x) {
+      e = x.what();
+    }
+    BOOST_TEST(contains(e, "executor 'gone'"), e);
+    BOOST_TEST(contains(e, "the remote executor at http://127.0.0.1:1 did not become ready within timeout_ready (300 ms)"), e);
+  }
+  // The remote executor's own failure comes back with its message.
+  ExecutorProcess bad(dir, "bad", "--uses Misbehaver");
+  Flow f = flow_of("  - {name: far, host: 127.0.0.1, port: " + std::to_string(bad.port()) + "}\n");
+  f.isolate_failures(true);
+  f.open(dir.path() / "ws2");
+  docarray::DocumentArray docs;
+  docarray::Document d("boom");
+  d.tags["fail"] = true;
+  docs.append(d);
+  std::string e;
+  try {
+    f.post("/index", docs);
+  } catch (const std::exception& x) {
+    e = x.what();
+  }
+  BOOST_TEST(contains(e, "executor 'far' on /index: at http://" + bad.address()), e);
+  BOOST_TEST(contains(e, "executor 'bad' on /index"), e);
+  f.close();
+
+  // Flow files.
+  BOOST_TEST(contains(config_error("  - {name: x, hosts: [a:1, b:2], replicas: 3}\n"),
+                      "executor 'x': replicas: 3 but 2 addresses; a remote executor has one replica per address"));
+  BOOST_TEST(contains(config_error("  - {name: x, host: a, port: 1, with: {k: 1}}\n"),
+                      "executor 'x' runs remotely: its parameters belong where it runs"));
+  BOOST_TEST(contains(config_error("  - {name: x, hosts: [nohost]}\n"), "executor 'x': `hosts` expects HOST:PORT entries, found 'nohost'"));
+  BOOST_TEST(contains(config_error("  - {name: x, host: [a, b], port: [1, 2, 3]}\n"), "executor 'x': 2 hosts but 3 ports"));
+  BOOST_TEST(contains(config_error("  - {name: x, external: true}\n"), "executor 'x': an external executor needs `host` and `port`"));
+  BOOST_TEST(contains(config_error("  - {name: x, host: a}\n"), "executor 'x': `host` needs a `port`"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
