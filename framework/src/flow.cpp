@@ -1,5 +1,6 @@
 #include "docflow/flow.hpp"
 #include "remote/remote_executor.hpp"
+#include "sharded_executor.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
@@ -581,13 +582,25 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
       ctx.end_stream = [&im] { im.end_requested = true; };
       ctx.resuming = im.resume.has_value();
       try {
+        // One part of the executor: a local instance or a remote address.
+        auto make = [&](ExecutorContext part, std::vector<std::string> addresses) -> std::shared_ptr<Executor> {
+          if (remote) return std::make_shared<RemoteExecutor>(part, RemoteOptions{addresses, cfg.timeout_ready_ms, cfg.timeout_send_ms});
+          part.params = Params(check_params(info->schema, cfg.with, cfg.name));
+          std::filesystem::create_directories(part.workspace);
+          return im.registry->create(cfg.uses, part);
+        };
         std::shared_ptr<Executor> ex;
-        if (remote) {
-          ex = std::make_shared<RemoteExecutor>(ctx, RemoteOptions{cfg.remote, cfg.timeout_ready_ms, cfg.timeout_send_ms});
+        if (cfg.shards > 1) {
+          std::vector<std::shared_ptr<Executor>> parts;
+          for (int sh = 0; sh < cfg.shards; ++sh) {
+            ExecutorContext part = ctx;
+            part.workspace = root / (cfg.name + "-" + std::to_string(sh));
+            parts.push_back(make(part, remote ? std::vector<std::string>{cfg.remote[static_cast<std::size_t>(sh)]}
+                                              : std::vector<std::string>{}));
+          }
+          ex = std::make_shared<ShardedExecutor>(ctx, std::move(parts), cfg.polling);
         } else {
-          ctx.params = Params(check_params(info->schema, cfg.with, cfg.name));
-          std::filesystem::create_directories(ctx.workspace);
-          ex = im.registry->create(cfg.uses, ctx);
+          ex = make(ctx, cfg.remote);
         }
         ex->open();
         node.replicas.push_back(ex);

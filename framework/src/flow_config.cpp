@@ -424,7 +424,7 @@ struct Parser {
       }
     };
     check_keys(n, {"name", "uses", "with", "uses_with", "needs", "replicas", "when", "env", "host", "port", "hosts", "external",
-                   "timeout_ready", "timeout_send"},
+                   "timeout_ready", "timeout_send", "shards", "polling"},
                "executor '" + e.name + "'");
     // Jina runs BaseExecutor, a pass-through, where `uses` is left out.
     e.uses = "BaseExecutor";
@@ -451,6 +451,23 @@ struct Parser {
       e.when = value(v, /*shell=*/false);
       Filter::parse(e.when, e.when_where);  // reject a bad filter now
     });
+    field("shards", [&](const YamlNode& v) {
+      e.shards_where = at(v);
+      e.shards = integer(v, "shards", 1, 1024);
+    });
+    field("polling", [&](const YamlNode& v) {
+      auto mode = [&](const YamlNode& m) {
+        std::string x = string(m, "polling");
+        for (auto& c : x) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        if (x != "ANY" && x != "ALL") fail(m, "`polling` expects ANY or ALL, found '" + m.scalar + "'");
+        return x;
+      };
+      if (v.is_map()) {
+        for (const auto& [k, m] : v.pairs) e.polling[k.scalar] = mode(m);
+      } else {
+        e.polling = {{"*", mode(v)}};
+      }
+    });
     remote_addresses(n, e);
     field("timeout_ready", [&](const YamlNode& v) { e.timeout_ready_ms = integer(v, "timeout_ready", -1); });
     field("timeout_send", [&](const YamlNode& v) { e.timeout_send_ms = integer(v, "timeout_send", -1); });
@@ -461,7 +478,17 @@ struct Parser {
         e.env[k.scalar] = val.is_string() ? val.as_string() : val.dump();
       }
     });
-    if (!e.remote.empty()) {
+    if (e.shards > 1 && e.replicas > 1)
+      errors->add(ConfigError(e.shards_where, "executor '" + e.name + "': shards and replicas together are not supported yet; "
+                                                                     "give one of them"));
+    if (e.shards > 1 && !e.remote.empty()) {
+      if (static_cast<int>(e.remote.size()) != e.shards)
+        errors->add(ConfigError(e.remote_where, "executor '" + e.name + "': shards: " + std::to_string(e.shards) + " but " +
+                                                    std::to_string(e.remote.size()) + " addresses; give one per shard, in shard order"));
+      if (n.find("with") || n.find("uses_with"))
+        errors->add(ConfigError(e.with_where, "executor '" + e.name + "' runs remotely: its parameters belong where it runs "
+                                                                     "(flow executor --uses NAME --set KEY=VALUE)"));
+    } else if (!e.remote.empty()) {
       if (n.find("replicas") && e.replicas != static_cast<int>(e.remote.size()))
         errors->add(ConfigError(e.replicas_where, "executor '" + e.name + "': replicas: " + std::to_string(e.replicas) + " but " +
                                                       std::to_string(e.remote.size()) +
@@ -699,6 +726,12 @@ void validate_flow(const FlowConfig& f, const PluginRegistry& plugins) {
         if (msg.find("'" + key + "'") != std::string::npos) where = loc;
       errors.add(ConfigError(where, msg));
     }
+    if (info->single_instance && e.shards > 1 && !info->output_param.empty() && e.with.is_map())
+      if (const Value* out = e.with.find(info->output_param); out && out->is_string() && !out->as_string().empty())
+        errors.add(ConfigError(e.shards_where.line ? e.shards_where : e.where,
+                               "executor '" + e.name + "' has shards: " + std::to_string(e.shards) + ", which would all use `" +
+                                   info->output_param + ": " + out->as_string() + "`; leave `" + info->output_param +
+                                   "` unset (each shard keeps its own in its workspace, NAME-0, NAME-1, ...)"));
     if (info->single_instance && e.replicas > 1)
       errors.add(ConfigError(e.replicas_where.line ? e.replicas_where : e.where,
                              "executor '" + e.name + "' (" + info->name + ") keeps state across requests" +
@@ -760,6 +793,8 @@ std::string to_yaml(const FlowConfig& f) {
       emit(out, e.with);
     }
     out << YAML::Key << "needs" << YAML::Value << YAML::Flow << e.needs;
+    if (e.shards > 1) out << YAML::Key << "shards" << YAML::Value << e.shards;
+    if (e.polling != std::map<std::string, std::string>{{"*", "ANY"}}) out << YAML::Key << "polling" << YAML::Value << YAML::Flow << e.polling;
     if (!e.remote.empty()) out << YAML::Key << "hosts" << YAML::Value << YAML::Flow << e.remote;
     else if (e.replicas != 1) out << YAML::Key << "replicas" << YAML::Value << e.replicas;
     if (e.timeout_ready_ms != 600000) out << YAML::Key << "timeout_ready" << YAML::Value << e.timeout_ready_ms;

@@ -40,10 +40,17 @@ struct ExecutorConfig {
   // A remote executor (Jina's `external: true`): "host:port" per replica,
   // from `host` + `port` or `hosts`. It runs elsewhere (`flow executor`);
   // this flow sends it requests and events (see remote_executor.hpp).
+  // Jina's shards: N parts of the executor, each with its own workspace
+  // (NAME-0, NAME-1, ...) or, remote, its own address (in shard order).
+  // polling per endpoint ("*": the default): "ANY" sends a request to one
+  // shard (/index: each document to the shard its id hashes to), "ALL" to
+  // every shard, merging the answers by document and their matches by score.
+  int shards = 1;
+  std::map<std::string, std::string> polling = {{"*", "ANY"}};
   std::vector<std::string> remote;
   int timeout_ready_ms = 600000;  // a remote executor must answer /status within this at open
   int timeout_send_ms = 600000;   // and each request within this
-  Location where, uses_where, with_where, needs_where, when_where, replicas_where, remote_where;
+  Location where, uses_where, with_where, needs_where, when_where, replicas_where, remote_where, shards_where;
 };
 
 // What `flow serve` listens on: Jina's flow-level `with` keys. docflow
