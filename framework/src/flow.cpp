@@ -55,6 +55,12 @@ struct Node {
   std::size_t in_flight = 0;
   bool event_in_flight = false;
   std::size_t round_robin = 0;
+  // The output node: answers are taken in order under `mu`, but two
+  // threads can then run their callbacks at once; each waits for its turn
+  // (taken at collect) so that callbacks run in posting order.
+  std::uint64_t turns_taken = 0, turn_now = 0;
+  std::mutex turn_mu;
+  std::condition_variable turn_cv;
 };
 
 // A message released by a node's in-order gate, to be run once the node's
@@ -62,7 +68,7 @@ struct Node {
 struct Dispatch {
   enum class Kind { Data, Event, Output } kind;
   Message msg;
-  std::size_t replica = 0;
+  std::size_t replica = 0;  // Data: the replica; Output: the answer's turn
 };
 using Dispatches = boost::container::small_vector<Dispatch, 4>;
 
@@ -269,6 +275,7 @@ struct Flow::Impl {
       ++node.in_flight;
       if (&node == nodes.back().get()) {
         d.kind = Dispatch::Kind::Output;
+        d.replica = node.turns_taken++;
       } else if (d.msg.is_event) {
         d.kind = Dispatch::Kind::Event;
         node.event_in_flight = true;
@@ -282,7 +289,7 @@ struct Flow::Impl {
   void run(Node& node, Dispatches& ready) {
     for (Dispatch& d : ready) {
       switch (d.kind) {
-        case Dispatch::Kind::Output: emit_output(node, std::move(d.msg)); break;
+        case Dispatch::Kind::Output: emit_output(node, std::move(d.msg), d.replica); break;
         case Dispatch::Kind::Event: dispatch_event(node, std::make_shared<Message>(std::move(d.msg))); break;
         case Dispatch::Kind::Data: dispatch_data(node, std::move(d.msg), d.replica); break;
       }
@@ -372,7 +379,7 @@ struct Flow::Impl {
     forward(node.succs.empty() ? std::vector<std::size_t>{nodes.size() - 1} : node.succs, std::move(msg));
   }
 
-  void emit_output(Node& out, Message msg) {
+  void emit_output(Node& out, Message msg, std::uint64_t turn) {
     std::function<void(Response)> callback;
     std::function<void(const Request&)> observer;
     {
@@ -389,8 +396,28 @@ struct Flow::Impl {
         cv.notify_all();
       }
     }
-    if (observer) observer(msg.request);
-    if (callback) callback(Response{std::move(msg.request), msg.error});
+    {
+      // The slot is already free (above): a callback that posts the next
+      // request never waits for a later answer's turn.
+      std::unique_lock<std::mutex> lock(out.turn_mu);
+      out.turn_cv.wait(lock, [&] { return out.turn_now == turn; });
+    }
+    {
+      // The next answer's turn comes when this callback returns or throws
+      // (before this thread may run that answer itself, below).
+      struct NextTurn {
+        Node& out;
+        ~NextTurn() {
+          {
+            std::lock_guard<std::mutex> lock(out.turn_mu);
+            ++out.turn_now;
+          }
+          out.turn_cv.notify_all();
+        }
+      } next_turn{out};
+      if (observer) observer(msg.request);
+      if (callback) callback(Response{std::move(msg.request), msg.error});
+    }
     {
       std::lock_guard<std::mutex> lock(mu);
       if (msg.is_event) {
