@@ -30,7 +30,7 @@ run() {  # NAME COMMAND...
   echo "== $name: $*"
   "$@" 2>&1 | tee "$out/$name.log"
 }
-set -- "${@:-binary_io match pipeline clip serve search}"
+set -- "${@:-binary_io match pipeline clip serve search remote}"
 for b in $*; do
   case $b in
     binary_io) run binary_io "$BUILD_DIR/bench/bench_binary_io" 100000 512 /tmp ;;
@@ -40,7 +40,8 @@ for b in $*; do
     serve) run serve "$BUILD_DIR/bench/bench_serve" "$BUILD_DIR/framework/flow" --seconds 3 ;;
     search) run search "$BUILD_DIR/bench/bench_search" "$BUILD_DIR/framework/flow" \
               ../shared/data/clip/bpe_simple_vocab_16e6.txt.gz --docs 10000 --seconds 3 ;;
-    *) echo "bench: unknown benchmark '$b' (known: binary_io match pipeline clip serve search)" >&2; exit 2 ;;
+    remote) run remote "$BUILD_DIR/bench/bench_remote" "$BUILD_DIR/framework/flow" --seconds 3 ;;
+    *) echo "bench: unknown benchmark '$b' (known: binary_io match pipeline clip serve search remote)" >&2; exit 2 ;;
   esac
 done
 echo "logs: $out/"
