@@ -8,7 +8,9 @@
 //   bench_remote FLOW_EXE [--seconds 3] [--concurrency 1,16]
 //
 // Per hop = (remote p50 - local p50) / 3; the goal is a hop within 2x of
-// the raw round trip.
+// the raw round trip. The front runs each remote executor once with one
+// connection (replicas: 1) and once with four (replicas: 4: four requests
+// in flight to each).
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -149,17 +151,23 @@ int main(int argc, char** argv) {
   }
   for (int p : ports)
     if (!wait_healthy(p, 30)) std::fprintf(stderr, "bench_remote: an executor on port %d did not come up\n", p);
-  std::ofstream(dir + "/front.yml") << "jtype: Flow\nwith: {name: front, workspace: " << workspace
-                                    << ", prefetch: 64}\nexecutors:\n  - {name: a, host: 127.0.0.1, port: " << ports[0]
-                                    << "}\n  - {name: b, host: 127.0.0.1, port: " << ports[1]
-                                    << "}\n  - {name: c, host: 127.0.0.1, port: " << ports[2] << "}\n";
-  const int front_port = free_port();
-  pid_t front = spawn({flow_exe, "serve", dir + "/front.yml", "--port", std::to_string(front_port)});
-  if (!wait_healthy(local_port, 30) || !wait_healthy(front_port, 30)) {
+  auto front_flow = [&](const std::string& file, int replicas) {
+    std::ofstream out(file);
+    out << "jtype: Flow\nwith: {name: front, workspace: " << workspace << ", prefetch: 64}\nexecutors:\n";
+    for (std::size_t i = 0; i < 3; ++i)
+      out << "  - {name: e" << i << ", host: 127.0.0.1, port: " << ports[i] << ", replicas: " << replicas << "}\n";
+  };
+  front_flow(dir + "/front1.yml", 1);
+  front_flow(dir + "/front4.yml", 4);
+  const int front_port = free_port(), front4_port = free_port();
+  pid_t front = spawn({flow_exe, "serve", dir + "/front1.yml", "--port", std::to_string(front_port), "--name", "front1"});
+  pid_t front4 = spawn({flow_exe, "serve", dir + "/front4.yml", "--port", std::to_string(front4_port), "--name", "front4"});
+  if (!wait_healthy(local_port, 30) || !wait_healthy(front_port, 30) || !wait_healthy(front4_port, 30)) {
     std::fprintf(stderr, "bench_remote: a flow did not come up\n");
     for (pid_t p : remotes) stop(p);
     stop(local);
     stop(front);
+    stop(front4);
     return 1;
   }
   // The raw round trip of the same bytes.
@@ -172,15 +180,18 @@ int main(int argc, char** argv) {
               std::thread::hardware_concurrency());
   std::printf("raw TCP ping-pong on loopback, %zu bytes each way: p50 %.3f ms, p99 %.3f ms (%.0f round trips/s)\n\n",
               request.size(), raw.p50_ms, raw.p99_ms, raw.rps);
-  std::printf("%5s | %12s %8s %8s | %12s %8s %8s | %12s %10s\n", "conc", "in-process/s", "p50 ms", "p99 ms", "remote/s", "p50 ms",
-              "p99 ms", "per hop ms", "hop / raw");
+  std::printf("%5s | %12s %8s %8s | %12s %8s %8s | %12s %10s | %12s %8s %8s\n", "conc", "in-process/s", "p50 ms", "p99 ms",
+              "remote/s", "p50 ms", "p99 ms", "per hop ms", "hop / raw", "4 conns/s", "p50 ms", "p99 ms");
   for (int c : concurrency) {
-    const Point l = load(local_port, request, c, seconds), r = load(front_port, request, c, seconds);
+    const Point l = load(local_port, request, c, seconds), r = load(front_port, request, c, seconds),
+                r4 = load(front4_port, request, c, seconds);
     const double hop = (r.p50_ms - l.p50_ms) / 3;
-    std::printf("%5d | %12.0f %8.3f %8.3f | %12.0f %8.3f %8.3f | %12.3f %9.1fx%s\n", c, l.rps, l.p50_ms, l.p99_ms, r.rps, r.p50_ms,
-                r.p99_ms, hop, raw.p50_ms > 0 ? hop / raw.p50_ms : 0, l.errors || r.errors ? "  (errors!)" : "");
+    std::printf("%5d | %12.0f %8.3f %8.3f | %12.0f %8.3f %8.3f | %12.3f %9.1fx | %12.0f %8.3f %8.3f%s\n", c, l.rps, l.p50_ms,
+                l.p99_ms, r.rps, r.p50_ms, r.p99_ms, hop, raw.p50_ms > 0 ? hop / raw.p50_ms : 0, r4.rps, r4.p50_ms, r4.p99_ms,
+                l.errors || r.errors || r4.errors ? "  (errors!)" : "");
   }
   stop(front);
+  stop(front4);
   stop(local);
   for (pid_t p : remotes) stop(p);
   std::filesystem::remove_all(dir);

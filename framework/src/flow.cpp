@@ -563,6 +563,11 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
   const FlowGraph& g = *im.graph;
   unsigned threads = im.config.threads > 0 ? static_cast<unsigned>(im.config.threads)
                                             : std::max(2u, std::thread::hardware_concurrency());
+  // A remote executor's replica holds a pool thread while it waits for its
+  // answer: one more thread each, so that waiting never starves the local work.
+  if (im.config.threads <= 0)
+    for (const auto& e : im.config.executors)
+      if (!e.remote.empty()) threads += static_cast<unsigned>(e.shards > 1 ? 1 : e.replicas);
   im.pool = std::make_unique<Pool>(threads);
   im.nodes.clear();
   for (std::size_t v = 0; v <= g.size(); ++v) {

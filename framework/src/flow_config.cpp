@@ -489,14 +489,16 @@ struct Parser {
         errors->add(ConfigError(e.with_where, "executor '" + e.name + "' runs remotely: its parameters belong where it runs "
                                                                      "(flow executor --uses NAME --set KEY=VALUE)"));
     } else if (!e.remote.empty()) {
-      if (n.find("replicas") && e.replicas != static_cast<int>(e.remote.size()))
+      // One replica per address, or more: each replica is one connection
+      // (one request in flight), replica r on address r % N.
+      if (n.find("replicas") && e.replicas < static_cast<int>(e.remote.size()))
         errors->add(ConfigError(e.replicas_where, "executor '" + e.name + "': replicas: " + std::to_string(e.replicas) + " but " +
                                                       std::to_string(e.remote.size()) +
-                                                      " addresses; a remote executor has one replica per address"));
+                                                      " addresses; a remote executor needs a replica (a connection) per address"));
       if (n.find("with") || n.find("uses_with"))
         errors->add(ConfigError(e.with_where, "executor '" + e.name + "' runs remotely: its parameters belong where it runs "
                                                                      "(flow executor --uses NAME --set KEY=VALUE)"));
-      e.replicas = static_cast<int>(e.remote.size());
+      if (!n.find("replicas")) e.replicas = static_cast<int>(e.remote.size());
     }
     return e;
   }
@@ -796,7 +798,8 @@ std::string to_yaml(const FlowConfig& f) {
     if (e.shards > 1) out << YAML::Key << "shards" << YAML::Value << e.shards;
     if (e.polling != std::map<std::string, std::string>{{"*", "ANY"}}) out << YAML::Key << "polling" << YAML::Value << YAML::Flow << e.polling;
     if (!e.remote.empty()) out << YAML::Key << "hosts" << YAML::Value << YAML::Flow << e.remote;
-    else if (e.replicas != 1) out << YAML::Key << "replicas" << YAML::Value << e.replicas;
+    if (e.replicas != (e.remote.empty() || e.shards > 1 ? 1 : static_cast<int>(e.remote.size())))
+      out << YAML::Key << "replicas" << YAML::Value << e.replicas;
     if (e.timeout_ready_ms != 600000) out << YAML::Key << "timeout_ready" << YAML::Value << e.timeout_ready_ms;
     if (e.timeout_send_ms != 600000) out << YAML::Key << "timeout_send" << YAML::Value << e.timeout_send_ms;
     if (!e.when.is_null()) {

@@ -209,8 +209,8 @@ BOOST_AUTO_TEST_CASE(errors_name_the_executor_and_the_address) {
   f.close();
 
   // Flow files.
-  BOOST_TEST(contains(config_error("  - {name: x, hosts: [a:1, b:2], replicas: 3}\n"),
-                      "executor 'x': replicas: 3 but 2 addresses; a remote executor has one replica per address"));
+  BOOST_TEST(contains(config_error("  - {name: x, hosts: [a:1, b:2], replicas: 1}\n"),
+                      "executor 'x': replicas: 1 but 2 addresses; a remote executor needs a replica (a connection) per address"));
   BOOST_TEST(contains(config_error("  - {name: x, host: a, port: 1, with: {k: 1}}\n"),
                       "executor 'x' runs remotely: its parameters belong where it runs"));
   BOOST_TEST(contains(config_error("  - {name: x, hosts: [nohost]}\n"), "executor 'x': `hosts` expects HOST:PORT entries, found 'nohost'"));
