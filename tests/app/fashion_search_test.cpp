@@ -8,7 +8,6 @@
 // headless chromium, typed into its box: the top matches for "a pair of
 // trousers" must be trousers, shown as their PNG thumbnails. The screenshot
 // is kept as Testing/ui-fashion-search.png in the build tree.
-#include <signal.h>
 
 #include <boost/test/unit_test.hpp>
 #include <chrono>
@@ -17,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "../support/detached_service.hpp"
 #include "../support/headless_chromium.hpp"
 #include "../support/run_command.hpp"
 #include "../support/temp_dir.hpp"
@@ -39,30 +39,6 @@ struct DataPresent {
     ok.message() << "skipped: needs dataset-fashion-mnist and ../shared/data/clip";
     return ok;
   }
-};
-
-// `flow serve --detach` in the background for the length of a test; SIGTERM at the end.
-class DetachedServer {
- public:
-  DetachedServer(const TempDir& dir, const std::string& command) : dir_(dir) {
-    auto r = run_command("cd " + dir.path().string() + " && " + command + " --name search --port 0 --detach");
-    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
-    std::ifstream in(dir.file("runs/search/status.json"));
-    const nlohmann::json status = nlohmann::json::parse(in);
-    url_ = status["address"];
-    pid_ = status["pid"];
-  }
-  ~DetachedServer() {
-    ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 200 && ::kill(pid_, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (::kill(pid_, 0) == 0) ::kill(pid_, SIGKILL);
-  }
-  const std::string& url() const { return url_; }
-
- private:
-  const TempDir& dir_;
-  std::string url_;
-  pid_t pid_ = 0;
 };
 
 std::size_t count_of(const std::vector<int>& labels, int label) {
@@ -88,8 +64,10 @@ BOOST_AUTO_TEST_CASE(the_readme_commands_serve_text_to_image_search_on_the_fine_
   BOOST_TEST(r.output.find("closed the index with 10000 documents") != std::string::npos, r.output);
   BOOST_TEST(std::filesystem::exists(dir.path() / "runs/job/index/images.log"));
 
-  auto server_holder = std::make_unique<DetachedServer>(dir, kFlow + " serve " + kFlows + "fashion-search.yml --set CONTEXT.RUN=job");
-  const DetachedServer& server = *server_holder;
+  auto server_holder = std::make_unique<DetachedService>(in_dir + kFlow + " serve " + kFlows +
+                                                            "fashion-search.yml --set CONTEXT.RUN=job --name search --port 0 --detach",
+                                                        dir.file("runs/search/status.json"));
+  const DetachedService& server = *server_holder;
 
   // Through the HTTP API, as Jina's Client would ask it.
   {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "../support/detached_service.hpp"
 #include "../support/run_command.hpp"
 #include "../support/temp_dir.hpp"
 #include "docflow/error.hpp"
@@ -27,38 +28,22 @@ namespace {
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
-// `flow executor` in the background; stopped (SIGTERM, or kill -9) by the test or at the end.
-class ExecutorProcess {
+// `flow executor` in the background, its test plugins loaded.
+class ExecutorProcess : public docflow::testing::DetachedService {
  public:
   ExecutorProcess(const TempDir& dir, const std::string& name, const std::string& args, int port = 0)
-      : dir_(dir), name_(name) {
-    auto r = run_command(std::string(DOCFLOW_FLOW_EXE) + " executor " + args + " --plugins " TEST_PLUGIN_DIR " --name " + name +
-                         " --workspace " + dir.file("runs") + " --port " + std::to_string(port) + " --detach");
-    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
-    std::ifstream in(dir.file("runs/" + name + "/status.json"));
-    const nlohmann::json status = nlohmann::json::parse(in);
-    const std::string url = status["address"];
-    address_ = url.substr(url.find("//") + 2);
-    pid_ = status["pid"];
-  }
-  ~ExecutorProcess() { stop(SIGTERM); }
-  const std::string& address() const { return address_; }
-  int port() const { return std::stoi(address_.substr(address_.rfind(':') + 1)); }
-  // Stops it and waits until it is gone (a SIGTERM'd one closes its executor first).
-  void stop(int signal) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, signal);
-    for (int i = 0; i < 200 && ::kill(pid_, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    pid_ = 0;
-  }
+      : DetachedService(std::string(DOCFLOW_FLOW_EXE) + " executor " + args + " --plugins " TEST_PLUGIN_DIR " --name " + name +
+                            " --workspace " + dir.file("runs") + " --port " + std::to_string(port) + " --detach",
+                        dir.file("runs/" + name + "/status.json")),
+        dir_(dir),
+        name_(name) {}
   std::string workspace_file(const std::string& file) const {
     return dir_.file("runs/" + name_ + "/executors/" + name_ + "/" + file);
   }
 
  private:
   const TempDir& dir_;
-  std::string name_, address_;
-  pid_t pid_ = 0;
+  std::string name_;
 };
 
 std::string read_file(const std::string& path) {

@@ -5,13 +5,9 @@
 #include <boost/test/unit_test.hpp>
 
 #include <ATen/ATen.h>
-#include <signal.h>
 
-#include <fstream>
-#include <nlohmann/json.hpp>
-#include <thread>
 
-#include "../support/run_command.hpp"
+#include "../support/detached_service.hpp"
 #include "../support/temp_dir.hpp"
 #include "docflow/error.hpp"
 #include "docflow/flow.hpp"
@@ -69,27 +65,12 @@ void same_answers(const std::vector<std::vector<std::pair<std::string, double>>>
   }
 }
 
-struct IndexerProcess {
-  IndexerProcess(const TempDir& dir, const std::string& name) {
-    auto r = docflow::testing::run_command(std::string(DOCFLOW_FLOW_EXE) + " executor --uses SimpleIndexer --set path=" +
-                                           dir.file(name + ".log") + " --name " + name + " --workspace " + dir.file("runs") +
-                                           " --port 0 --detach");
-    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
-    std::ifstream in(dir.file("runs/" + name + "/status.json"));
-    const nlohmann::json status = nlohmann::json::parse(in);
-    const std::string url = status["address"];
-    address = url.substr(url.find("//") + 2);
-    pid = status["pid"];
-  }
-  ~IndexerProcess() { kill(SIGTERM); }
-  void kill(int signal) {
-    if (pid <= 0) return;
-    ::kill(pid, signal);
-    for (int i = 0; i < 200 && ::kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    pid = 0;
-  }
-  std::string address;
-  pid_t pid = 0;
+// A SimpleIndexer served by `flow executor`, with its own index file.
+struct IndexerProcess : docflow::testing::DetachedService {
+  IndexerProcess(const TempDir& dir, const std::string& name)
+      : DetachedService(std::string(DOCFLOW_FLOW_EXE) + " executor --uses SimpleIndexer --set path=" + dir.file(name + ".log") +
+                            " --name " + name + " --workspace " + dir.file("runs") + " --port 0 --detach",
+                        dir.file("runs/" + name + "/status.json")) {}
 };
 
 const char* kPolling = "{/search: ALL, /delete: ALL, /clear: ALL, '*': ANY}";
@@ -141,7 +122,7 @@ BOOST_AUTO_TEST_CASE(remote_shards_answer_as_one_index_and_a_lost_shard_is_named
   TempDir dir;
   IndexerProcess s0(dir, "s0"), s1(dir, "s1");
   Flow one = served_flow("  - {name: indexer, uses: SimpleIndexer, with: {path: " + dir.file("one.log") + "}}\n");
-  Flow two = served_flow("  - {name: indexer, shards: 2, hosts: [" + s0.address + ", " + s1.address + "], polling: " +
+  Flow two = served_flow("  - {name: indexer, shards: 2, hosts: [" + s0.address() + ", " + s1.address() + "], polling: " +
                          std::string(kPolling) + "}\n");
   one.open(dir.path() / "one");
   two.open(dir.path() / "two");
@@ -153,7 +134,7 @@ BOOST_AUTO_TEST_CASE(remote_shards_answer_as_one_index_and_a_lost_shard_is_named
   const DocumentArray queries = embedded(8, 8, 4, "q");
   same_answers(search(one, queries, 10), search(two, queries, 10));
 
-  s1.kill(SIGKILL);
+  s1.stop(SIGKILL);
   std::string e;
   try {
     search(two, queries, 10);
@@ -161,7 +142,7 @@ BOOST_AUTO_TEST_CASE(remote_shards_answer_as_one_index_and_a_lost_shard_is_named
     e = x.what();
   }
   BOOST_TEST(contains(e, "executor 'indexer' on /search: shard 1: "), e);
-  BOOST_TEST(contains(e, "http://" + s1.address), e);
+  BOOST_TEST(contains(e, s1.url()), e);
   BOOST_TEST(contains(e, "no replica of the remote executor answered"), e);
   one.close();
   two.close();
