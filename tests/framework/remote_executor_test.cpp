@@ -84,8 +84,9 @@ BOOST_AUTO_TEST_CASE(a_batch_run_through_a_remote_executor_sees_what_a_local_one
   // Remote: the same recorder served by `flow executor`.
   ExecutorProcess rec(dir, "rec", "--uses Recorder");
   {
+    // -1: no limit (Jina's way of saying it).
     Flow f = flow_of(source + "  - {name: rec, host: 127.0.0.1, port: " + std::to_string(rec.port()) +
-                     ", external: true}\n  - {name: tag, uses: Tagger, with: {key: after}}\n");
+                     ", external: true, timeout_ready: -1, timeout_send: -1}\n  - {name: tag, uses: Tagger, with: {key: after}}\n");
     f.open(dir.path() / "remote");
     f.run([&](const Request& r) {
       for (const auto& d : r.docs) remote_out.push_back(d.id + (d.find_tag("after") ? "+" : "-"));
