@@ -548,7 +548,9 @@ struct Parser {
       errors->attempt([&] {
         ExecutorConfig e = executor(execs->items[i], i);
         if (f.find(e.name)) fail(execs->items[i], "executor name '" + e.name + "' is used twice");
-        if (e.needs.empty()) e.needs.push_back(i == 0 ? "gateway" : f.executors.back().name);
+        // The one before, by default; when it did not parse (its error is
+        // recorded and the file is refused anyway) there is none to name.
+        if (e.needs.empty()) e.needs.push_back(i == 0 || f.executors.empty() ? "gateway" : f.executors.back().name);
         f.executors.push_back(std::move(e));
       });
     }

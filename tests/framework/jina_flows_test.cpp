@@ -104,6 +104,15 @@ executors:
     BOOST_TEST(contains(e, part), part << " in\n" << e);
 }
 
+BOOST_AUTO_TEST_CASE(an_executor_after_one_that_does_not_parse_is_still_checked) {
+  // The first is no map, so there is no executor before the second to `need`
+  // by default (the fuzzer found the parser reading past an empty list here).
+  const std::string e = error_of("jtype: Flow\nexecutors:\n  - 5\n  - {name: b, uses: Y, colour: red}\n");
+  BOOST_TEST(contains(e, "f.yml:3:5: an executor must be a map"), e);
+  BOOST_TEST(contains(e, "unknown key 'colour' in executor 'b'"), e);
+  BOOST_TEST(contains(e, "(2 errors)"), e);
+}
+
 BOOST_AUTO_TEST_CASE(hostile_yaml_is_refused_quickly_with_a_location) {
   auto t0 = std::chrono::steady_clock::now();
   // A cycle: the anchor's own node contains its alias.
