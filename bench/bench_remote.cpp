@@ -95,15 +95,6 @@ Point ping_pong(int port, std::size_t message, double seconds) {
   return p;
 }
 
-std::string address_of(const std::string& status_file) {
-  std::ifstream in(status_file);
-  const std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto at = s.find("\"address\"");
-  if (at == std::string::npos) return "";
-  const auto start = s.find("http://", at), end = s.find('"', start);
-  return s.substr(start + 7, end - start - 7);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -112,17 +103,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string flow_exe = argv[1];
-  double seconds = 3;
-  std::vector<int> concurrency = {1, 16};
-  for (int i = 2; i + 1 < argc; i += 2) {
-    const std::string k = argv[i];
-    if (k == "--seconds") seconds = std::stod(argv[i + 1]);
-    else if (k == "--concurrency") {
-      concurrency.clear();
-      std::stringstream ss(argv[i + 1]);
-      for (std::string c; std::getline(ss, c, ',');) concurrency.push_back(std::stoi(c));
-    }
-  }
+  const LoadArgs args = parse_load_args(argc, argv, 2, LoadArgs{3, {1, 16}});
+  const double seconds = args.seconds;
+  const std::vector<int>& concurrency = args.concurrency;
   const std::string dir = "/tmp/docflow-bench-remote-" + std::to_string(::getpid());
   std::filesystem::create_directories(dir);
   const std::string plugins = BENCH_PLUGIN_DIR, workspace = dir + "/runs";

@@ -59,18 +59,13 @@ int main(int argc, char** argv) {
   }
   const std::string flow_exe = argv[1], vocab = argv[2];
   int count = 10000;
-  double seconds = 3;
-  std::vector<int> concurrency = {1, 16};
-  for (int i = 3; i + 1 < argc; i += 2) {
-    const std::string k = argv[i];
-    if (k == "--docs") count = std::stoi(argv[i + 1]);
-    else if (k == "--seconds") seconds = std::stod(argv[i + 1]);
-    else if (k == "--concurrency") {
-      concurrency.clear();
-      std::stringstream ss(argv[i + 1]);
-      for (std::string c; std::getline(ss, c, ',');) concurrency.push_back(std::stoi(c));
-    }
-  }
+  const LoadArgs args = parse_load_args(argc, argv, 3, LoadArgs{3, {1, 16}}, [&](const std::string& key, const std::string& value) {
+    if (key != "--docs") return false;
+    count = std::stoi(value);
+    return true;
+  });
+  const double seconds = args.seconds;
+  const std::vector<int>& concurrency = args.concurrency;
   const std::filesystem::path dir = "/tmp/docflow-bench-search-" + std::to_string(::getpid());
   std::filesystem::create_directories(dir);
   const std::string workspace = "with.workspace=" + (dir / "runs").string();

@@ -39,17 +39,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string flow_exe = argv[1];
-  double seconds = 3;
-  std::vector<int> concurrency = {1, 16, 64};
-  for (int i = 2; i + 1 < argc; i += 2) {
-    std::string k = argv[i];
-    if (k == "--seconds") seconds = std::stod(argv[i + 1]);
-    else if (k == "--concurrency") {
-      concurrency.clear();
-      std::stringstream ss(argv[i + 1]);
-      for (std::string c; std::getline(ss, c, ',');) concurrency.push_back(std::stoi(c));
-    }
-  }
+  const LoadArgs args = parse_load_args(argc, argv, 2, LoadArgs{3, {1, 16, 64}});
+  const double seconds = args.seconds;
+  const std::vector<int>& concurrency = args.concurrency;
 
   // The payloads.
   docarray::Value fields = docarray::Value::map();

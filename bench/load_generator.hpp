@@ -14,6 +14,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -164,6 +167,32 @@ inline void stop(pid_t pid) {
   ::kill(pid, SIGTERM);
   int status = 0;
   ::waitpid(pid, &status, 0);
+}
+
+// The load options every serving benchmark takes after its own positional
+// arguments: --seconds S (per point) and --concurrency 1,16,...; any other
+// --KEY VALUE goes to `other`, which returns false for a key it does not know.
+struct LoadArgs {
+  double seconds = 3;
+  std::vector<int> concurrency;
+};
+
+inline LoadArgs parse_load_args(int argc, char** argv, int first, LoadArgs args,
+                                const std::function<bool(const std::string&, const std::string&)>& other = {}) {
+  for (int i = first; i + 1 < argc; i += 2) {
+    const std::string key = argv[i], value = argv[i + 1];
+    if (key == "--seconds") {
+      args.seconds = std::stod(value);
+    } else if (key == "--concurrency") {
+      args.concurrency.clear();
+      std::stringstream ss(value);
+      for (std::string c; std::getline(ss, c, ',');) args.concurrency.push_back(std::stoi(c));
+    } else if (!other || !other(key, value)) {
+      std::fprintf(stderr, "unknown option %s\n", key.c_str());
+      std::exit(2);
+    }
+  }
+  return args;
 }
 
 // POST `target` with `body` of content type `type`, answered in the same type.
