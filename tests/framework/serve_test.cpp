@@ -124,6 +124,8 @@ BOOST_AUTO_TEST_CASE(every_client_error_says_what_and_where) {
       {http_request("POST", "/index", R"({"data": [], "limit": 3})"), 400, "unknown field 'limit'"},
       {http_request("POST", "/index", R"({"parameters": [1]})"), 400, "'parameters' expects an object"},
       {http_request("POST", "/post", R"({"data": []})"), 400, "'exec_endpoint' is required"},
+      {http_request("POST", "/post", R"({"exec_endpoint": "/_event", "parameters": {"kind": "later"}})"), 400,
+       "/_event expects parameters {"},
       {http_request("POST", "/nope", "{}"), 404, "the flow serves /custom, /delete, /index, /search, /update"},
       {http_request("POST", "/index", "a=b", "application/x-www-form-urlencoded"), 415, "application/x-www-form-urlencoded"},
       {http_request("POST", "/index", std::string(5000, ' ')), 413, "larger than the limit of 4096 bytes"},

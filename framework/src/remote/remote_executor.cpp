@@ -5,6 +5,7 @@
 #include <set>
 #include <thread>
 
+#include "../serve/event_wire.hpp"
 #include "docflow/error.hpp"
 
 namespace docflow {
@@ -86,12 +87,8 @@ void RemoteExecutor::on_event(const Event& event) {
   // Every replica here forwards the event to its own address: every remote
   // replica sees it, as every local one does.
   Address& own = addresses_.front();
-  docarray::Value p = docarray::Value::map();
-  p["kind"] = event.kind == Event::Kind::EndOfEpoch ? "end_of_epoch" : "end_of_stream";
-  p["epoch"] = event.epoch;
-  p["endpoint"] = event.endpoint;
   try {
-    client(own).post("/_event", docarray::DocumentArray{}, p);
+    client(own).post(serve::kEventEndpoint, docarray::DocumentArray{}, serve::event_parameters(event));
   } catch (const ClientError& e) {
     own.client.reset();
     throw Error("at " + own.url + ": the stream event did not get through: " + e.what());

@@ -1,4 +1,5 @@
 #include "http_api.hpp"
+#include "event_wire.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -66,11 +67,9 @@ std::string joined(const std::vector<std::string>& items) {
 
 }  // namespace
 
-// The endpoint of stream events sent to a served flow (RemoteExecutor::on_event).
-constexpr const char* kEventEndpoint = "/_event";
-
 struct HttpApi::Call {
   Request request;
+  std::optional<Event> event;  // POST /post to /_event: a stream event, not a request
   PostOptions options;
   std::string request_id, route, target;
   bool binary = false, dry_run = false;
@@ -279,14 +278,9 @@ void HttpApi::flow_call(HttpRequest& req, const std::string& endpoint, bool is_p
     return bad(http::status::bad_request, "field 'exec_endpoint' is required by /post (for example \"/search\")");
   const bool is_event = is_post && call->request.endpoint == kEventEndpoint;
   if (is_event) {
-    // A batch run elsewhere sends its stream events to executors served here
-    // (a remote executor's on_event): {"kind": "end_of_epoch" | "end_of_stream", "epoch", "endpoint"}.
-    const Value& p = call->request.parameters;
-    const Value* kind = p.find("kind");
-    const Value* epoch = p.find("epoch");
-    const Value* ep = p.find("endpoint");
-    if (!kind || !kind->is_string() || (kind->as_string() != "end_of_epoch" && kind->as_string() != "end_of_stream") ||
-        (epoch && (!epoch->is_int() || epoch->as_int() < 0)) || (ep && !ep->is_string()))
+    // A batch run elsewhere sends its stream events to executors served here.
+    call->event = event_from_parameters(call->request.parameters);
+    if (!call->event)
       return bad(http::status::bad_request, std::string(kEventEndpoint) + " expects parameters {\"kind\": \"end_of_epoch\" or "
                                             "\"end_of_stream\", \"epoch\": N, \"endpoint\": \"/train\"}");
   }
@@ -370,12 +364,8 @@ void HttpApi::submit(std::shared_ptr<Call> call) {
 }
 
 void HttpApi::start(std::shared_ptr<Call> call) {
-  if (call->request.endpoint == kEventEndpoint) {
-    const Value& p = call->request.parameters;
-    Event event{p.find("kind")->as_string() == "end_of_epoch" ? Event::Kind::EndOfEpoch : Event::Kind::EndOfStream,
-                p.find("epoch") ? static_cast<int>(p.find("epoch")->as_int()) : 0,
-                p.find("endpoint") ? p.find("endpoint")->as_string() : std::string()};
-    flow_.post_event(event, [this, call](Response r) { finish(call, std::move(r)); });
+  if (call->event) {
+    flow_.post_event(*call->event, [this, call](Response r) { finish(call, std::move(r)); });
     return;
   }
   Request request = std::move(call->request);
