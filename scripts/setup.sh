@@ -12,6 +12,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-pthread libblas-dev
   libyaml-cpp-dev libmsgpack-cxx-dev libzstd-dev zlib1g-dev
   libjpeg62-turbo-dev libpng-dev libicu-dev nlohmann-json3-dev
+  libgloo-dev
   dataset-fashion-mnist
   chromium
 )

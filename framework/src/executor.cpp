@@ -35,6 +35,11 @@ Logger& Executor::log() const {
   return context_.logger ? *context_.logger : fallback;
 }
 
+ProcessGroup& Executor::group() const {
+  static const std::shared_ptr<ProcessGroup> single = ProcessGroup::single();
+  return context_.process_group ? *context_.process_group : *single;
+}
+
 void Source::save_state(const std::filesystem::path&) {
   throw Error("source '" + name() + "' cannot be checkpointed: it does not save its position (save_state/load_state); "
               "set the flow's `checkpoints: 0`");

@@ -125,6 +125,7 @@ struct Flow::Impl {
   std::filesystem::path run_dir;
   std::unique_ptr<CheckpointStore> checkpoints;
   std::optional<Checkpoint> resume;
+  std::shared_ptr<ProcessGroup> group;  // null: one process
 
   std::filesystem::path state_dir(const std::filesystem::path& root, const Node& node, std::size_t replica) const {
     std::filesystem::path d = root / "executors" / node.name;
@@ -159,7 +160,7 @@ struct Flow::Impl {
 
   // After every executor opened: the logs first, then each executor's state.
   void restore() {
-    if (!run_dir.empty()) {
+    if (!run_dir.empty() && (!group || group->rank() == 0)) {
       for (const auto& [file, size] : resume->run_files) {
         const std::filesystem::path p = run_dir / file;
         if (std::filesystem::exists(p) && std::filesystem::file_size(p) > size) std::filesystem::resize_file(p, size);
@@ -613,6 +614,7 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
       ctx.logger = im.logger;
       ctx.end_stream = [&im] { im.end_requested = true; };
       ctx.resuming = im.resume.has_value();
+      ctx.process_group = im.group;
       try {
         // One part of the executor: a local instance or a remote address.
         auto make = [&](ExecutorContext part, std::vector<std::string> addresses) -> std::shared_ptr<Executor> {
@@ -669,6 +671,11 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
 void Flow::enable_checkpoints(const std::filesystem::path& dir) {
   if (impl_->open) throw Error("enable_checkpoints() after open()");
   if (impl_->config.checkpoints > 0) impl_->checkpoints = std::make_unique<CheckpointStore>(dir, impl_->config.checkpoints);
+}
+
+void Flow::join_group(std::shared_ptr<ProcessGroup> group) {
+  if (impl_->open) throw Error("join_group() after open()");
+  impl_->group = std::move(group);
 }
 
 void Flow::resume_from(const Checkpoint& checkpoint) {

@@ -47,6 +47,8 @@ void Checkpointer::on_event(const Event& e) {
 }
 
 void Checkpointer::save_artifact(const std::string& why) {
+  // Every rank holds the same weights: rank 0 writes the run's artifact.
+  if (group().rank() != 0) return;
   auto clip = registry().get<clip::SharedClip>(params().get_string("shared_as"));
   // Write a complete artifact beside the old one, then exchange the two in
   // one atomic rename: at any moment `artifact` is a whole model.

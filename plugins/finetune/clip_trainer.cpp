@@ -6,6 +6,7 @@
 #include "clip/loss.hpp"
 #include "docflow/error.hpp"
 #include "executors.hpp"
+#include "feature_gather.hpp"
 #include "freezing.hpp"
 
 namespace docflow::finetune {
@@ -71,6 +72,18 @@ void ClipTrainer::open() {
   if ((sched == "linear" || sched == "cosine") && total_steps_ <= 0)
     throw Error("scheduler '" + sched + "' needs the run's length: set total_steps, or use a reader that publishes it");
   clip_->model->train();
+  if (group().size() > 1) {
+    // Every rank starts from rank 0's weights (as DistributedDataParallel
+    // does), whatever each one loaded or drew.
+    torch::NoGradGuard no_grad;
+    for (auto& p : clip_->model->parameters()) {
+      torch::Tensor t = p.detach();
+      group().broadcast(t, 0);
+    }
+    log().info(name(), "data-parallel over " + std::to_string(group().size()) + " ranks: rank " + std::to_string(group().rank()) +
+                           (params().get_bool("gather_with_grad") ? ", CLIPLoss on features gathered with their gradients" : "") +
+                           (params().get_bool("local_loss") ? ", local loss" : ""));
+  }
   if (trainable == 0) throw Error("nothing to train: freeze '" + freeze + "' and trainable_blocks " + std::to_string(blocks) +
                                   " leave no parameter");
   if (trainable < total)
@@ -100,8 +113,8 @@ void ClipTrainer::train(Request& request) {
     images.push_back(image->embedding);
     texts.push_back(text->embedding);
   }
-  if (images.size() < 2) return;  // CLIPLoss needs negatives
-  torch::Tensor loss = clip::clip_loss(torch::stack(images), torch::stack(texts), clip_->model->logit_scale);
+  torch::Tensor loss = step_loss(torch::stack(images), torch::stack(texts));
+  if (!loss.defined()) return;  // CLIPLoss needs negatives
   const double value = loss.item<double>();
   if (!std::isfinite(value))
     throw Error("the loss is " + std::to_string(value) + " at step " + std::to_string(step_ + 1) +
@@ -158,7 +171,72 @@ void ClipTrainer::show_progress(double loss) {
   log().progress(bar.str());
 }
 
+// CLIPLoss over the global batch: in a distributed run every rank's
+// features are gathered first (see feature_gather.hpp). Undefined when the
+// batch has fewer than two examples.
+torch::Tensor ClipTrainer::step_loss(const torch::Tensor& image, const torch::Tensor& text) {
+  ProcessGroup& g = group();
+  const torch::Tensor& scale = clip_->model->logit_scale;
+  if (g.size() == 1) return image.size(0) < 2 ? torch::Tensor() : clip::clip_loss(image, text, scale);
+  // Gloo gathers tensors of one shape: every rank must hold as many examples.
+  const std::vector<torch::Tensor> sizes = g.allgather(torch::full({1}, image.size(0), torch::kFloat));
+  for (int r = 0; r < g.size(); ++r)
+    if (sizes[static_cast<std::size_t>(r)].item<std::int64_t>() != image.size(0))
+      throw Error("step " + std::to_string(step_ + 1) + ": rank " + std::to_string(r) + " has " +
+                  std::to_string(sizes[static_cast<std::size_t>(r)].item<std::int64_t>()) + " examples in its batch, rank " +
+                  std::to_string(g.rank()) + " " + std::to_string(image.size(0)) +
+                  "; ranks need equal batches (an example skipped with on_error: skip?)");
+  const bool with_grad = params().get_bool("gather_with_grad");
+  const torch::Tensor all_image = gather_features(g, image, with_grad), all_text = gather_features(g, text, with_grad);
+  if (all_image.size(0) < 2) return {};
+  if (!params().get_bool("local_loss")) return clip::clip_loss(all_image, all_text, scale);  // the same on every rank
+  torch::Tensor loss = local_clip_loss(image, text, all_image, all_text, scale, g.rank() * image.size(0));
+  // What is logged and checked for NaN is the mean over the ranks: a NaN on
+  // any rank stops every rank at the same step.
+  std::vector<torch::Tensor> mean{loss.detach().clone().reshape({1})};
+  g.allreduce(mean, ProcessGroup::Op::Average);
+  if (!std::isfinite(mean[0].item<double>())) return loss.detach() * 0 + mean[0].item<double>();
+  return loss;
+}
+
+// Averages the parameters' gradients over the ranks (DistributedDataParallel's
+// allreduce), in buckets of about 16 MB so that a large model needs no
+// second full copy of its gradients.
+void ClipTrainer::average_gradients() {
+  ProcessGroup& g = group();
+  if (g.size() == 1) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  constexpr std::int64_t kBucket = 4 << 20;  // floats
+  std::vector<torch::Tensor> bucket;          // gradients, allreduced as one flat tensor
+  std::int64_t filled = 0;
+  auto flush = [&] {
+    if (bucket.empty()) return;
+    std::vector<torch::Tensor> flat;
+    for (const auto& grad : bucket) flat.push_back(grad.reshape({-1}));
+    flat = {torch::cat(flat)};
+    g.allreduce(flat, ProcessGroup::Op::Average);
+    std::int64_t at = 0;
+    for (auto& grad : bucket) {
+      grad.copy_(flat[0].narrow(0, at, grad.numel()).view_as(grad));
+      at += grad.numel();
+    }
+    bucket.clear();
+    filled = 0;
+  };
+  for (auto& p : parameters_) {
+    // A parameter the batch did not reach has no gradient on any rank (the
+    // same graph everywhere): zeros keep the buckets aligned.
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    bucket.push_back(p.grad());
+    filled += p.numel();
+    if (filled >= kBucket) flush();
+  }
+  flush();
+  allreduce_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 void ClipTrainer::apply_step() {
+  average_gradients();
   std::unique_lock<std::shared_mutex> lock(clip_->mutex);  // no forward reads half-updated weights
   const double factor = clip::schedule_factor(params().get_string("scheduler"), step_, params().get_int("num_warmup_steps"),
                                               std::max<std::int64_t>(1, total_steps_));
@@ -185,8 +263,15 @@ void ClipTrainer::on_event(const Event& e) {
     m->train_loss[e.epoch] = mean;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
+  std::string comm;
+  if (group().size() > 1 && epoch_batches_ > 0)
+    comm = ", gradient allreduce " + std::to_string(static_cast<int>(1000 * allreduce_seconds_ / static_cast<double>(epoch_batches_))) +
+           " ms/step";
+  // examples/s over every rank: each saw its share of the global batch
   log().info(name(), "epoch " + std::to_string(e.epoch + 1) + " done: mean loss " + std::to_string(mean) + ", " +
-                         std::to_string(static_cast<int>(epoch_examples_ / secs)) + " examples/s");
+                         std::to_string(static_cast<int>(static_cast<double>(epoch_examples_) * group().size() / secs)) +
+                         " examples/s" + comm);
+  allreduce_seconds_ = 0;
   append_jsonl(*this, "metrics.jsonl",
                "{\"stage\":\"train\",\"epoch\":" + std::to_string(e.epoch) + ",\"train_loss\":" + std::to_string(mean) + "}");
   epoch_loss_ = 0;

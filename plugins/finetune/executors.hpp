@@ -12,6 +12,7 @@
 #include "clip/shared_model.hpp"
 #include "clip/tokenizer.hpp"
 #include "docflow/executor.hpp"
+#include "epoch_sampler.hpp"
 #include "evaluation_set.hpp"
 #include "fashion_mnist.hpp"
 #include "pairs.hpp"
@@ -54,6 +55,7 @@ class FashionMnistReader : public Source {
   void start_epoch();
   docarray::Document image_document(std::int64_t i, int label, int size) const;
   FashionMnist data_;
+  EpochSampler sampler_;
   std::mt19937_64 rng_;
   std::vector<std::int64_t> order_;
   std::int64_t count_ = 0, epoch_ = 0;
@@ -80,6 +82,7 @@ class PairReader : public Source {
   void launch_batches();
   docarray::DocumentArray make_batch(std::vector<std::size_t> records) const;
   std::vector<PairRecord> records_;
+  EpochSampler sampler_;
   std::mt19937_64 rng_;
   std::vector<std::size_t> order_;
   std::size_t launched_ = 0;  // the position in order_ of the next batch to start decoding
@@ -101,7 +104,10 @@ class ClipTrainer : public Executor {
 
  private:
   void train(Request& r);
+  torch::Tensor step_loss(const torch::Tensor& image, const torch::Tensor& text);
+  void average_gradients();
   void apply_step();
+  double allreduce_seconds_ = 0;  // this epoch's time in gradient allreduce
   std::shared_ptr<clip::SharedClip> clip_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;

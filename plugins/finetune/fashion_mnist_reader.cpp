@@ -13,9 +13,14 @@ FashionMnistReader::FashionMnistReader(ExecutorContext c)
     log().info(name(), "Fashion-MNIST " + params().get_string("split") + ": " + std::to_string(count_) + " of " +
                            std::to_string(data_.count) + " examples, batch " + std::to_string(params().get_int("batch_size")) +
                            ", " + std::to_string(params().get_int("epochs")) + " epoch(s)");
+    sampler_ = EpochSampler::make(params().get_int("batch_size"), group().size(), group().rank(),
+                                  resolve_drop_last(params().get_string("drop_last"), endpoint()), name());
+    if (group().size() > 1)
+      log().info(name(), "rank " + std::to_string(group().rank()) + " of " + std::to_string(group().size()) + " reads " +
+                             std::to_string(sampler_.local_batch()) + " examples of every batch");
     // The trainer's schedulers need the run's length.
-    const auto batch = params().get_int("batch_size");
-    registry().publish("training_plan", std::make_shared<TrainingPlan>(TrainingPlan{(count_ + batch - 1) / batch, params().get_int("epochs")}));
+    registry().publish("training_plan", std::make_shared<TrainingPlan>(
+                                            TrainingPlan{sampler_.batches(static_cast<std::size_t>(count_)), params().get_int("epochs")}));
   }
 
   std::optional<Source::Item> FashionMnistReader::next() {
@@ -29,7 +34,7 @@ FashionMnistReader::FashionMnistReader(ExecutorContext c)
       epoch_started_ = false;
       return item;
     }
-    const auto batch = static_cast<std::size_t>(params().get_int("batch_size"));
+    const std::size_t batch = sampler_.local_batch();
     const int size = static_cast<int>(params().get_int("image_size"));
     const bool pairs = params().get_string("documents") == "pairs";
     for (std::size_t n = 0; n < batch && position_ < order_.size(); ++n, ++position_) {
@@ -46,7 +51,12 @@ FashionMnistReader::FashionMnistReader(ExecutorContext c)
       image.tensor = image_tensor(data_, i, size);
       image.tags["label"] = label;
       text.modality = "text";
-      text.text = training_caption(label, rng_);
+      // Drawn from the example and the epoch alone: every rank and any
+      // number of ranks give an example the same caption.
+      std::seed_seq seeds{static_cast<std::uint64_t>(params().get_int("seed")), static_cast<std::uint64_t>(epoch_),
+                          static_cast<std::uint64_t>(i)};
+      std::mt19937_64 caption_rng(seeds);
+      text.text = training_caption(label, caption_rng);
       text.tags["label"] = label;
       pair.add_chunk(std::move(image));
       pair.add_chunk(std::move(text));
@@ -72,6 +82,7 @@ FashionMnistReader::FashionMnistReader(ExecutorContext c)
     order_.resize(static_cast<std::size_t>(count_));
     for (std::int64_t i = 0; i < count_; ++i) order_[static_cast<std::size_t>(i)] = i;
     if (params().get_bool("shuffle")) std::shuffle(order_.begin(), order_.end(), rng_);
+    order_ = sampler_.share(order_);
     position_ = 0;
     epoch_started_ = true;
   }

@@ -13,7 +13,9 @@ void PairReader::open() {
   if (limit >= 0 && static_cast<std::size_t>(limit) < records_.size()) records_.resize(static_cast<std::size_t>(limit));
   if (records_.size() < 2) throw Error(o.path + ": " + std::to_string(records_.size()) + " example(s); CLIPLoss needs at least 2");
   const auto batch = params().get_int("batch_size");
-  const auto batches = (static_cast<std::int64_t>(records_.size()) + batch - 1) / batch;
+  sampler_ = EpochSampler::make(batch, group().size(), group().rank(), resolve_drop_last(params().get_string("drop_last"), endpoint()),
+                                name());
+  const auto batches = sampler_.batches(records_.size());
   log().info(name(), o.path + ": " + std::to_string(records_.size()) + " image-caption pairs, batch " + std::to_string(batch) +
                          ", " + std::to_string(params().get_int("epochs")) + " epoch(s)");
   // The trainer's schedulers need the run's length.
@@ -29,12 +31,13 @@ void PairReader::start_epoch() {
   order_.resize(records_.size());
   for (std::size_t i = 0; i < order_.size(); ++i) order_[i] = i;
   if (params().get_bool("shuffle")) std::shuffle(order_.begin(), order_.end(), rng_);
+  order_ = sampler_.share(order_);
   launched_ = 0;
   epoch_started_ = true;
 }
 
 void PairReader::launch_batches() {
-  const auto batch = static_cast<std::size_t>(params().get_int("batch_size"));
+  const std::size_t batch = sampler_.local_batch();
   while (ahead_.size() < static_cast<std::size_t>(params().get_int("read_ahead")) + 1 && launched_ < order_.size()) {
     const std::size_t end = std::min(order_.size(), launched_ + batch);
     std::vector<std::size_t> ids(order_.begin() + static_cast<std::ptrdiff_t>(launched_),

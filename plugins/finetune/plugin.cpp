@@ -18,11 +18,15 @@ const docflow_param_schema kReaderParams[] = {
     FASHION_PATH,
     one_of(param("split", "string", "\"train\"", "train or test"), "train|test"),
     param("limit", "int", "-1", "examples at most (-1: all)"),
-    at_least(param("batch_size", "int", "128", "examples per request (per training step)"), 2),
+    at_least(param("batch_size", "int", "128", "examples per training step over all ranks (each rank reads batch_size / world size)"), 2),
     at_least(param("epochs", "int", "1", "passes over the data"), 1),
     param("shuffle", "bool", "true", "shuffle every epoch"),
     param("seed", "int", "0", "shuffle and caption seed"),
     at_least(param("image_size", "int", "32", "the model's input size"), 8),
+    one_of(param("drop_last", "string", "\"auto\"",
+                 "drop an incomplete last batch: auto drops it for /train (as open_clip does) and keeps every example "
+                 "otherwise; a distributed run always drops it"),
+           "auto|true|false"),
     param("endpoint", "string", "\"/train\"", "the endpoint requests go to"),
     one_of(param("documents", "string", "\"pairs\"",
                  "pairs (an image chunk and a caption chunk, for training) or images (one image document each, "
@@ -42,13 +46,17 @@ const docflow_param_schema kPairReaderParams[] = {
     param("path", "string", nullptr, "a .csv, .tsv or .jsonl file, or a folder of images"),
     PAIR_SOURCE(),
     param("limit", "int", "-1", "examples at most (-1: all)"),
-    at_least(param("batch_size", "int", "32", "examples per request (per training step)"), 2),
+    at_least(param("batch_size", "int", "32", "examples per training step over all ranks (each rank reads batch_size / world size)"), 2),
     at_least(param("epochs", "int", "1", "passes over the data"), 1),
     param("shuffle", "bool", "true", "shuffle every epoch"),
     param("seed", "int", "0", "shuffle seed"),
     at_least(param("image_size", "int", "224", "decode and preprocess images to this size (0: leave them to a "
                                                 "ClipImagePreprocessor)"), 0),
     at_least(param("read_ahead", "int", "2", "batches decoded ahead on worker threads"), 0),
+    one_of(param("drop_last", "string", "\"auto\"",
+                 "drop an incomplete last batch: auto drops it for /train (as open_clip does) and keeps every example "
+                 "otherwise; a distributed run always drops it"),
+           "auto|true|false"),
     one_of(param("on_error", "string", "\"fail\"", "an unreadable image fails the run, or skips its example"), "fail|skip"),
     param("endpoint", "string", "\"/train\"", "the endpoint requests go to"),
 };
@@ -72,6 +80,12 @@ const docflow_param_schema kTrainerParams[] = {
     at_least(param("trainable_blocks", "int", "-1", "train only the last N blocks of each tower (-1: all)"), -1),
     param("seed", "int", "0", "random seed"),
     at_least(param("log_every", "int", "10", "log a progress line every N steps"), 1),
+    param("gather_with_grad", "bool", "true",
+          "distributed: CLIPLoss sees every rank's features with their gradients (exactly one process's training); "
+          "false: only this rank's rows carry a gradient"),
+    param("local_loss", "bool", "false",
+          "distributed: each rank's loss covers only its own rows against all features (open_clip's local_loss; "
+          "less compute per rank, the same gradients)"),
 };
 
 const docflow_param_schema kEvaluatorParams[] = {

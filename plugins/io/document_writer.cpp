@@ -9,7 +9,14 @@ DocumentWriter::DocumentWriter(ExecutorContext context) : Executor(std::move(con
 }
 
 void DocumentWriter::open() {
-  const std::string& path = params().get_string("path");
+  path_ = params().get_string("path");
+  std::string& path = path_;
+  // In a distributed run every rank runs the writer: each writes a file of
+  // its own (rank 0 the named one), so no rank overwrites another's documents.
+  if (group().rank() > 0) {
+    path += ".rank-" + std::to_string(group().rank());
+    log().info(name(), "rank " + std::to_string(group().rank()) + " writes " + path);
+  }
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
   auto compression = params().get_string("compress") == "zstd" ? docarray::Compression::Zstd : docarray::Compression::None;
@@ -24,7 +31,7 @@ void DocumentWriter::write(Request& request) {
 void DocumentWriter::on_event(const Event& event) {
   if (event.kind != Event::Kind::EndOfStream || !writer_) return;
   writer_->close();
-  log().info(name(), "wrote " + std::to_string(written_) + " documents to " + params().get_string("path"));
+  log().info(name(), "wrote " + std::to_string(written_) + " documents to " + path_);
   writer_.reset();
 }
 

@@ -20,6 +20,7 @@ class DocumentWriter : public Executor {
   void write(Request& request);
   std::unique_ptr<docarray::DocumentFileWriter> writer_;
   std::size_t written_ = 0;
+  std::string path_;  // the file this rank writes
 };
 
 }  // namespace docflow::io

@@ -12,7 +12,9 @@ namespace docflow::testing {
 
 struct CleanEnvironment {
   CleanEnvironment() {
-    for (const char* name : {"DOCFLOW_PLUGIN_PATH"}) ::unsetenv(name);
+    for (const char* name : {"DOCFLOW_PLUGIN_PATH", "DOCFLOW_DIST_TIMEOUT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+                             "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_USE_AGENT_STORE", "GLOO_SOCKET_IFNAME"})
+      ::unsetenv(name);
   }
 };
 

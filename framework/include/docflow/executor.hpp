@@ -15,6 +15,7 @@
 #include "docarray/document.hpp"
 #include "docflow/logger.hpp"
 #include "docflow/params.hpp"
+#include "docflow/process_group.hpp"
 #include "docflow/shared_registry.hpp"
 
 namespace docflow {
@@ -52,6 +53,10 @@ struct ExecutorContext {
   // Ends a batch run cleanly: the source is not asked for more, the events
   // still reach every executor, and the run finishes (EarlyStopping uses it).
   std::function<void()> end_stream;
+  // The ranks of a distributed run (`flow run --nproc-per-node N`, torchrun):
+  // rank, world size, local rank and the collectives. Null means a single
+  // process; Executor::group() then answers with a world of one.
+  std::shared_ptr<ProcessGroup> process_group;
 };
 
 class Executor {
@@ -87,6 +92,7 @@ class Executor {
   const Params& params() const { return context_.params; }
   SharedRegistry& registry() const;
   Logger& log() const;
+  ProcessGroup& group() const;
 
  protected:
   // Binds `handler` to `endpoint`; "*" binds the default for every endpoint.

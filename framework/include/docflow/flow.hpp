@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "docflow/checkpoint.hpp"
+#include "docflow/process_group.hpp"
 #include "docflow/executor.hpp"
 #include "docflow/flow_config.hpp"
 #include "docflow/flow_graph.hpp"
@@ -92,6 +93,11 @@ class Flow {
   // cut back to their sizes at the checkpoint.
   void resume_from(const Checkpoint& checkpoint);
   bool is_open() const;
+  // Runs as one rank of a distributed run (before open()): every executor's
+  // context carries `group`. Only rank 0 should enable checkpoints (the
+  // state is the same on every rank); on another rank resume_from() loads
+  // rank 0's checkpoint and leaves that rank's own logs as they are.
+  void join_group(std::shared_ptr<ProcessGroup> group);
   // Serving (before open()): a failure answers its own request with the
   // executor's error and the flow goes on, instead of stopping the flow.
   void isolate_failures(bool on = true);

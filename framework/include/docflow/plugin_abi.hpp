@@ -9,7 +9,8 @@
 #include <torch/version.h>
 
 // 2: executor entries carry flags and output_param (the table's stride changed).
-#define DOCFLOW_ABI_MAJOR 2
+// 3: ExecutorContext carries the process group of a distributed run.
+#define DOCFLOW_ABI_MAJOR 3
 #define DOCFLOW_ABI_MINOR 0
 
 #define DOCFLOW_STR_(x) #x

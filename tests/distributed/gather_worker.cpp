@@ -1,0 +1,53 @@
+// One rank of the gather-with-grad check: `gather_worker RANK WORLD PORT
+// WITH_GRAD OUT`. Every rank builds the same batch (seeded), takes its rows,
+// computes CLIPLoss over the gathered features, backpropagates, averages the
+// parameters' gradients over the ranks as the trainer does, and rank 0 saves
+// them to OUT for the test to compare with one process's.
+#include <torch/torch.h>
+
+#include <iostream>
+
+#include "clip/loss.hpp"
+#include "docflow/process_group.hpp"
+#include "feature_gather.hpp"
+
+int main(int argc, char** argv) {
+  if (argc != 6) {
+    std::cerr << "usage: gather_worker RANK WORLD PORT WITH_GRAD OUT\n";
+    return 2;
+  }
+  try {
+    torch::set_num_threads(1);
+    docflow::DistributedEnvironment env;
+    env.rank = std::stoi(argv[1]);
+    env.world_size = std::stoi(argv[2]);
+    env.local_rank = env.rank;
+    env.local_world_size = env.world_size;
+    env.master_port = std::stoi(argv[3]);
+    env.timeout = std::chrono::milliseconds(20000);
+    const bool with_grad = std::string(argv[4]) == "1";
+    auto group = docflow::ProcessGroup::create(env);
+
+    torch::manual_seed(7);
+    const std::int64_t batch = 8, in = 6, dim = 4;
+    // The "towers": one linear map each, and the logit scale.
+    torch::Tensor w_image = torch::randn({in, dim}).requires_grad_(true);
+    torch::Tensor w_text = torch::randn({in, dim}).requires_grad_(true);
+    torch::Tensor scale = torch::full({}, 2.0).requires_grad_(true);
+    const torch::Tensor x_image = torch::randn({batch, in}), x_text = torch::randn({batch, in});
+    const std::int64_t rows = batch / env.world_size;
+    const torch::Tensor image = torch::matmul(x_image.narrow(0, env.rank * rows, rows), w_image);
+    const torch::Tensor text = torch::matmul(x_text.narrow(0, env.rank * rows, rows), w_text);
+    torch::Tensor loss = clip::clip_loss(docflow::finetune::gather_features(*group, image, with_grad),
+                                         docflow::finetune::gather_features(*group, text, with_grad), scale);
+    loss.backward();
+    std::vector<torch::Tensor> grads{w_image.grad(), w_text.grad(), scale.grad().reshape({1})};
+    group->allreduce(grads, docflow::ProcessGroup::Op::Average);
+    if (env.rank == 0) torch::save(grads, argv[5]);
+    group->barrier();
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "gather_worker rank " << argv[1] << ": " << e.what() << "\n";
+    return 1;
+  }
+}
