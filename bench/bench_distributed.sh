@@ -23,11 +23,12 @@ common="--set with.workspace=$work/runs --set with.checkpoints=0 --set reader.ep
         --set evaluator.image_size=$([ "$what" = vit ] && echo 224 || echo 32) --set checkpointer.monitor=train_loss
         --set tokenize.vocab=$vocab --set evaluator.vocab=$vocab --set checkpointer.vocab=$vocab $sets"
 rate() {  # RUN: the trainer's examples/s for epoch 1
-  grep -o 'epoch 1 done: .*' "$work/runs/$1/run.log" | sed 's/.*, \([0-9]*\) examples\/s.*/\1/'
+  grep -o 'epoch 1 done: .*' "$work/runs/$1/run.log" | sed 's/.*, \([0-9.]*\) examples\/s.*/\1/'
 }
 echo "== $what: one process, $(nproc) threads"
 "$flow" run "$root/flows/clip-fashion.yml" --name one $common > "$work/one.log" 2>&1 || { cat "$work/one.log"; exit 1; }
 one=$(rate one)
+grep -o 'epoch 1 done: .*' "$work/runs/one/run.log"
 echo "one process: $one examples/s"
 echo "== $what: $ranks ranks, $(( $(nproc) / ranks )) thread(s) each"
 "$flow" run "$root/flows/clip-fashion.yml" --name ranks --nproc-per-node "$ranks" $common > "$work/ranks.log" 2>&1 || { cat "$work/ranks.log"; exit 1; }

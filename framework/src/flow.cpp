@@ -823,6 +823,17 @@ RunStats Flow::run(std::function<void(const Request&)> on_output) {
             break;
           }
         }
+        // Rank 0 writes the checkpoint while the others would wait for it at
+        // their next collective, which a large model's state can keep past
+        // the distributed timeout: every rank meets here instead, with room
+        // for the write (rank 0 serves the store: if it dies, the wait ends at once).
+        if (im.group && im.group->size() > 1 && im.config.checkpoints > 0) {
+          const std::string key = "checkpoint-after-epoch-" + std::to_string(item->epoch);
+          if (im.group->rank() == 0)
+            im.group->store_set(key, "written");
+          else
+            im.group->store_get(key, std::max(im.group->environment().timeout, std::chrono::milliseconds(600000)));
+        }
       }
     }
   } catch (const ExecutorError&) {

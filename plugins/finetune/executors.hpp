@@ -107,7 +107,7 @@ class ClipTrainer : public Executor {
   torch::Tensor step_loss(const torch::Tensor& image, const torch::Tensor& text);
   void average_gradients();
   void apply_step();
-  double allreduce_seconds_ = 0;  // this epoch's time in gradient allreduce
+  double allreduce_seconds_ = 0, last_allreduce_seconds_ = 0;  // this epoch's and the last step's gradient allreduce
   std::shared_ptr<clip::SharedClip> clip_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;

@@ -67,7 +67,8 @@ class ProcessGroup {
   virtual void barrier() = 0;
   // The key-value store every rank shares (small values: names, hashes).
   virtual void store_set(const std::string& key, const std::string& value) = 0;
-  virtual std::string store_get(const std::string& key) = 0;  // waits for the key, up to the timeout
+  // Waits for the key, up to `timeout` (0: the environment's).
+  virtual std::string store_get(const std::string& key, std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) = 0;
 
   // Refuses a run whose ranks resolved different flows (another file, other
   // --set values): every rank publishes a digest of `text` and compares.

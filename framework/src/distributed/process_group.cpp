@@ -38,7 +38,7 @@ class SingleProcessGroup final : public ProcessGroup {
   void broadcast(at::Tensor&, int) override {}
   void barrier() override {}
   void store_set(const std::string& key, const std::string& value) override { values_[key] = value; }
-  std::string store_get(const std::string& key) override {
+  std::string store_get(const std::string& key, std::chrono::milliseconds) override {
     auto it = values_.find(key);
     if (it == values_.end()) throw Error("the store has no key '" + key + "'");
     return it->second;
@@ -129,9 +129,12 @@ class GlooProcessGroup final : public ProcessGroup {
     run("store set '" + key + "'", [&] { store_->set(key, std::vector<std::uint8_t>(value.begin(), value.end())); });
   }
 
-  std::string store_get(const std::string& key) override {
+  std::string store_get(const std::string& key, std::chrono::milliseconds timeout) override {
     std::vector<std::uint8_t> v;
-    run("store get '" + key + "'", [&] { v = store_->get(key); });
+    run("store get '" + key + "'", [&] {
+      if (timeout.count() > 0) store_->wait({key}, timeout);
+      v = store_->get(key);
+    });
     return std::string(v.begin(), v.end());
   }
 
