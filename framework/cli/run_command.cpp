@@ -157,7 +157,9 @@ int launch(const po::variables_map& vm, const std::string& file, const FlowConfi
     try {
       RunFolder run = RunFolder::open(config.workspace, name);
       const RunStatus st = run.status();
-      if (st.state != "FINISHED")
+      // Only this launch's run (rank 0's pid): a name that was taken
+      // already belongs to another run, left as it is.
+      if (st.state != "FINISHED" && st.pid == exits.front().pid)
         run.set_state("FAILED", summary + (st.state == "FAILED" && !st.details.empty() ? "; rank 0: " + st.details : ""));
       std::cerr << "  the other ranks' logs: " << (run.path() / "ranks").string() << "/RANK/run.log\n";
     } catch (const Error&) {

@@ -359,7 +359,14 @@ struct Parser {
     const YamlNode* external = n.find("external");
     const std::string who = "executor '" + e.name + "': ";
     errors->attempt([&] {
-      if (external && !boolean(*external, "external")) return;
+      if (external && !boolean(*external, "external")) {
+        // Jina deployed such an executor on that host itself; docflow runs
+        // it here, so an address would be silently ignored.
+        if (host || port || hosts)
+          fail(*external, who + "`external: false` with an address: docflow runs a non-external executor in this process; "
+                               "drop `host`/`port`/`hosts`, or set `external: true` for one served there with `flow executor`");
+        return;
+      }
       if (hosts && (host || port)) fail(*hosts, who + "give `hosts` or `host` + `port`, not both");
       if (external && !host && !hosts) fail(*external, who + "an external executor needs `host` and `port` (or `hosts`)");
       if (port && !host) fail(*port, who + "`port` without `host`");

@@ -203,6 +203,8 @@ BOOST_AUTO_TEST_CASE(errors_name_the_executor_and_the_address) {
   BOOST_TEST(contains(config_error("  - {name: x, host: [a, b], port: [1, 2, 3]}\n"), "executor 'x': 2 hosts but 3 ports"));
   BOOST_TEST(contains(config_error("  - {name: x, external: true}\n"), "executor 'x': an external executor needs `host` and `port`"));
   BOOST_TEST(contains(config_error("  - {name: x, host: a}\n"), "executor 'x': `host` needs a `port`"));
+  BOOST_TEST(contains(config_error("  - {name: x, uses: Tagger, external: false, host: a, port: 1}\n"),
+                      "executor 'x': `external: false` with an address: docflow runs a non-external executor in this process"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
