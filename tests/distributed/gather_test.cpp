@@ -7,6 +7,7 @@
 #include "../support/run_command.hpp"
 #include "../support/temp_dir.hpp"
 #include "clip/loss.hpp"
+#include "gather_case.hpp"
 #include "cli/rank_launcher.hpp"
 
 using docflow::testing::run_command;
@@ -16,14 +17,9 @@ namespace {
 
 // One process on the whole batch, as gather_worker builds it.
 std::vector<torch::Tensor> single_process_gradients() {
-  torch::manual_seed(7);
-  const std::int64_t batch = 8, in = 6, dim = 4;
-  torch::Tensor w_image = torch::randn({in, dim}).requires_grad_(true);
-  torch::Tensor w_text = torch::randn({in, dim}).requires_grad_(true);
-  torch::Tensor scale = torch::full({}, 2.0).requires_grad_(true);
-  const torch::Tensor x_image = torch::randn({batch, in}), x_text = torch::randn({batch, in});
-  clip::clip_loss(torch::matmul(x_image, w_image), torch::matmul(x_text, w_text), scale).backward();
-  return {w_image.grad(), w_text.grad(), scale.grad().reshape({1})};
+  docflow::testing::GatherCase c;
+  clip::clip_loss(torch::matmul(c.x_image, c.w_image), torch::matmul(c.x_text, c.w_text), c.scale).backward();
+  return c.gradients();
 }
 
 std::vector<torch::Tensor> two_rank_gradients(bool with_grad) {

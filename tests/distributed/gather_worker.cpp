@@ -10,6 +10,7 @@
 #include "clip/loss.hpp"
 #include "docflow/process_group.hpp"
 #include "feature_gather.hpp"
+#include "gather_case.hpp"
 
 int main(int argc, char** argv) {
   if (argc != 6) {
@@ -28,20 +29,14 @@ int main(int argc, char** argv) {
     const bool with_grad = std::string(argv[4]) == "1";
     auto group = docflow::ProcessGroup::create(env);
 
-    torch::manual_seed(7);
-    const std::int64_t batch = 8, in = 6, dim = 4;
-    // The "towers": one linear map each, and the logit scale.
-    torch::Tensor w_image = torch::randn({in, dim}).requires_grad_(true);
-    torch::Tensor w_text = torch::randn({in, dim}).requires_grad_(true);
-    torch::Tensor scale = torch::full({}, 2.0).requires_grad_(true);
-    const torch::Tensor x_image = torch::randn({batch, in}), x_text = torch::randn({batch, in});
-    const std::int64_t rows = batch / env.world_size;
-    const torch::Tensor image = torch::matmul(x_image.narrow(0, env.rank * rows, rows), w_image);
-    const torch::Tensor text = torch::matmul(x_text.narrow(0, env.rank * rows, rows), w_text);
+    docflow::testing::GatherCase c;
+    const std::int64_t rows = c.kBatch / env.world_size;
+    const torch::Tensor image = torch::matmul(c.x_image.narrow(0, env.rank * rows, rows), c.w_image);
+    const torch::Tensor text = torch::matmul(c.x_text.narrow(0, env.rank * rows, rows), c.w_text);
     torch::Tensor loss = clip::clip_loss(docflow::finetune::gather_features(*group, image, with_grad),
-                                         docflow::finetune::gather_features(*group, text, with_grad), scale);
+                                         docflow::finetune::gather_features(*group, text, with_grad), c.scale);
     loss.backward();
-    std::vector<torch::Tensor> grads{w_image.grad(), w_text.grad(), scale.grad().reshape({1})};
+    std::vector<torch::Tensor> grads = c.gradients();
     group->allreduce(grads, docflow::ProcessGroup::Op::Average);
     if (env.rank == 0) torch::save(grads, argv[5]);
     group->barrier();
