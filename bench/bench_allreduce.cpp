@@ -5,9 +5,6 @@
 // allreduce, as nccl-tests print it.
 //
 //   bench_allreduce [FLOATS] [REPEATS]   (default: 151,277,313 floats, ViT-B/32's parameters; 5 repeats)
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,22 +15,10 @@
 
 #include <torch/torch.h>
 
+#include "cli/rank_launcher.hpp"
 #include "docflow/process_group.hpp"
 
 namespace {
-
-// A port free on 127.0.0.1 now, for the store rank 0 serves.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 double rank_main(int rank, int port, std::int64_t floats, int repeats) {
   torch::set_num_threads(1);
@@ -63,7 +48,7 @@ int main(int argc, char** argv) {
   }
   const std::int64_t floats = argc > 1 ? std::stoll(argv[1]) : 151277313;
   const int repeats = argc > 2 ? std::stoi(argv[2]) : 5;
-  const int port = free_port();
+  const int port = docflow::cli::free_loopback_port();  // for the store rank 0 serves
   std::printf("allreduce of %lld floats (%.0f MB) between 2 processes on 127.0.0.1, 1 thread each, %d repeats\n",
               static_cast<long long>(floats), static_cast<double>(floats) * 4 / 1e6, repeats);
   std::fflush(stdout);

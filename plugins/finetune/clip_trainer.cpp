@@ -115,7 +115,7 @@ void ClipTrainer::train(Request& request) {
   }
   torch::Tensor loss = step_loss(torch::stack(images), torch::stack(texts));
   if (!loss.defined()) return;  // CLIPLoss needs negatives
-  const double value = loss.item<double>();
+  const double value = loss_value(loss);
   if (!std::isfinite(value))
     throw Error("the loss is " + std::to_string(value) + " at step " + std::to_string(step_ + 1) +
                 " (last finite loss " + std::to_string(last_finite_loss_) + "); stopping before any checkpoint is written");
@@ -192,13 +192,17 @@ torch::Tensor ClipTrainer::step_loss(const torch::Tensor& image, const torch::Te
   const torch::Tensor all_image = gather_features(g, image, with_grad), all_text = gather_features(g, text, with_grad);
   if (all_image.size(0) < 2) return {};
   if (!params().get_bool("local_loss")) return clip::clip_loss(all_image, all_text, scale);  // the same on every rank
-  torch::Tensor loss = local_clip_loss(image, text, all_image, all_text, scale, g.rank() * image.size(0));
-  // What is logged and checked for NaN is the mean over the ranks: a NaN on
-  // any rank stops every rank at the same step.
-  std::vector<torch::Tensor> mean{loss.detach().clone().reshape({1})};
-  g.allreduce(mean, ProcessGroup::Op::Average);
-  if (!std::isfinite(mean[0].item<double>())) return loss.detach() * 0 + mean[0].item<double>();
-  return loss;
+  return local_clip_loss(image, text, all_image, all_text, scale, g.rank() * image.size(0));
+}
+
+// The loss to log and to check: with local_loss each rank's differs, so it
+// is the mean over the ranks, and a NaN on any rank stops every rank at the
+// same step (the full loss is already the same on every rank).
+double ClipTrainer::loss_value(const torch::Tensor& loss) {
+  if (group().size() == 1 || !params().get_bool("local_loss")) return loss.item<double>();
+  std::vector<torch::Tensor> mean{loss.detach().reshape({1}).clone()};
+  group().allreduce(mean, ProcessGroup::Op::Average);
+  return mean[0].item<double>();
 }
 
 // Averages the parameters' gradients over the ranks (DistributedDataParallel's
@@ -209,19 +213,10 @@ void ClipTrainer::average_gradients() {
   if (g.size() == 1) return;
   const auto t0 = std::chrono::steady_clock::now();
   constexpr std::int64_t kBucket = 4 << 20;  // floats (1M and 32M measured no better on ViT-B/32)
-  std::vector<torch::Tensor> bucket;          // gradients, allreduced as one flat tensor
+  std::vector<torch::Tensor> bucket;  // gradients, allreduced together (as one flat tensor)
   std::int64_t filled = 0;
   auto flush = [&] {
-    if (bucket.empty()) return;
-    std::vector<torch::Tensor> flat;
-    for (const auto& grad : bucket) flat.push_back(grad.reshape({-1}));
-    flat = {torch::cat(flat)};
-    g.allreduce(flat, ProcessGroup::Op::Average);
-    std::int64_t at = 0;
-    for (auto& grad : bucket) {
-      grad.copy_(flat[0].narrow(0, at, grad.numel()).view_as(grad));
-      at += grad.numel();
-    }
+    g.allreduce(bucket, ProcessGroup::Op::Average);
     bucket.clear();
     filled = 0;
   };

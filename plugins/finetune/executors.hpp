@@ -105,6 +105,7 @@ class ClipTrainer : public Executor {
  private:
   void train(Request& r);
   torch::Tensor step_loss(const torch::Tensor& image, const torch::Tensor& text);
+  double loss_value(const torch::Tensor& loss);
   void average_gradients();
   void apply_step();
   double allreduce_seconds_ = 0, last_allreduce_seconds_ = 0;  // this epoch's and the last step's gradient allreduce

@@ -185,6 +185,19 @@ BOOST_AUTO_TEST_CASE(two_ranks_train_exactly_as_one_process) {
   BOOST_TEST(r.output.find("ranks 0-1 of 2 started") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(open_clips_local_loss_trains_the_same_steps) {
+  // Each rank's rows against every rank's features: the mean of the local
+  // losses is the full CLIPLoss, and with the gradient through the gather
+  // the averaged gradients are the full loss's, so the steps are one
+  // process's again.
+  Reference& ref = reference();
+  TempDir dir;
+  const auto r = run_command(job(dir, "--name local --nproc-per-node 2 --set trainer.local_loss=true"));
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  BOOST_TEST(read_file(dir.path() / "runs" / "local" / "run.log").find("local loss") != std::string::npos);
+  same_losses(losses(dir.path() / "runs" / "local"), ref.losses);
+}
+
 BOOST_AUTO_TEST_CASE(processes_started_with_torchruns_environment_are_its_ranks) {
   Reference& ref = reference();
   TempDir dir;
