@@ -64,6 +64,12 @@ namespace {
 
 int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status); }
 
+// A SIGTERM to the launcher (kill, a scheduler's stop) is passed on to the
+// ranks, which stop as they would on their own, instead of leaving them
+// running without it.
+volatile sig_atomic_t terminate_requested = 0;
+void on_terminate(int) { terminate_requested = 1; }
+
 }  // namespace
 
 std::vector<RankExit> launch_ranks(const LaunchOptions& given, const Args& run_args) {
@@ -97,9 +103,16 @@ std::vector<RankExit> launch_ranks(const LaunchOptions& given, const Args& run_a
   // Ctrl-C reaches every rank through the terminal's process group; the
   // launcher itself waits for them to stop.
   ::signal(SIGINT, SIG_IGN);
+  ::signal(SIGTERM, on_terminate);
   using Clock = std::chrono::steady_clock;
   std::optional<Clock::time_point> kill_at;
+  bool terminated = false;
   while (!running.empty()) {
+    if (terminate_requested && !terminated) {
+      terminated = true;
+      for (auto& [p, _] : running) ::kill(p, SIGTERM);
+      if (!kill_at) kill_at = Clock::now() + std::chrono::milliseconds(static_cast<long long>(o.timeout_s * 1000) + 10000);
+    }
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid > 0 && running.count(pid)) {
@@ -119,6 +132,7 @@ std::vector<RankExit> launch_ranks(const LaunchOptions& given, const Args& run_a
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ::signal(SIGINT, SIG_DFL);
+  ::signal(SIGTERM, SIG_DFL);
   return exits;
 }
 
