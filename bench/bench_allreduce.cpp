@@ -15,8 +15,8 @@
 
 #include <torch/torch.h>
 
-#include "cli/rank_launcher.hpp"
 #include "docflow/process_group.hpp"
+#include "load_generator.hpp"
 
 namespace {
 
@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   }
   const std::int64_t floats = argc > 1 ? std::stoll(argv[1]) : 151277313;
   const int repeats = argc > 2 ? std::stoi(argv[2]) : 5;
-  const int port = docflow::cli::free_loopback_port();  // for the store rank 0 serves
+  const int port = bench::free_port();  // for the store rank 0 serves
   std::printf("allreduce of %lld floats (%.0f MB) between 2 processes on 127.0.0.1, 1 thread each, %d repeats\n",
               static_cast<long long>(floats), static_cast<double>(floats) * 4 / 1e6, repeats);
   std::fflush(stdout);

@@ -131,10 +131,13 @@ class GlooProcessGroup final : public ProcessGroup {
 
   std::string store_get(const std::string& key, std::chrono::milliseconds timeout) override {
     std::vector<std::uint8_t> v;
-    run("store get '" + key + "'", [&] {
-      if (timeout.count() > 0) store_->wait({key}, timeout);
-      v = store_->get(key);
-    });
+    run(
+        "store get '" + key + "'",
+        [&] {
+          if (timeout.count() > 0) store_->wait({key}, timeout);
+          v = store_->get(key);
+        },
+        timeout);
     return std::string(v.begin(), v.end());
   }
 
@@ -148,12 +151,15 @@ class GlooProcessGroup final : public ProcessGroup {
   // c10d's messages carry a stack trace after the first line.
   static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
-  void run(const std::string& what, const std::function<void()>& f) {
+  // `timeout`: the one the call waited with, when not the environment's.
+  void run(const std::string& what, const std::function<void()>& f,
+           std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
     try {
       f();
     } catch (const std::exception& e) {
+      const auto waited = timeout.count() > 0 ? timeout : env_.timeout;
       throw Error("rank " + std::to_string(env_.rank) + " of " + std::to_string(env_.world_size) + ": " + what +
-                  " failed (another rank died, stopped or took longer than the " + std::to_string(env_.timeout.count() / 1000) +
+                  " failed (another rank died, stopped or took longer than the " + std::to_string(waited.count() / 1000) +
                   " s timeout): " + first_line(e.what()));
     }
   }
