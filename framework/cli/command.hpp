@@ -26,5 +26,6 @@ int serve_command(const Args& args);
 int executor_command(const Args& args);
 int ping_command(const Args& args);
 int post_command(const Args& args);
+int export_command(const Args& args);
 
 }  // namespace docflow::cli

@@ -15,6 +15,7 @@ const char* kUsage =
     "  run FILE [--name N] [--set K=V]... [--detach]   run a flow in a run folder\n"
     "  serve FILE [--name N] [--port P] [--detach]    serve a flow with Jina's HTTP API\n"
     "  executor --uses NAME [--port P] [--set K=V]   serve one executor, for flows to use remotely\n"
+    "  export kubernetes|compose FILE OUT             manifests that run the flow on Kubernetes or Compose\n"
     "  ping URL                                       exit 0 when a served flow is healthy\n"
     "  post URL ENDPOINT --data FILE [-o OUT]         send documents to a served flow\n"
     "  status NAME                                    a run's state and details\n"
@@ -69,6 +70,7 @@ int main(int argc, char** argv) {
       {"plot", plot_command},         {"plugins", plugins_command}, {"artifact", artifact_command},
       {"limits", limits_command},     {"serve", serve_command}, {"ping", ping_command},
       {"post", post_command},         {"executor", executor_command},
+      {"export", export_command},
   };
   std::string command = argv[1];
   auto it = commands.find(command);

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <set>
 
 #include "config/yaml_tree.hpp"
 
@@ -350,6 +351,34 @@ struct Parser {
   }
 
   // `host` + `port` (a name or a list each; one port for every host, or
+  // `resources: {requests: {cpu: 2, memory: 4Gi}, limits: {...}}`, as in a
+  // Kubernetes container: what `flow export` gives the executor's pods. A
+  // local run does not enforce them.
+  void resources(const YamlNode& v, ExecutorConfig& e) const {
+    const std::string who = "executor '" + e.name + "': ";
+    if (!v.is_map()) fail(v, who + "`resources` expects a map with `requests` and/or `limits`");
+    for (const auto& [kind, amounts] : v.pairs) {
+      if (kind.scalar != "requests" && kind.scalar != "limits")
+        fail(kind, who + "`resources` takes `requests` and `limits`, found '" + kind.scalar + "'");
+      if (!amounts.is_map()) fail(amounts, who + "`resources." + kind.scalar + "` expects a map like {cpu: 2, memory: 4Gi}");
+      for (const auto& [resource, amount] : amounts.pairs) {
+        if (!amount.is_scalar() || amount.scalar.empty())
+          fail(amount, who + "`resources." + kind.scalar + "." + resource.scalar + "` expects a quantity like 2, 500m or 4Gi");
+        if (!is_quantity(amount.scalar))
+          fail(amount, who + "`resources." + kind.scalar + "." + resource.scalar + ": " + amount.scalar +
+                           "` is not a Kubernetes quantity (a number with an optional suffix: m, k, M, G, Ki, Mi, Gi, Ti)");
+        e.resources[kind.scalar][resource.scalar] = amount.scalar;
+      }
+    }
+  }
+
+  static bool is_quantity(const std::string& q) {
+    std::size_t i = 0, digits = 0;
+    while (i < q.size() && (std::isdigit(static_cast<unsigned char>(q[i])) || q[i] == '.')) digits += q[i++] != '.';
+    static const std::set<std::string> suffixes = {"", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"};
+    return digits > 0 && std::count(q.begin(), q.begin() + static_cast<long>(i), '.') <= 1 && suffixes.count(q.substr(i));
+  }
+
   // one per host) or `hosts: [h:p, ...]`: the executor runs there, one
   // replica per address. Errors name the executor.
   void remote_addresses(const YamlNode& n, ExecutorConfig& e) const {
@@ -431,7 +460,7 @@ struct Parser {
       }
     };
     check_keys(n, {"name", "uses", "with", "uses_with", "needs", "replicas", "when", "env", "host", "port", "hosts", "external",
-                   "timeout_ready", "timeout_send", "shards", "polling"},
+                   "timeout_ready", "timeout_send", "shards", "polling", "resources"},
                "executor '" + e.name + "'");
     // Jina runs BaseExecutor, a pass-through, where `uses` is left out.
     e.uses = "BaseExecutor";
@@ -475,6 +504,7 @@ struct Parser {
         e.polling = {{"*", mode(v)}};
       }
     });
+    field("resources", [&](const YamlNode& v) { resources(v, e); });
     remote_addresses(n, e);
     field("timeout_ready", [&](const YamlNode& v) { e.timeout_ready_ms = integer(v, "timeout_ready", -1); });
     field("timeout_send", [&](const YamlNode& v) { e.timeout_send_ms = integer(v, "timeout_send", -1); });
@@ -816,6 +846,7 @@ std::string to_yaml(const FlowConfig& f) {
       emit(out, e.when);
     }
     if (!e.env.empty()) out << YAML::Key << "env" << YAML::Value << e.env;
+    if (!e.resources.empty()) out << YAML::Key << "resources" << YAML::Value << YAML::Flow << e.resources;
     out << YAML::EndMap;
   }
   out << YAML::EndSeq << YAML::EndMap;

@@ -15,6 +15,7 @@
 //       replicas: 1
 //       when: {tags.label: {$gte: 3}}
 //       env: {OMP_NUM_THREADS: "1"}
+//       resources: {requests: {cpu: 2, memory: 4Gi}}   # for `flow export`
 //
 // `${{ ENV.NAME }}` in any value is replaced by the environment variable.
 #include <map>
@@ -48,6 +49,8 @@ struct ExecutorConfig {
   int shards = 1;
   std::map<std::string, std::string> polling = {{"*", "ANY"}};
   std::vector<std::string> remote;
+  // Kubernetes resources for `flow export` ("requests"/"limits" -> "cpu" -> "2").
+  std::map<std::string, std::map<std::string, std::string>> resources;
   int timeout_ready_ms = 600000;  // a remote executor must answer /status within this at open
   int timeout_send_ms = 600000;   // and each request within this
   Location where, uses_where, with_where, needs_where, when_where, replicas_where, remote_where, shards_where;
