@@ -7,7 +7,8 @@
 // then a text query through the HTTP API and through the page at /ui in
 // headless chromium, typed into its box: the top matches for "a pair of
 // trousers" must be trousers, shown as their PNG thumbnails. The screenshot
-// is kept as Testing/ui-fashion-search.png in the build tree.
+// is kept as Testing/ui-fashion-search.png in the build tree. The search
+// flow's Kubernetes export, started as local processes, answers the same.
 
 #include <boost/test/unit_test.hpp>
 #include <chrono>
@@ -17,6 +18,7 @@
 #include <thread>
 
 #include "../support/detached_service.hpp"
+#include "../support/exported_topology.hpp"
 #include "../support/headless_chromium.hpp"
 #include "../support/run_command.hpp"
 #include "../support/temp_dir.hpp"
@@ -92,6 +94,28 @@ BOOST_AUTO_TEST_CASE(the_readme_commands_serve_text_to_image_search_on_the_fine_
     }
     BOOST_TEST(labels.front() == kTrousers);
     BOOST_TEST(count_of(labels, kTrousers) >= 7u, "trousers among the top 10: " << count_of(labels, kTrousers));
+
+    // The same search flow as `flow export kubernetes` deploys it (a pod per
+    // executor, the gateway at their addresses), started as local processes
+    // over a copy of the run's artifact and index (the pods' data volume):
+    // the same matches, in the same order, with the same scores.
+    r = run_command(in_dir + kFlow + " export kubernetes " + kFlows + "fashion-search.yml k8s --set CONTEXT.RUN=job");
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+    const auto volume = dir.path() / "volume";
+    std::filesystem::create_directories(volume / "runs/job/index");
+    std::filesystem::copy(dir.path() / "runs/job/artifact", volume / "runs/job/artifact", std::filesystem::copy_options::recursive);
+    std::filesystem::copy_file(dir.path() / "runs/job/index/images.log", volume / "runs/job/index/images.log");
+    ExportedTopology cluster(dir.path() / "k8s", volume, dir.path() / "pods");
+    BOOST_TEST(cluster.processes() == 4u);  // tokenize, text_encoder, indexer, the gateway
+    const docarray::DocumentArray there = docflow::Client(cluster.gateway().url()).post("/search", query, parameters);
+    BOOST_REQUIRE_EQUAL(there.size(), 1u);
+    BOOST_REQUIRE_EQUAL(there[0].matches.size(), matches.size());
+    for (std::size_t i = 0; i < matches.size(); ++i) {
+      BOOST_TEST(there[0].matches[i].id == matches[i].id, "match " << i);
+      BOOST_TEST(there[0].matches[i].scores.at("cosine").value == matches[i].scores.at("cosine").value,
+                 boost::test_tools::tolerance(1e-6));
+      BOOST_TEST(there[0].matches[i].blob == matches[i].blob);
+    }
   }
 
   // Through the page, in a real browser: type the query, press Enter.
