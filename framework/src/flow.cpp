@@ -568,7 +568,7 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
   // answer: one more thread each, so that waiting never starves the local work.
   if (im.config.threads <= 0)
     for (const auto& e : im.config.executors)
-      if (!e.remote.empty()) threads += static_cast<unsigned>(e.shards > 1 ? 1 : e.replicas);
+      if (!e.remote.empty()) threads += static_cast<unsigned>(e.replicas);
   im.pool = std::make_unique<Pool>(threads);
   im.nodes.clear();
   for (std::size_t v = 0; v <= g.size(); ++v) {
@@ -628,9 +628,10 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
           std::vector<std::shared_ptr<Executor>> parts;
           for (int sh = 0; sh < cfg.shards; ++sh) {
             ExecutorContext part = ctx;
+            // Shard sh of replica r: its own workspace (or its own addresses).
             part.workspace = root / (cfg.name + "-" + std::to_string(sh));
-            parts.push_back(make(part, remote ? std::vector<std::string>{cfg.remote[static_cast<std::size_t>(sh)]}
-                                              : std::vector<std::string>{}));
+            if (cfg.replicas > 1) part.workspace /= "replica-" + std::to_string(r);
+            parts.push_back(make(part, remote ? cfg.shard_hosts[static_cast<std::size_t>(sh)] : std::vector<std::string>{}));
           }
           ex = std::make_shared<ShardedExecutor>(ctx, std::move(parts), cfg.polling);
         } else {

@@ -350,7 +350,6 @@ struct Parser {
     for (const auto& [k, v] : with.pairs) e.with_locations[k.scalar] = at(k);
   }
 
-  // `host` + `port` (a name or a list each; one port for every host, or
   // `resources: {requests: {cpu: 2, memory: 4Gi}, limits: {...}}`, as in a
   // Kubernetes container: what `flow export` gives the executor's pods. A
   // local run does not enforce them.
@@ -379,8 +378,11 @@ struct Parser {
     return digits > 0 && std::count(q.begin(), q.begin() + static_cast<long>(i), '.') <= 1 && suffixes.count(q.substr(i));
   }
 
+  // `host` + `port` (a name or a list each; one port for every host, or
   // one per host) or `hosts: [h:p, ...]`: the executor runs there, one
-  // replica per address. Errors name the executor.
+  // replica per address. With shards, the addresses are the shards in
+  // order, and `hosts: [[a:p, b:p], [c:p]]` gives each shard its replicas.
+  // Errors name the executor.
   void remote_addresses(const YamlNode& n, ExecutorConfig& e) const {
     const YamlNode* host = n.find("host");
     const YamlNode* port = n.find("port");
@@ -411,13 +413,24 @@ struct Parser {
       };
       if (hosts) {
         e.remote_where = at(*hosts);
-        for (const YamlNode* h : list(*hosts, "hosts")) {
-          const std::string a = string(*h, "hosts");
+        auto address = [&](const YamlNode& h) {
+          const std::string a = string(h, "hosts");
           const auto colon = a.rfind(':');
           if (colon == std::string::npos || colon == 0 || colon + 1 == a.size() ||
               a.find_first_not_of("0123456789", colon + 1) != std::string::npos || std::stol(a.substr(colon + 1)) > 65535)
-            fail(*h, who + "`hosts` expects HOST:PORT entries, found '" + a + "'");
+            fail(h, who + "`hosts` expects HOST:PORT entries (or, for shards, lists of them), found '" + a + "'");
           e.remote.push_back(a);
+          return a;
+        };
+        for (const YamlNode* h : list(*hosts, "hosts")) {
+          std::vector<std::string> group;
+          if (h->is_sequence()) {
+            if (h->items.empty()) fail(*h, who + "a shard's list of `hosts` is empty");
+            for (const auto& item : h->items) group.push_back(address(item));
+          } else {
+            group.push_back(address(*h));
+          }
+          e.shard_hosts.push_back(std::move(group));
         }
       } else if (host) {
         e.remote_where = at(*host);
@@ -431,6 +444,7 @@ struct Parser {
           const std::string h = string(*hs[hs.size() > 1 ? i : 0], "host");
           const int p = integer(*ps[ps.size() > 1 ? i : 0], "port", 1, 65535);
           e.remote.push_back(h + ":" + std::to_string(p));
+          e.shard_hosts.push_back({e.remote.back()});
         }
       }
     });
@@ -515,27 +529,38 @@ struct Parser {
         e.env[k.scalar] = val.is_string() ? val.as_string() : val.dump();
       }
     });
-    if (e.shards > 1 && e.replicas > 1)
-      errors->add(ConfigError(e.shards_where, "executor '" + e.name + "': shards and replicas together are not supported yet; "
-                                                                     "give one of them"));
+    const bool nested = std::any_of(e.shard_hosts.begin(), e.shard_hosts.end(), [](const auto& g) { return g.size() > 1; });
+    if (!e.remote.empty() && (n.find("with") || n.find("uses_with")))
+      errors->add(ConfigError(e.with_where, "executor '" + e.name + "' runs remotely: its parameters belong where it runs "
+                                                                   "(flow executor --uses NAME --set KEY=VALUE)"));
     if (e.shards > 1 && !e.remote.empty()) {
-      if (static_cast<int>(e.remote.size()) != e.shards)
+      // Each shard's addresses are its replicas; replica r of the executor
+      // uses address r % N of every shard.
+      std::size_t most = 0;
+      for (const auto& g : e.shard_hosts) most = std::max(most, g.size());
+      if (static_cast<int>(e.shard_hosts.size()) != e.shards)
         errors->add(ConfigError(e.remote_where, "executor '" + e.name + "': shards: " + std::to_string(e.shards) + " but " +
-                                                    std::to_string(e.remote.size()) + " addresses; give one per shard, in shard order"));
-      if (n.find("with") || n.find("uses_with"))
-        errors->add(ConfigError(e.with_where, "executor '" + e.name + "' runs remotely: its parameters belong where it runs "
-                                                                     "(flow executor --uses NAME --set KEY=VALUE)"));
+                                                    std::to_string(e.shard_hosts.size()) +
+                                                    (nested ? " lists of addresses" : " addresses") + "; give one per shard, in shard order" +
+                                                    (nested ? "" : " (a list of addresses for a shard's replicas)")));
+      else if (n.find("replicas") && e.replicas < static_cast<int>(most))
+        errors->add(ConfigError(e.replicas_where, "executor '" + e.name + "': replicas: " + std::to_string(e.replicas) +
+                                                      " but a shard has " + std::to_string(most) +
+                                                      " addresses; a remote executor needs a replica (a connection) per address"));
+      if (!n.find("replicas")) e.replicas = static_cast<int>(most);
     } else if (!e.remote.empty()) {
+      if (nested)
+        errors->add(ConfigError(e.remote_where, "executor '" + e.name + "': `hosts` as lists of addresses gives each shard its replicas, "
+                                                                       "but the executor has no `shards`; set shards: " +
+                                                    std::to_string(e.shard_hosts.size()) + ", or give a flat list of replicas"));
       // One replica per address, or more: each replica is one connection
       // (one request in flight), replica r on address r % N.
       if (n.find("replicas") && e.replicas < static_cast<int>(e.remote.size()))
         errors->add(ConfigError(e.replicas_where, "executor '" + e.name + "': replicas: " + std::to_string(e.replicas) + " but " +
                                                       std::to_string(e.remote.size()) +
                                                       " addresses; a remote executor needs a replica (a connection) per address"));
-      if (n.find("with") || n.find("uses_with"))
-        errors->add(ConfigError(e.with_where, "executor '" + e.name + "' runs remotely: its parameters belong where it runs "
-                                                                     "(flow executor --uses NAME --set KEY=VALUE)"));
       if (!n.find("replicas")) e.replicas = static_cast<int>(e.remote.size());
+      e.shard_hosts.clear();
     }
     return e;
   }
@@ -836,9 +861,17 @@ std::string to_yaml(const FlowConfig& f) {
     out << YAML::Key << "needs" << YAML::Value << YAML::Flow << e.needs;
     if (e.shards > 1) out << YAML::Key << "shards" << YAML::Value << e.shards;
     if (e.polling != std::map<std::string, std::string>{{"*", "ANY"}}) out << YAML::Key << "polling" << YAML::Value << YAML::Flow << e.polling;
-    if (!e.remote.empty()) out << YAML::Key << "hosts" << YAML::Value << YAML::Flow << e.remote;
-    if (e.replicas != (e.remote.empty() || e.shards > 1 ? 1 : static_cast<int>(e.remote.size())))
-      out << YAML::Key << "replicas" << YAML::Value << e.replicas;
+    // The replicas a remote executor gets by default: one per address (of its largest shard).
+    int default_replicas = 1;
+    if (e.shards > 1 && !e.remote.empty()) {
+      for (const auto& g : e.shard_hosts) default_replicas = std::max(default_replicas, static_cast<int>(g.size()));
+      if (default_replicas > 1 || e.replicas > 1) out << YAML::Key << "hosts" << YAML::Value << YAML::Flow << e.shard_hosts;
+      else out << YAML::Key << "hosts" << YAML::Value << YAML::Flow << e.remote;
+    } else if (!e.remote.empty()) {
+      default_replicas = static_cast<int>(e.remote.size());
+      out << YAML::Key << "hosts" << YAML::Value << YAML::Flow << e.remote;
+    }
+    if (e.replicas != default_replicas) out << YAML::Key << "replicas" << YAML::Value << e.replicas;
     if (e.timeout_ready_ms != 600000) out << YAML::Key << "timeout_ready" << YAML::Value << e.timeout_ready_ms;
     if (e.timeout_send_ms != 600000) out << YAML::Key << "timeout_send" << YAML::Value << e.timeout_send_ms;
     if (!e.when.is_null()) {

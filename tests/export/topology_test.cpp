@@ -3,7 +3,7 @@
 // container's command on a loopback port, one process per replica, the
 // gateway with the services' addresses rewritten) answer exactly as the
 // same flow run in one process: two shards of an index behind a gateway,
-// with a pass-through executor of two replicas in front.
+// with a pass-through executor of two shards of two replicas in front.
 #include <ATen/ATen.h>
 
 #include <boost/test/unit_test.hpp>
@@ -26,6 +26,7 @@ const char* kFlowFile = R"(jtype: Flow
 with: {name: shop}
 executors:
   - name: pass
+    shards: 2
     replicas: 2
   - name: indexer
     uses: SimpleIndexer
@@ -67,7 +68,7 @@ BOOST_AUTO_TEST_CASE(the_kubernetes_export_started_as_local_processes_answers_as
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
   std::filesystem::create_directories(dir.path() / "data");
   ExportedTopology cluster(dir.path() / "k8s", dir.path() / "data", dir.path() / "pods");
-  BOOST_TEST(cluster.processes() == 5u);  // 2 replicas of pass, 2 shards, the gateway
+  BOOST_TEST(cluster.processes() == 7u);  // 2 shards of pass with 2 replicas each, 2 of the indexer, the gateway
 
   // The same flow in this process, one index over all the documents.
   Flow local = Flow::from_config(parse_flow_text(

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -62,6 +63,12 @@ std::string config_error(const std::string& executors) {
     return e.what();
   }
   return "<no error>";
+}
+
+std::string tag_of_local(Flow& f) {
+  docarray::DocumentArray docs;
+  docs.append(docarray::Document("x"));
+  return f.post("/index", docs)[0].find_tag("by")->as_string();
 }
 
 }  // namespace
@@ -161,6 +168,73 @@ BOOST_AUTO_TEST_CASE(replicas_survive_kill_9_of_one_and_take_it_back) {
   f.close();
 }
 
+// Jina's shards with replicas: `hosts: [[a, b], [c, d]]` is two shards of two
+// replicas each. /index sends each document to the shard its id hashes to
+// (always the same one), the shard's requests go round robin over its
+// replicas, and a replica killed -9 leaves its shard served by the other.
+BOOST_AUTO_TEST_CASE(shards_with_replicas_spread_over_each_shards_addresses) {
+  TempDir dir;
+  std::vector<std::unique_ptr<ExecutorProcess>> p;
+  for (const char* name : {"s0r0", "s0r1", "s1r0", "s1r1"})
+    p.push_back(std::make_unique<ExecutorProcess>(dir, name, std::string("--uses Tagger --set key=by --set value=") + name));
+  Flow f = flow_of("  - {name: tag, shards: 2, polling: ANY, hosts: [[" + p[0]->address() + ", " + p[1]->address() + "], [" +
+                   p[2]->address() + ", " + p[3]->address() + "]]}\n");
+  BOOST_TEST(f.config().executors[0].replicas == 2);  // one per address of a shard
+  f.isolate_failures(true);
+  f.open(dir.path() / "ws");
+  auto tag_of = [&](const std::string& id) {
+    docarray::DocumentArray docs;
+    docs.append(docarray::Document(id));
+    docarray::DocumentArray out = f.post("/index", docs);
+    BOOST_REQUIRE_EQUAL(out.size(), 1u);
+    return out[0].find_tag("by")->as_string();
+  };
+  std::map<std::string, int> by;
+  std::map<std::string, char> shard_of;
+  for (int i = 0; i < 40; ++i) {
+    const std::string id = "d" + std::to_string(i), who = tag_of(id);
+    ++by[who];
+    shard_of[id] = who[1];
+  }
+  for (const char* name : {"s0r0", "s0r1", "s1r0", "s1r1"}) BOOST_TEST(by[name] >= 4, name << " took " << by[name]);
+  for (int i = 0; i < 40; ++i) {  // the same ids, the same shards
+    const std::string id = "d" + std::to_string(i);
+    BOOST_TEST(tag_of(id)[1] == shard_of[id], id);
+  }
+  p[1]->stop(SIGKILL);  // one replica of shard 0
+  by.clear();
+  for (int i = 0; i < 40; ++i) {
+    const std::string id = "d" + std::to_string(i), who = tag_of(id);
+    ++by[who];
+    BOOST_TEST(who[1] == shard_of[id], id);
+  }
+  BOOST_TEST(by["s0r1"] == 0);
+  BOOST_TEST(by["s0r0"] > 0);
+  BOOST_TEST(by["s0r0"] + by["s1r0"] + by["s1r1"] == 40);
+  f.close();
+
+  // The same shape in this process: each shard of each replica in a workspace of its own.
+  Flow local = flow_of("  - {name: tag, uses: Tagger, shards: 2, replicas: 2, with: {key: by, value: here}}\n");
+  local.open(dir.path() / "local");
+  BOOST_TEST(tag_of_local(local) == "here");
+  local.close();
+  for (const char* ws : {"tag-0/replica-0", "tag-0/replica-1", "tag-1/replica-0", "tag-1/replica-1"})
+    BOOST_TEST(std::filesystem::is_directory(dir.path() / "local" / ws), ws);
+
+  BOOST_TEST(contains(config_error("  - {name: tag, hosts: [[a:1, b:1], [c:1]]}\n"),
+                      "executor 'tag': `hosts` as lists of addresses gives each shard its replicas, but the executor has no `shards`; "
+                      "set shards: 2"));
+  BOOST_TEST(contains(config_error("  - {name: tag, shards: 3, hosts: [[a:1, b:1], [c:1]]}\n"),
+                      "executor 'tag': shards: 3 but 2 lists of addresses; give one per shard, in shard order"));
+  BOOST_TEST(contains(config_error("  - {name: tag, shards: 2, replicas: 1, hosts: [[a:1, b:1], [c:1]]}\n"),
+                      "executor 'tag': replicas: 1 but a shard has 2 addresses"));
+  BOOST_TEST(contains(config_error("  - {name: tag, shards: 2, hosts: [[], [c:1]]}\n"), "a shard's list of `hosts` is empty"));
+  // The resolved flow writes them back as given.
+  const std::string yaml = to_yaml(parse_flow_text("jtype: Flow\nexecutors:\n  - {name: tag, shards: 2, hosts: [[a:1, b:1], [c:1, d:1]]}\n"));
+  BOOST_TEST(contains(yaml, "hosts: [[a:1, b:1], [c:1, d:1]]"), yaml);
+  BOOST_TEST(!contains(yaml, "replicas"), yaml);
+}
+
 BOOST_AUTO_TEST_CASE(errors_name_the_executor_and_the_address) {
   TempDir dir;
   // Nothing listens there: open() gives up after timeout_ready.
@@ -199,7 +273,7 @@ BOOST_AUTO_TEST_CASE(errors_name_the_executor_and_the_address) {
                       "executor 'x': replicas: 1 but 2 addresses; a remote executor needs a replica (a connection) per address"));
   BOOST_TEST(contains(config_error("  - {name: x, host: a, port: 1, with: {k: 1}}\n"),
                       "executor 'x' runs remotely: its parameters belong where it runs"));
-  BOOST_TEST(contains(config_error("  - {name: x, hosts: [nohost]}\n"), "executor 'x': `hosts` expects HOST:PORT entries, found 'nohost'"));
+  BOOST_TEST(contains(config_error("  - {name: x, hosts: [nohost]}\n"), "executor 'x': `hosts` expects HOST:PORT entries (or, for shards, lists of them), found 'nohost'"));
   BOOST_TEST(contains(config_error("  - {name: x, host: [a, b], port: [1, 2, 3]}\n"), "executor 'x': 2 hosts but 3 ports"));
   BOOST_TEST(contains(config_error("  - {name: x, external: true}\n"), "executor 'x': an external executor needs `host` and `port`"));
   BOOST_TEST(contains(config_error("  - {name: x, host: a}\n"), "executor 'x': `host` needs a `port`"));

@@ -42,7 +42,7 @@ ServiceUnit executor_unit(const FlowConfig& config, const ExecutorConfig& e, con
   u.name = name;
   u.executor = e.name;
   u.shard = shard;
-  u.replicas = e.shards > 1 ? 1 : e.replicas;
+  u.replicas = e.replicas;  // of each shard
   u.flow_yaml = "# " + e.name + (shard >= 0 ? " shard " + std::to_string(shard) : std::string()) +
                 " of flow " + config.name + ", written by `flow export`\n" + to_yaml(one);
   u.command = {"flow", "serve", kConfigFile, "--host", "0.0.0.0", "--port", std::to_string(kServicePort)};
@@ -88,6 +88,7 @@ ServingPlan plan_serving(const Flow& flow, const std::function<std::string(const
     if (!e.remote.empty()) continue;  // already served elsewhere: the gateway keeps its addresses
     const ExecutorConfig original = e;
     e.remote.clear();
+    e.shard_hosts.clear();
     for (int s = 0; s < e.shards; ++s) {
       const std::string name = dns_label(e.name) + (e.shards > 1 ? "-" + std::to_string(s) : "");
       auto [it, fresh] = taken.emplace(name, "executor '" + e.name + "'");
@@ -96,6 +97,7 @@ ServingPlan plan_serving(const Flow& flow, const std::function<std::string(const
                     "' (Kubernetes names are lower case letters, digits and '-'): rename one of them");
       executors.push_back(executor_unit(config, original, name, e.shards > 1 ? s : -1));
       e.remote.push_back(address_of(name) + ":" + std::to_string(kServicePort));
+      if (e.shards > 1) e.shard_hosts.push_back({e.remote.back()});  // its replicas behind one Service
     }
     // Remote now: its parameters, environment and resources are the service's.
     e.with = docarray::Value();

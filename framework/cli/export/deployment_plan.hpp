@@ -5,9 +5,9 @@
 //
 // A served flow (no source) becomes one service per executor, per shard
 // (Jina's layout): each runs `flow serve` of a one-executor flow (its
-// resolved configuration) on port 8080, and the gateway runs the flow
-// itself with every executor made remote at the services' addresses
-// (replicas as connections to the service, shards in shard order).
+// resolved configuration) on port 8080 in `replicas` pods, and the gateway
+// runs the flow itself with every executor made remote at the services'
+// addresses (replicas as connections to the Service, shards in order).
 // A batch flow (a source: a training or indexing job) becomes N ranks of
 // `flow run` with torchrun's environment (see process_group.hpp).
 #include <functional>

@@ -49,6 +49,9 @@ struct ExecutorConfig {
   int shards = 1;
   std::map<std::string, std::string> polling = {{"*", "ANY"}};
   std::vector<std::string> remote;
+  // A remote executor with shards: each shard's addresses (its replicas),
+  // in shard order (`hosts: [[a:p, b:p], [c:p, d:p]]`, or one each).
+  std::vector<std::vector<std::string>> shard_hosts;
   // Kubernetes resources for `flow export` ("requests"/"limits" -> "cpu" -> "2").
   std::map<std::string, std::map<std::string, std::string>> resources;
   int timeout_ready_ms = 600000;  // a remote executor must answer /status within this at open
