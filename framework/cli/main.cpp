@@ -1,4 +1,5 @@
 // `flow`: docflow's command line.
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <string>
@@ -6,6 +7,7 @@
 #include "command.hpp"
 #include "docarray/error.hpp"
 #include "docarray/limits.hpp"
+#include "docflow/isolation.hpp"
 
 namespace {
 const char* kUsage =
@@ -60,6 +62,12 @@ int limits_command(const docflow::cli::Args&) {
 
 int main(int argc, char** argv) {
   using namespace docflow::cli;
+  // Isolated executors run in `flow` processes of their own: this one.
+  {
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) docflow::set_flow_executable(self.string());
+  }
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::cout << kUsage;
     return argc < 2 ? kBadInput : kOk;

@@ -55,6 +55,7 @@ int serve_command(const Args& args) {
       "port", po::value<int>(), "port (default 12345, or the flow's `port`; 0 picks a free one)")(
       "set", po::value<std::vector<std::string>>(), "override: executors.NAME.with.KEY=VALUE, NAME.KEY=VALUE, with.KEY=VALUE")(
       "detach", "return once it serves and leave it running")(
+      "isolate", "run every executor in a child process of its own, started again when it crashes (restarts: N per executor)")(
       "token-file", po::value<std::string>(), "require `Authorization: Bearer TOKEN` (the file's one line; or DOCFLOW_TOKEN)")(
       "monitoring", "serve Prometheus metrics at /metrics on --port-monitoring")(
       "port-monitoring", po::value<int>(), "the metrics port (default: the flow's `port_monitoring`, or a free one)")(
@@ -87,6 +88,13 @@ int serve_command(const Args& args) {
     file = vm["file"].as<std::string>();
     detach = vm.count("detach") > 0;
     flow = std::make_unique<Flow>(Flow::load(file, overrides_of(vm)));
+    if (vm.count("isolate")) {
+      // Every executor of this process in a child process of its own.
+      FlowConfig isolated = flow->config();
+      for (auto& e : isolated.executors)
+        if (e.remote.empty() && !flow->plugins().find(e.uses).is_source) e.isolate = true;
+      flow = std::make_unique<Flow>(Flow::from_config(isolated));
+    }
     const FlowConfig& config = flow->config();
     options = GatewayOptions::from(config.serve);
     timeout_ready_ms = config.serve.timeout_ready_ms;

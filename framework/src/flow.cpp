@@ -1,5 +1,6 @@
 #include "docflow/flow.hpp"
 #include "remote/remote_executor.hpp"
+#include "isolate/isolated_executor.hpp"
 #include "sharded_executor.hpp"
 
 #include <boost/asio/post.hpp>
@@ -179,6 +180,34 @@ struct Flow::Impl {
     }
     logger->info("flow", "resumed from the training checkpoint after epoch " + std::to_string(resume->epoch + 1) + " (" +
                              resume->path.string() + ")");
+  }
+
+  // The executor in a child `flow serve` of a flow of its own: the same
+  // parameters, environment and plugins, its run folder in its workspace.
+  std::shared_ptr<Executor> isolated(const ExecutorConfig& cfg, const ExecutorContext& part) {
+    const std::filesystem::path dir = std::filesystem::absolute(part.workspace / "process");
+    FlowConfig one;
+    one.name = cfg.name;
+    one.workspace = (dir / "runs").string();
+    one.prefetch = config.prefetch;
+    std::vector<std::string> entries = config.plugins;
+    entries.insert(entries.end(), extra_plugin_paths.begin(), extra_plugin_paths.end());
+    const std::vector<std::string> paths = PluginRegistry::search_path(entries, config.dir);
+    for (std::size_t i = 0; i < entries.size(); ++i) one.plugins.push_back(std::filesystem::absolute(paths[i]).string());
+    ExecutorConfig e;
+    e.name = cfg.name;
+    e.uses = cfg.uses;
+    e.with = cfg.with;
+    e.env = cfg.env;
+    e.needs = {"gateway"};
+    one.executors.push_back(e);
+    IsolationOptions o;
+    o.flow_yaml = "# executor '" + cfg.name + "' of flow " + config.name + ", isolated in a process of its own\n" + to_yaml(one);
+    o.dir = dir;
+    o.restarts = cfg.restarts;
+    o.timeout_ready_ms = cfg.timeout_ready_ms;
+    o.timeout_send_ms = cfg.timeout_send_ms;
+    return std::make_shared<IsolatedExecutor>(part, std::move(o));
   }
 
   void load_plugins() {
@@ -621,6 +650,7 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
           if (remote) return std::make_shared<RemoteExecutor>(part, RemoteOptions{addresses, cfg.timeout_ready_ms, cfg.timeout_send_ms});
           part.params = Params(check_params(info->schema, cfg.with, cfg.name));
           std::filesystem::create_directories(part.workspace);
+          if (cfg.isolate) return im.isolated(cfg, part);
           return im.registry->create(cfg.uses, part);
         };
         std::shared_ptr<Executor> ex;

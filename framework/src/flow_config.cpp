@@ -474,7 +474,7 @@ struct Parser {
       }
     };
     check_keys(n, {"name", "uses", "with", "uses_with", "needs", "replicas", "when", "env", "host", "port", "hosts", "external",
-                   "timeout_ready", "timeout_send", "shards", "polling", "resources"},
+                   "timeout_ready", "timeout_send", "shards", "polling", "resources", "isolate", "restarts"},
                "executor '" + e.name + "'");
     // Jina runs BaseExecutor, a pass-through, where `uses` is left out.
     e.uses = "BaseExecutor";
@@ -519,6 +519,11 @@ struct Parser {
       }
     });
     field("resources", [&](const YamlNode& v) { resources(v, e); });
+    field("isolate", [&](const YamlNode& v) {
+      e.isolate_where = at(v);
+      e.isolate = boolean(v, "isolate");
+    });
+    field("restarts", [&](const YamlNode& v) { e.restarts = integer(v, "restarts", 0, 1000); });
     remote_addresses(n, e);
     field("timeout_ready", [&](const YamlNode& v) { e.timeout_ready_ms = integer(v, "timeout_ready", -1); });
     field("timeout_send", [&](const YamlNode& v) { e.timeout_send_ms = integer(v, "timeout_send", -1); });
@@ -529,6 +534,9 @@ struct Parser {
         e.env[k.scalar] = val.is_string() ? val.as_string() : val.dump();
       }
     });
+    if (e.isolate && !e.remote.empty())
+      errors->add(ConfigError(e.isolate_where, "executor '" + e.name + "' is remote: it already runs in a process of its own; "
+                                                                      "drop `isolate`"));
     const bool nested = std::any_of(e.shard_hosts.begin(), e.shard_hosts.end(), [](const auto& g) { return g.size() > 1; });
     if (!e.remote.empty() && (n.find("with") || n.find("uses_with")))
       errors->add(ConfigError(e.with_where, "executor '" + e.name + "' runs remotely: its parameters belong where it runs "
@@ -816,6 +824,8 @@ void validate_flow(const FlowConfig& f, const PluginRegistry& plugins) {
         }
       }
     }
+    if (info->is_source && e.isolate)
+      errors.add(ConfigError(e.isolate_where, "executor '" + e.name + "' is a source: it runs in the flow's own process; drop `isolate`"));
     if (info->is_source) {
       ++sources;
       if (sources > 1)
@@ -879,6 +889,8 @@ std::string to_yaml(const FlowConfig& f) {
       emit(out, e.when);
     }
     if (!e.env.empty()) out << YAML::Key << "env" << YAML::Value << e.env;
+    if (e.isolate) out << YAML::Key << "isolate" << YAML::Value << true;
+    if (e.restarts != 3) out << YAML::Key << "restarts" << YAML::Value << e.restarts;
     if (!e.resources.empty()) out << YAML::Key << "resources" << YAML::Value << YAML::Flow << e.resources;
     out << YAML::EndMap;
   }

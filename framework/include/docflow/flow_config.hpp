@@ -52,11 +52,15 @@ struct ExecutorConfig {
   // A remote executor with shards: each shard's addresses (its replicas),
   // in shard order (`hosts: [[a:p, b:p], [c:p, d:p]]`, or one each).
   std::vector<std::vector<std::string>> shard_hosts;
+  // In a child process of its own (docflow/isolation.hpp), started again
+  // after a crash at most `restarts` times.
+  bool isolate = false;
+  int restarts = 3;
   // Kubernetes resources for `flow export` ("requests"/"limits" -> "cpu" -> "2").
   std::map<std::string, std::map<std::string, std::string>> resources;
   int timeout_ready_ms = 600000;  // a remote executor must answer /status within this at open
   int timeout_send_ms = 600000;   // and each request within this
-  Location where, uses_where, with_where, needs_where, when_where, replicas_where, remote_where, shards_where;
+  Location where, uses_where, with_where, needs_where, when_where, replicas_where, remote_where, shards_where, isolate_where;
 };
 
 // What `flow serve` listens on: Jina's flow-level `with` keys. docflow

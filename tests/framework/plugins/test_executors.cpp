@@ -1,6 +1,7 @@
 // Executors that exist to test the runtime: they record what they saw, fail
 // on purpose, sleep to reorder completions, and detect concurrent calls.
 #include <ATen/ATen.h>
+#include <csignal>
 
 #include <atomic>
 #include <cctype>
@@ -153,6 +154,8 @@ class Misbehaver : public docflow::Executor {
         if (const docarray::Value* ms = d.find_tag("sleep_ms")) std::this_thread::sleep_for(std::chrono::milliseconds(ms->as_int()));
         if (const docarray::Value* f = d.find_tag("fail"); f && f->is_bool() && f->as_bool())
           throw std::runtime_error("document '" + d.text + "' asked to fail");
+        // A plugin's segfault, for the isolation tests: the process dies of SIGSEGV.
+        if (const docarray::Value* c = d.find_tag("crash"); c && c->is_bool() && c->as_bool()) std::raise(SIGSEGV);
         d.tags["misbehaver_saw"] = true;
       }
     });
@@ -229,7 +232,7 @@ const docflow_executor_entry kExecutors[] = {
     docflow::plugin::executor<Recorder>("Recorder", "records requests and events"),
     docflow::plugin::executor<Publisher>("Publisher", "publishes a shared counter", kResourceParams),
     docflow::plugin::executor<Consumer>("Consumer", "uses the shared counter", kResourceParams),
-    docflow::plugin::executor<Misbehaver>("Misbehaver", "fails or sleeps when a document's tags ask"),
+    docflow::plugin::executor<Misbehaver>("Misbehaver", "fails, sleeps or crashes when a document's tags ask"),
     docflow::plugin::executor<TextHasher>("TextHasher", "embeds texts as hashed bags of words (a stand-in encoder)"),
 };
 
