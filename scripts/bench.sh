@@ -30,7 +30,7 @@ run() {  # NAME COMMAND...
   echo "== $name: $*"
   "$@" 2>&1 | tee "$out/$name.log"
 }
-set -- "${@:-binary_io match pipeline clip serve search remote allreduce distributed distributed_vit}"
+set -- "${@:-binary_io match pipeline clip serve search remote shards allreduce distributed distributed_vit}"
 for b in $*; do
   case $b in
     binary_io) run binary_io "$BUILD_DIR/bench/bench_binary_io" 100000 512 /tmp ;;
@@ -41,10 +41,11 @@ for b in $*; do
     search) run search "$BUILD_DIR/bench/bench_search" "$BUILD_DIR/framework/flow" \
               ../shared/data/clip/bpe_simple_vocab_16e6.txt.gz --docs 10000 --seconds 3 ;;
     remote) run remote "$BUILD_DIR/bench/bench_remote" "$BUILD_DIR/framework/flow" --seconds 3 ;;
+    shards) run shards "$BUILD_DIR/bench/bench_shards" "$BUILD_DIR/framework/flow" --docs 1000000 --seconds 10 --concurrency 1,4 ;;
     allreduce) run allreduce "$BUILD_DIR/bench/bench_allreduce" ;;
     distributed) run distributed bench/bench_distributed.sh "$BUILD_DIR/framework/flow" small ;;
     distributed_vit) run distributed_vit bench/bench_distributed.sh "$BUILD_DIR/framework/flow" vit ;;
-    *) echo "bench: unknown benchmark '$b' (known: binary_io match pipeline clip serve search remote allreduce distributed distributed_vit)" >&2; exit 2 ;;
+    *) echo "bench: unknown benchmark '$b' (known: binary_io match pipeline clip serve search remote shards allreduce distributed distributed_vit)" >&2; exit 2 ;;
   esac
 done
 echo "logs: $out/"
