@@ -194,13 +194,7 @@ struct Flow::Impl {
     entries.insert(entries.end(), extra_plugin_paths.begin(), extra_plugin_paths.end());
     const std::vector<std::string> paths = PluginRegistry::search_path(entries, config.dir);
     for (std::size_t i = 0; i < entries.size(); ++i) one.plugins.push_back(std::filesystem::absolute(paths[i]).string());
-    ExecutorConfig e;
-    e.name = cfg.name;
-    e.uses = cfg.uses;
-    e.with = cfg.with;
-    e.env = cfg.env;
-    e.needs = {"gateway"};
-    one.executors.push_back(e);
+    one.executors.push_back(standalone(cfg));
     IsolationOptions o;
     o.flow_yaml = "# executor '" + cfg.name + "' of flow " + config.name + ", isolated in a process of its own\n" + to_yaml(one);
     o.dir = dir;

@@ -838,6 +838,16 @@ void validate_flow(const FlowConfig& f, const PluginRegistry& plugins) {
   errors.throw_if_any();
 }
 
+ExecutorConfig standalone(const ExecutorConfig& executor) {
+  ExecutorConfig e;
+  e.name = executor.name;
+  e.uses = executor.uses;
+  e.with = executor.with;
+  e.env = executor.env;
+  e.needs = {"gateway"};
+  return e;
+}
+
 std::string to_yaml(const FlowConfig& f) {
   YAML::Emitter out;
   out << YAML::BeginMap;

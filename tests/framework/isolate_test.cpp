@@ -58,7 +58,8 @@ BOOST_AUTO_TEST_SUITE(isolation)
 BOOST_AUTO_TEST_CASE(a_segfaulting_executor_fails_its_request_is_started_again_and_stays_down_after_its_restarts) {
   docflow::set_flow_executable(DOCFLOW_FLOW_EXE);
   TempDir dir;
-  Flow f = flow_of("  - {name: shaky, uses: Misbehaver, isolate: true, restarts: 2}\n"
+  // timeout_ready and timeout_send of -1: no limit, as for a remote executor.
+  Flow f = flow_of("  - {name: shaky, uses: Misbehaver, isolate: true, restarts: 2, timeout_ready: -1, timeout_send: -1}\n"
                    "  - {name: tag, uses: Tagger, with: {key: after, value: shaky}}\n");
   f.isolate_failures(true);
   f.open(dir.path() / "ws");

@@ -31,13 +31,7 @@ FlowConfig flow_settings(const FlowConfig& config, const std::string& name) {
 
 ServiceUnit executor_unit(const FlowConfig& config, const ExecutorConfig& e, const std::string& name, int shard) {
   FlowConfig one = flow_settings(config, name);
-  ExecutorConfig ex;
-  ex.name = e.name;
-  ex.uses = e.uses;
-  ex.with = e.with;
-  ex.env = e.env;
-  ex.needs = {"gateway"};
-  one.executors.push_back(ex);
+  one.executors.push_back(standalone(e));
   ServiceUnit u;
   u.name = name;
   u.executor = e.name;

@@ -108,6 +108,12 @@ FlowConfig parse_flow_text(const std::string& yaml, const std::string& name = "<
 // ConfigError at the offending key. The graph is checked by FlowGraph.
 void validate_flow(const FlowConfig& config, const PluginRegistry& plugins);
 
+// The executor alone, as the one-executor flow that a process of its own
+// serves (an isolated executor, an exported service): its uses, parameters
+// and environment, first after the gateway; not its replicas, shards,
+// filter or addresses, which stay with the flow that sends it requests.
+ExecutorConfig standalone(const ExecutorConfig& executor);
+
 // The resolved flow (overrides and environment applied) as YAML, for the run folder.
 std::string to_yaml(const FlowConfig& config);
 

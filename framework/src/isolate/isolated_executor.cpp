@@ -48,7 +48,12 @@ void set_flow_executable(const std::string& path) { executable() = path; }
 const std::string& flow_executable() { return executable(); }
 
 IsolatedExecutor::IsolatedExecutor(ExecutorContext context, IsolationOptions options)
-    : Executor(std::move(context)), options_(std::move(options)) {}
+    : Executor(std::move(context)), options_(std::move(options)) {
+  // -1 is Jina's "no limit" for both timeouts.
+  constexpr int kDay = 24 * 3600 * 1000;
+  if (options_.timeout_ready_ms < 0) options_.timeout_ready_ms = kDay;
+  if (options_.timeout_send_ms < 0) options_.timeout_send_ms = kDay;
+}
 
 IsolatedExecutor::~IsolatedExecutor() {
   try {
@@ -275,7 +280,9 @@ void IsolatedExecutor::close() {
   if (child > 0) ::kill(child, SIGTERM);
   {
     std::unique_lock<std::mutex> lock(m_);
-    if (!cv_.wait_for(lock, std::chrono::seconds(15), [&] { return state_ == State::Stopped; }) && child_ > 0) ::kill(child_, SIGKILL);
+    // A child that stayed down (Failed) has no supervisor left to wait for.
+    const auto ended = [&] { return state_ == State::Stopped || state_ == State::Failed; };
+    if (!cv_.wait_for(lock, std::chrono::seconds(15), ended) && child_ > 0) ::kill(child_, SIGKILL);
   }
   supervisor_.join();
   remote_.reset();
