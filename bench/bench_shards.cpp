@@ -130,12 +130,15 @@ int main(int argc, char** argv) {
     if (!up) {
       std::fprintf(stderr, "bench_shards: %d shards did not come up\n", n);
     } else {
-      // The first search stacks each shard's embeddings into one matrix
-      // (seconds at 1M): once through the front, before anything is timed.
+      // One search through the front before anything is timed (it connects
+      // the front to the shards); its time is printed at the end of the row.
+      double first_ms = 0;
       {
         int fd = connect_to(front_port);
         std::string buf;
+        const auto w0 = Clock::now();
         if (exchange(fd, search, buf) != 200) std::fprintf(stderr, "bench_shards: the warm-up search failed: %s\n", buf.substr(0, 300).c_str());
+        first_ms = std::chrono::duration<double, std::milli>(Clock::now() - w0).count();
         ::close(fd);
       }
       const Point one = load(ports[0], direct, 1, args.seconds);  // a shard alone: its part of the work
@@ -152,7 +155,7 @@ int main(int argc, char** argv) {
           std::printf("(%zu errors: %s) ", p.errors, buf.substr(0, 300).c_str());
         }
       }
-      std::printf("\n");
+      std::printf("first %.0f ms\n", first_ms);
     }
     stop(front);
     for (pid_t p : shards) stop(p);

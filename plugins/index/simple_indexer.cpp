@@ -42,6 +42,9 @@ void SimpleIndexer::open() {
     log_->rewrite(docs_);
     log().info(name(), "compacted " + path);
   }
+  // The first search would stack every embedding into one matrix (seconds
+  // at 1M documents): do it now, while the service is not yet ready.
+  if (!docs_.empty()) embeddings();
   log().info(name(), "index " + path + ": " + std::to_string(docs_.size()) + " documents");
 }
 
