@@ -13,6 +13,7 @@
 #include <string>
 
 #include "command.hpp"
+#include "docflow/client.hpp"
 #include "docflow/flow_config.hpp"
 
 namespace docflow::cli {
@@ -46,20 +47,7 @@ inline std::vector<Override> overrides_of(const po::variables_map& vm) {
 // of --token-file (trailing whitespace dropped; empty or several lines is an
 // error), else DOCFLOW_TOKEN, else none.
 inline std::string token_of(const po::variables_map& vm) {
-  if (!vm.count("token-file")) {
-    const char* t = std::getenv("DOCFLOW_TOKEN");
-    return t ? t : "";
-  }
-  const std::string file = vm["token-file"].as<std::string>();
-  std::ifstream in(file);
-  if (!in) throw Error("cannot read the token file " + file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string token = ss.str();
-  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-  if (token.empty()) throw Error("the token file " + file + " is empty");
-  if (token.find_first_of("\r\n") != std::string::npos) throw Error("the token file " + file + " holds more than one line");
-  return token;
+  return vm.count("token-file") ? read_token_file(vm["token-file"].as<std::string>()) : default_token();
 }
 
 // In a catch (...) around a command's setup: says what is wrong with its

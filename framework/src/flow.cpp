@@ -641,7 +641,10 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
       try {
         // One part of the executor: a local instance or a remote address.
         auto make = [&](ExecutorContext part, std::vector<std::string> addresses) -> std::shared_ptr<Executor> {
-          if (remote) return std::make_shared<RemoteExecutor>(part, RemoteOptions{addresses, cfg.timeout_ready_ms, cfg.timeout_send_ms});
+          if (remote)
+            return std::make_shared<RemoteExecutor>(
+                part, RemoteOptions{addresses, cfg.timeout_ready_ms, cfg.timeout_send_ms,
+                                    cfg.token_file.empty() ? default_token() : read_token_file(cfg.token_file)});
           part.params = Params(check_params(info->schema, cfg.with, cfg.name));
           std::filesystem::create_directories(part.workspace);
           if (cfg.isolate) return im.isolated(cfg, part);

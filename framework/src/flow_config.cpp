@@ -474,7 +474,7 @@ struct Parser {
       }
     };
     check_keys(n, {"name", "uses", "with", "uses_with", "needs", "replicas", "when", "env", "host", "port", "hosts", "external",
-                   "timeout_ready", "timeout_send", "shards", "polling", "resources", "isolate", "restarts"},
+                   "timeout_ready", "timeout_send", "shards", "polling", "resources", "isolate", "restarts", "token_file"},
                "executor '" + e.name + "'");
     // Jina runs BaseExecutor, a pass-through, where `uses` is left out.
     e.uses = "BaseExecutor";
@@ -524,6 +524,7 @@ struct Parser {
       e.isolate = boolean(v, "isolate");
     });
     field("restarts", [&](const YamlNode& v) { e.restarts = integer(v, "restarts", 0, 1000); });
+    field("token_file", [&](const YamlNode& v) { e.token_file = string(v, "token_file"); });
     remote_addresses(n, e);
     field("timeout_ready", [&](const YamlNode& v) { e.timeout_ready_ms = integer(v, "timeout_ready", -1); });
     field("timeout_send", [&](const YamlNode& v) { e.timeout_send_ms = integer(v, "timeout_send", -1); });
@@ -534,6 +535,9 @@ struct Parser {
         e.env[k.scalar] = val.is_string() ? val.as_string() : val.dump();
       }
     });
+    if (!e.token_file.empty() && e.remote.empty())
+      errors->add(ConfigError(at(*n.find("token_file")), "executor '" + e.name + "': `token_file` is for a remote executor "
+                                                                                "(one with `host` + `port` or `hosts`)"));
     if (e.isolate && !e.remote.empty())
       errors->add(ConfigError(e.isolate_where, "executor '" + e.name + "' is remote: it already runs in a process of its own; "
                                                                       "drop `isolate`"));
@@ -899,6 +903,7 @@ std::string to_yaml(const FlowConfig& f) {
       emit(out, e.when);
     }
     if (!e.env.empty()) out << YAML::Key << "env" << YAML::Value << e.env;
+    if (!e.token_file.empty()) out << YAML::Key << "token_file" << YAML::Value << e.token_file;
     if (e.isolate) out << YAML::Key << "isolate" << YAML::Value << true;
     if (e.restarts != 3) out << YAML::Key << "restarts" << YAML::Value << e.restarts;
     if (!e.resources.empty()) out << YAML::Key << "resources" << YAML::Value << YAML::Flow << e.resources;

@@ -14,7 +14,7 @@ struct Case {
 const Case kCases[] = {
     {"unknown_key.yml",
      "4:5: unknown key 'usess' in executor 'reader' (did you mean 'uses'?); known keys: name, uses, with, uses_with, "
-     "needs, replicas, when, env, host, port, hosts, external, timeout_ready, timeout_send, shards, polling, resources, isolate, restarts"},
+     "needs, replicas, when, env, host, port, hosts, external, timeout_ready, timeout_send, shards, polling, resources, isolate, restarts, token_file"},
     {"unknown_flow_key.yml",
      "3:3: unknown key 'prefetsh' in the flow's `with` (did you mean 'prefetch'?); known keys: name, workspace, "
      "prefetch, plugins, threads, checkpoints, protocol, host, port, port_expose, cors, timeout_send, timeout_ready, "

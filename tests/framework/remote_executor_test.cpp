@@ -235,6 +235,45 @@ BOOST_AUTO_TEST_CASE(shards_with_replicas_spread_over_each_shards_addresses) {
   BOOST_TEST(!contains(yaml, "replicas"), yaml);
 }
 
+// A `flow executor --token-file` wants its token from the flows that use
+// it: `token_file` on the remote executor (DOCFLOW_TOKEN by default).
+BOOST_AUTO_TEST_CASE(a_remote_executor_behind_a_token_gets_it_from_token_file) {
+  TempDir dir;
+  std::ofstream(dir.file("token")) << "s3cret\n";
+  ExecutorProcess guarded(dir, "guarded", "--uses Tagger --set key=by --set value=guarded --token-file " + dir.file("token"));
+  Flow with_token = flow_of("  - {name: tag, hosts: [" + guarded.address() + "], token_file: " + dir.file("token") + "}\n");
+  with_token.open(dir.path() / "a");
+  docarray::DocumentArray docs;
+  docs.append(docarray::Document("d"));
+  BOOST_TEST(with_token.post("/index", docs)[0].find_tag("by")->as_string() == "guarded");
+  with_token.close();
+  BOOST_TEST(contains(to_yaml(with_token.config()), "token_file: " + dir.file("token")));  // the path, never the token
+
+  Flow without = flow_of("  - {name: tag, hosts: [" + guarded.address() + "], timeout_ready: 2000}\n");
+  std::string e;
+  try {
+    without.open(dir.path() / "b");
+  } catch (const Error& x) {
+    e = x.what();
+  }
+  BOOST_TEST(contains(e, "executor 'tag'"), e);
+  BOOST_TEST(contains(e, guarded.url()), e);
+  BOOST_TEST(contains(e, "401"), e);
+  BOOST_TEST(contains(config_error("  - {name: tag, uses: Tagger, token_file: x}\n"),
+                      "executor 'tag': `token_file` is for a remote executor"));
+  BOOST_TEST(contains(config_error("  - {name: tag, hosts: [127.0.0.1:9], token_file: " + dir.file("missing") + "}\n") +
+                          [&] {
+                            try {
+                              flow_of("  - {name: tag, hosts: [127.0.0.1:9], token_file: " + dir.file("missing") + "}\n")
+                                  .open(dir.path() / "c");
+                            } catch (const Error& x) {
+                              return std::string(x.what());
+                            }
+                            return std::string();
+                          }(),
+                      "cannot read the token file " + dir.file("missing")));
+}
+
 BOOST_AUTO_TEST_CASE(errors_name_the_executor_and_the_address) {
   TempDir dir;
   // Nothing listens there: open() gives up after timeout_ready.

@@ -27,6 +27,13 @@ struct ClientOptions {
   int timeout_ms = 600000;    // connecting, sending one request, waiting for one answer
 };
 
+// The bearer token in `file`: its one line, trailing whitespace dropped;
+// an empty file, several lines or no file is an Error naming it.
+std::string read_token_file(const std::string& file);
+
+// The token a client sends when nothing else says: DOCFLOW_TOKEN, or none.
+std::string default_token();
+
 struct ClientResponse {
   std::size_t batch = 0;  // the request's index, from 0
   docarray::DocumentArray docs;

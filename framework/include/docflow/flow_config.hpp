@@ -60,6 +60,9 @@ struct ExecutorConfig {
   std::map<std::string, std::map<std::string, std::string>> resources;
   int timeout_ready_ms = 600000;  // a remote executor must answer /status within this at open
   int timeout_send_ms = 600000;   // and each request within this
+  // The bearer token a remote executor's `flow executor --token-file` wants:
+  // this file's one line (the default: DOCFLOW_TOKEN, as for `flow post`).
+  std::string token_file;
   Location where, uses_where, with_where, needs_where, when_where, replicas_where, remote_where, shards_where, isolate_where;
 };
 

@@ -124,7 +124,8 @@ std::shared_ptr<RemoteExecutor> IsolatedExecutor::connect(pid_t pid, int& status
       if (s.pid == pid && s.state == "SERVING" && !s.address.empty()) {
         ExecutorContext c = context();
         auto remote = std::make_shared<RemoteExecutor>(
-            c, RemoteOptions{{s.address.substr(s.address.find("//") + 2)}, options_.timeout_ready_ms, options_.timeout_send_ms});
+            c, RemoteOptions{{s.address.substr(s.address.find("//") + 2)}, options_.timeout_ready_ms, options_.timeout_send_ms,
+                             default_token()});  // the child's `flow serve` wants DOCFLOW_TOKEN when it is set
         remote->open();
         return remote;
       }

@@ -40,6 +40,7 @@ Client& RemoteExecutor::client(Address& a) {
     o.retries = 1;  // one reconnect on the same replica; then the next replica
     o.backoff_ms = 50;
     o.timeout_ms = options_.timeout_send_ms;
+    o.token = options_.token;
     a.client = std::make_unique<Client>(a.url, o);
   }
   return *a.client;

@@ -27,6 +27,7 @@ struct RemoteOptions {
   std::vector<std::string> addresses;  // "host:port", one per replica
   int timeout_ready_ms = 600000;       // open(): waiting for its address to answer /status (-1: no limit)
   int timeout_send_ms = 600000;        // one request's round trip (-1: no limit)
+  std::string token;                   // `Authorization: Bearer`, for a `flow executor --token-file`
 };
 
 class RemoteExecutor : public Executor {

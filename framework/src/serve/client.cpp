@@ -7,6 +7,10 @@
 #include <boost/beast/http.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <deque>
 #include <map>
 #include <optional>
@@ -297,6 +301,23 @@ docarray::DocumentArray Client::post(const std::string& endpoint, const docarray
         for (auto& d : r.docs) out.append(std::move(d));
       });
   return out;
+}
+
+std::string read_token_file(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) throw Error("cannot read the token file " + file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string token = ss.str();
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (token.empty()) throw Error("the token file " + file + " is empty");
+  if (token.find_first_of("\r\n") != std::string::npos) throw Error("the token file " + file + " holds more than one line");
+  return token;
+}
+
+std::string default_token() {
+  const char* t = std::getenv("DOCFLOW_TOKEN");
+  return t ? t : "";
 }
 
 }  // namespace docflow
