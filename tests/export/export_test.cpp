@@ -91,6 +91,10 @@ BOOST_AUTO_TEST_CASE(a_served_flow_is_a_service_per_executor_and_shard_that_the_
   for (const char* probe : {"startupProbe", "readinessProbe", "livenessProbe"})
     BOOST_TEST(c[probe]["exec"]["command"][1].as<std::string>() == "ping", probe);
   BOOST_TEST(c["lifecycle"]["preStop"]["exec"]["command"][0].as<std::string>() == "sleep");
+  // A run folder per pod: --name $(POD_NAME), from the pod's own name.
+  const auto command = c["command"].as<std::vector<std::string>>();
+  BOOST_TEST(command.back() == "$(POD_NAME)");
+  BOOST_TEST(c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"].as<std::string>() == "metadata.name");
   // The executor's resolved configuration, what its pod serves.
   const std::string pass_flow = document(out / "pass.yml", "ConfigMap")["data"]["flow.yml"].as<std::string>();
   BOOST_TEST(contains(pass_flow, "name: pass"), pass_flow);

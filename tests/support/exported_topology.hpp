@@ -90,13 +90,13 @@ class ExportedTopology {
     for (std::size_t i = 1; i < argv.size(); ++i) {
       std::string a = argv[i];
       if (a.rfind("/etc/docflow/", 0) == 0) a = (etc / a.substr(13)).string();
+      else if (a == "$(POD_NAME)") a = pod;  // Kubernetes expands it from the pod's env (metadata.name)
       else if (i > 1 && argv[i - 1] == "--host") a = "127.0.0.1";
       else if (i > 1 && argv[i - 1] == "--port") a = "0";
       command += " '" + a + "'";
     }
-    // Its own run folder in the shared data folder, as each pod has; --detach
-    // so that the test learns its port from the run's status.json.
-    command += " --name " + pod + " --detach";
+    // --detach so that the test learns its port from the run's status.json.
+    command += " --detach";
     return std::make_unique<DetachedService>(command, (data_ / "runs" / pod / "status.json").string());
   }
 

@@ -54,7 +54,12 @@ Manifest container(const std::string& name, const std::vector<std::string>& comm
 
 Manifest deployment(const ServiceUnit& u, const ServingPlan& plan, const KubernetesOptions& o) {
   const Manifest labels = labels_of(plan.flow, u.name);
-  Manifest c = container(u.gateway ? "gateway" : "executor", u.command, o, u.resources);
+  // Each pod's run folder is named after the pod: replicas sharing a
+  // --data-claim volume do not write one another's status and log.
+  std::vector<std::string> command = u.command;
+  command.insert(command.end(), {"--name", "$(POD_NAME)"});
+  Manifest c = container(u.gateway ? "gateway" : "executor", command, o, u.resources);
+  c["env"] = Manifest::array({{{"name", "POD_NAME"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.name"}}}}}}});
   c["ports"] = Manifest::array({{{"name", "http"}, {"containerPort", kServicePort}}});
   if (u.monitoring) c["ports"].push_back({{"name", "metrics"}, {"containerPort", kMonitoringPort}});
   // Loading a model can take minutes: the startup probe gives it ten
