@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
 #include "command.hpp"
 #include "options.hpp"
@@ -35,12 +34,16 @@ int executor_command(const Args& args) {
     const std::string uses = vm["uses"].as<std::string>();
     std::string name = vm.count("name") ? vm["name"].as<std::string>() : uses.substr(uses.rfind('/') + 1);
     const std::string workspace = vm.count("workspace") ? vm["workspace"].as<std::string>() : "runs";
-    nlohmann::json with = {{"name", name}, {"workspace", workspace}};
-    if (vm.count("plugins")) with["plugins"] = vm["plugins"].as<std::vector<std::string>>();
-    if (vm.count("prefetch")) with["prefetch"] = vm["prefetch"].as<int>();
-    // JSON strings are YAML flow scalars: any name or path is quoted safely.
-    const std::string yaml = "# written by `flow executor`\njtype: Flow\nwith: " + with.dump() +
-                             "\nexecutors:\n  - {name: " + nlohmann::json(name).dump() + ", uses: " + nlohmann::json(uses).dump() + "}\n";
+    FlowConfig one;
+    one.name = name;
+    one.workspace = workspace;
+    if (vm.count("plugins")) one.plugins = vm["plugins"].as<std::vector<std::string>>();
+    if (vm.count("prefetch")) one.prefetch = vm["prefetch"].as<int>();
+    ExecutorConfig e;
+    e.name = name;
+    e.uses = uses;
+    one.executors.push_back(standalone(e));
+    const std::string yaml = "# written by `flow executor`\n" + to_yaml(one);
     std::filesystem::create_directories(workspace);
     const std::string file = (std::filesystem::path(workspace) / (name + ".executor.yml")).string();
     {
