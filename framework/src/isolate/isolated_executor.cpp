@@ -49,10 +49,8 @@ const std::string& flow_executable() { return executable(); }
 
 IsolatedExecutor::IsolatedExecutor(ExecutorContext context, IsolationOptions options)
     : Executor(std::move(context)), options_(std::move(options)) {
-  // -1 is Jina's "no limit" for both timeouts.
-  constexpr int kDay = 24 * 3600 * 1000;
-  if (options_.timeout_ready_ms < 0) options_.timeout_ready_ms = kDay;
-  if (options_.timeout_send_ms < 0) options_.timeout_send_ms = kDay;
+  options_.timeout_ready_ms = limit_ms(options_.timeout_ready_ms);
+  options_.timeout_send_ms = limit_ms(options_.timeout_send_ms);
 }
 
 IsolatedExecutor::~IsolatedExecutor() {

@@ -21,10 +21,8 @@ std::string url_of(const std::string& address) {
 
 RemoteExecutor::RemoteExecutor(ExecutorContext context, RemoteOptions options)
     : Executor(std::move(context)), options_(std::move(options)) {
-  // -1 is Jina's "no limit" for both timeouts.
-  constexpr int kDay = 24 * 3600 * 1000;
-  if (options_.timeout_ready_ms < 0) options_.timeout_ready_ms = kDay;
-  if (options_.timeout_send_ms < 0) options_.timeout_send_ms = kDay;
+  options_.timeout_ready_ms = limit_ms(options_.timeout_ready_ms);
+  options_.timeout_send_ms = limit_ms(options_.timeout_send_ms);
   const std::size_t n = options_.addresses.size();
   const std::size_t own = static_cast<std::size_t>(this->context().replica_id) % std::max<std::size_t>(n, 1);
   for (std::size_t i = 0; i < n; ++i) addresses_.push_back(Address{url_of(options_.addresses[(own + i) % n]), nullptr, {}});

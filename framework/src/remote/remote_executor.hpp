@@ -30,6 +30,9 @@ struct RemoteOptions {
   std::string token;                   // `Authorization: Bearer`, for a `flow executor --token-file`
 };
 
+// Jina's -1 ("no limit") for timeout_ready and timeout_send, as a day in ms.
+inline int limit_ms(int ms) { return ms < 0 ? 24 * 3600 * 1000 : ms; }
+
 class RemoteExecutor : public Executor {
  public:
   RemoteExecutor(ExecutorContext context, RemoteOptions options);
