@@ -1,13 +1,20 @@
 #include "docarray/binary_io.hpp"
 
+#include <fcntl.h>
+#include <sys/uio.h>
+#include <unistd.h>
 #include <zstd.h>
+
+#include <climits>
 
 #include <array>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
 #include "docarray/error.hpp"
 #include "docarray/limits.hpp"
+#include "file_mapping.hpp"
 #include "msgpack_codec.hpp"
 
 namespace docarray {
@@ -23,10 +30,13 @@ void put_u64(char* p, std::uint64_t v) { std::memcpy(p, &v, 8); }
 std::uint32_t get_u32(const char* p) { std::uint32_t v; std::memcpy(&v, p, 4); return v; }
 std::uint64_t get_u64(const char* p) { std::uint64_t v; std::memcpy(&v, p, 8); return v; }
 
-// Where bytes go after the header: straight to the stream, or through zstd.
+// Where bytes go after the header: a file descriptor (gathered writes) or a
+// caller's stream, straight or through zstd. Small pieces are copied into a
+// buffer at once (put: the caller may change them right after); gathered
+// pieces (put_gather) are written before it returns, by reference.
 class Sink {
  public:
-  Sink(std::ostream& out, Compression c, std::string name) : out_(out), name_(std::move(name)) {
+  Sink(int fd, std::ostream* out, Compression c, std::string name) : fd_(fd), out_(out), name_(std::move(name)) {
     if (c == Compression::Zstd) {
       cctx_ = ZSTD_createCCtx();
       ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, 3);
@@ -46,17 +56,70 @@ class Sink {
     buf_.insert(buf_.end(), p, p + n);
   }
 
+  // Bytes that stay uncompressed whatever the compression: the header.
+  void put_raw(const char* p, std::size_t n) {
+    flush_buffer();
+    raw_write(p, n);
+  }
+
+  void put_gather(const std::vector<iovec>& pieces) {
+    if (cctx_) {
+      for (const auto& v : pieces) compress(static_cast<const char*>(v.iov_base), v.iov_len, ZSTD_e_continue);
+      return;
+    }
+    flush_buffer();
+    if (fd_ < 0) {
+      for (const auto& v : pieces) raw_write(static_cast<const char*>(v.iov_base), v.iov_len);
+      return;
+    }
+    // The kernel copies straight from the tensors' memory: no staging copy.
+    std::size_t i = 0;
+    std::vector<iovec> rest;
+    while (i < pieces.size()) {
+      const int count = static_cast<int>(std::min<std::size_t>(pieces.size() - i, IOV_MAX));
+      const ssize_t wrote = ::writev(fd_, pieces.data() + i, count);
+      if (wrote < 0) {
+        if (errno == EINTR) continue;
+        fail_errno();
+      }
+      // A short write: finish the piece it stopped in, then go on.
+      std::size_t left = static_cast<std::size_t>(wrote);
+      while (i < pieces.size() && left >= pieces[i].iov_len) left -= pieces[i++].iov_len;
+      if (left > 0) {
+        raw_write(static_cast<const char*>(pieces[i].iov_base) + left, pieces[i].iov_len - left);
+        ++i;
+      }
+    }
+  }
+
   void finish() {
     if (cctx_) compress(nullptr, 0, ZSTD_e_end);
     flush_buffer();
-    out_.flush();
-    if (!out_) throw Error("cannot write " + name_ + ": flush failed (disk full?)");
+    if (out_) {
+      out_->flush();
+      if (!*out_) throw Error("cannot write " + name_ + ": flush failed (disk full?)");
+    }
   }
 
  private:
+  [[noreturn]] void fail_errno() {
+    throw Error("cannot write " + name_ + ": " + std::strerror(errno));
+  }
   void raw_write(const char* p, std::size_t n) {
-    out_.write(p, static_cast<std::streamsize>(n));
-    if (!out_) throw Error("cannot write " + name_ + " (disk full?)");
+    if (out_) {
+      out_->write(p, static_cast<std::streamsize>(n));
+      if (!*out_) throw Error("cannot write " + name_ + " (disk full?)");
+      return;
+    }
+    while (n > 0) {
+      const ssize_t wrote = ::write(fd_, p, n);
+      if (wrote < 0) {
+        if (errno == EINTR) continue;
+        fail_errno();
+      }
+      p += wrote;
+      n -= static_cast<std::size_t>(wrote);
+    }
   }
   void flush_buffer() {
     if (!buf_.empty()) raw_write(buf_.data(), buf_.size());
@@ -74,44 +137,59 @@ class Sink {
     }
   }
 
-  std::ostream& out_;
+  int fd_;
+  std::ostream* out_;
   std::string name_;
   std::vector<char> buf_;
   ZSTD_CCtx* cctx_ = nullptr;
   std::vector<char> zbuf_;
 };
 
-// Where bytes come from after the header. `read` returns fewer bytes than
-// asked only at the end of the data.
+// Where bytes come from after the header: a stream, or a mapped file's
+// bytes, straight or through zstd. `read` returns fewer bytes than asked
+// only at the end of the data.
 class Source {
  public:
-  Source(std::istream& in, std::string name) : in_(in), name_(std::move(name)) {}
+  explicit Source(std::istream& in) : in_(&in) {}
+  // The bytes [p, p + n) of a mapped file, from just after the header.
+  Source(const char* p, std::size_t n) : map_(p), map_size_(n) {}
   ~Source() { ZSTD_freeDCtx(dctx_); }
   void enable_zstd() {
     dctx_ = ZSTD_createDCtx();
-    zin_.resize(ZSTD_DStreamInSize());
+    if (in_) zin_.resize(ZSTD_DStreamInSize());
   }
-  bool compressed() const { return dctx_ != nullptr; }
+  // Plain mapped bytes: records can be decoded where they lie (view).
+  bool viewable() const { return map_ && !dctx_; }
 
   std::size_t read(char* p, std::size_t n) {
     if (!dctx_) {
-      in_.read(p, static_cast<std::streamsize>(n));
-      return static_cast<std::size_t>(in_.gcount());
+      if (map_) {
+        const std::size_t got = std::min(n, map_size_ - map_pos_);
+        std::memcpy(p, map_ + map_pos_, got);
+        map_pos_ += got;
+        return got;
+      }
+      in_->read(p, static_cast<std::streamsize>(n));
+      return static_cast<std::size_t>(in_->gcount());
     }
     ZSTD_outBuffer out{p, n, 0};
     while (out.pos < out.size) {
-      if (in_pos_ == in_size_) {
-        in_.read(zin_.data(), static_cast<std::streamsize>(zin_.size()));
-        in_size_ = static_cast<std::size_t>(in_.gcount());
-        in_pos_ = 0;
-        if (in_size_ == 0) break;
-      }
-      ZSTD_inBuffer zin{zin_.data(), in_size_, in_pos_};
+      if (in_pos_ == in_size_ && !refill()) break;
+      ZSTD_inBuffer zin{in_ptr_, in_size_, in_pos_};
       std::size_t r = ZSTD_decompressStream(dctx_, &out, &zin);
       in_pos_ = zin.pos;
       if (ZSTD_isError(r)) throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(r));
     }
     return out.pos;
+  }
+
+  // Up to n bytes where they lie in the mapping (viewable() only); `got`
+  // says how many there were.
+  const char* view(std::size_t n, std::size_t& got) {
+    got = std::min(n, map_size_ - map_pos_);
+    const char* p = map_ + map_pos_;
+    map_pos_ += got;
+    return p;
   }
 
   // True when no byte is left, compressed or not.
@@ -121,35 +199,62 @@ class Source {
   }
 
  private:
-  std::istream& in_;
-  std::string name_;
+  bool refill() {
+    if (map_) {  // the whole compressed rest of the mapping at once
+      if (map_pos_ == map_size_) return false;
+      in_ptr_ = map_ + map_pos_;
+      in_size_ = map_size_ - map_pos_;
+      map_pos_ = map_size_;
+    } else {
+      in_->read(zin_.data(), static_cast<std::streamsize>(zin_.size()));
+      in_ptr_ = zin_.data();
+      in_size_ = static_cast<std::size_t>(in_->gcount());
+      if (in_size_ == 0) return false;
+    }
+    in_pos_ = 0;
+    return true;
+  }
+
+  std::istream* in_ = nullptr;
+  const char* map_ = nullptr;
+  std::size_t map_size_ = 0, map_pos_ = 0;
   ZSTD_DCtx* dctx_ = nullptr;
   std::vector<char> zin_;
+  const char* in_ptr_ = nullptr;
   std::size_t in_pos_ = 0, in_size_ = 0;
 };
 
-std::ofstream open_out(const std::string& path) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) throw Error("cannot open " + path + " for writing: " + std::strerror(errno));
-  return f;
-}
 std::ifstream open_in(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error("cannot open " + path + ": " + std::strerror(errno));
   return f;
 }
 
+// Records packed but not yet written, for one gathered write: each keeps
+// its own vrefbuffer (its small pieces live there until the write), its
+// length prefix, and references to the tensors it points into.
+constexpr std::size_t kGatherBytes = 4 << 20;
+constexpr std::size_t kGatherRecords = 512;
+
+struct PendingRecord {
+  msgpack::vrefbuffer buf{64, 4096};  // payloads >= 64 bytes are referenced, not copied
+  char length[4];
+};
+
 }  // namespace
 
 // --- writer ----------------------------------------------------------------
 
 struct BinaryWriter::Impl {
-  std::ofstream file;  // used when we own the stream
-  std::ostream* out;
+  int fd = -1;  // the file we opened; -1 when writing to a caller's stream
+  std::ostream* out = nullptr;
   std::string name;
   std::unique_ptr<Sink> sink;
-  msgpack::vrefbuffer vbuf{64, 64 * 1024};  // payloads >= 64 bytes are referenced, not copied
+  std::vector<std::unique_ptr<PendingRecord>> pool;  // reused: no allocation per record once warm
+  std::size_t pending = 0, pending_bytes = 0;
   std::vector<at::Tensor> keepalive;
+  std::vector<iovec> pieces;
+  std::uint64_t offset = kHeaderSize;  // stream offset of the next record
   std::uint64_t count = 0;
   bool closed = false;
 
@@ -159,15 +264,65 @@ struct BinaryWriter::Impl {
     std::uint16_t version = kBinaryFormatVersion, flags = c == Compression::Zstd ? kFlagZstd : 0;
     std::memcpy(header + 8, &version, 2);
     std::memcpy(header + 10, &flags, 2);
-    out->write(header, kHeaderSize);
-    if (!*out) throw Error("cannot write " + name);
-    sink = std::make_unique<Sink>(*out, c, name);
+    sink = std::make_unique<Sink>(fd, out, c, name);
+    sink->put_raw(header, kHeaderSize);
+  }
+
+  // Packs `doc` as the next record, payloads aligned for its place in the file.
+  PendingRecord& pack(const Document& doc) {
+    if (closed) throw Error("write to " + name + " after close()");
+    if (pending == pool.size()) pool.push_back(std::make_unique<PendingRecord>());
+    PendingRecord& r = *pool[pending];
+    r.buf.clear();
+    const std::size_t kept = keepalive.size();
+    const std::uint64_t total = detail::pack_document(r.buf, doc, keepalive, offset + 4);
+    if (total > 0xFFFFFFFFu) {
+      keepalive.resize(kept);
+      throw Error("document '" + doc.id + "' encodes to " + std::to_string(total) +
+                  " bytes, over the 4 GiB record limit");
+    }
+    put_u32(r.length, static_cast<std::uint32_t>(total));
+    offset += 4 + total;
+    ++count;
+    return r;
+  }
+
+  // write(doc): copied into the sink's buffer now, so the caller may change
+  // the document's tensors as soon as write returns.
+  void write_copied(const Document& doc) {
+    PendingRecord& r = pack(doc);
+    sink->put(r.length, 4);
+    const iovec* iov = r.buf.vector();
+    for (std::size_t i = 0; i < r.buf.vector_size(); ++i) sink->put(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+    keepalive.clear();
+  }
+
+  // write(docs): payloads written by reference, in batches; the documents
+  // cannot change before write returns, and every batch is out by then.
+  void write_gathered(const Document& doc) {
+    PendingRecord& r = pack(doc);
+    ++pending;
+    pending_bytes += 4 + get_u32(r.length);
+    if (pending_bytes >= kGatherBytes || pending == kGatherRecords) flush_gathered();
+  }
+
+  void flush_gathered() {
+    pieces.clear();
+    for (std::size_t k = 0; k < pending; ++k) {
+      PendingRecord& r = *pool[k];
+      pieces.push_back({r.length, 4});
+      const iovec* iov = r.buf.vector();
+      pieces.insert(pieces.end(), iov, iov + r.buf.vector_size());
+    }
+    pending = pending_bytes = 0;
+    sink->put_gather(pieces);
+    keepalive.clear();
   }
 };
 
 BinaryWriter::BinaryWriter(const std::string& path, Compression c) : impl_(new Impl) {
-  impl_->file = open_out(path);
-  impl_->out = &impl_->file;
+  impl_->fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (impl_->fd < 0) throw Error("cannot open " + path + " for writing: " + std::strerror(errno));
   impl_->name = path;
   impl_->start(c);
 }
@@ -186,29 +341,21 @@ BinaryWriter::~BinaryWriter() {
       // A destructor cannot report; callers who care call close() themselves.
     }
   }
+  if (impl_ && impl_->fd >= 0) ::close(impl_->fd);
 }
 
-void BinaryWriter::write(const Document& doc) {
-  if (impl_->closed) throw Error("write to " + impl_->name + " after close()");
-  auto& im = *impl_;
-  im.vbuf.clear();
-  im.keepalive.clear();
-  detail::pack_document(im.vbuf, doc, im.keepalive);
-  const iovec* iov = im.vbuf.vector();
-  std::size_t n = im.vbuf.vector_size(), total = 0;
-  for (std::size_t i = 0; i < n; ++i) total += iov[i].iov_len;
-  if (total > 0xFFFFFFFFu)
-    throw Error("document '" + doc.id + "' encodes to " + std::to_string(total) +
-                " bytes, over the 4 GiB record limit");
-  char len[4];
-  put_u32(len, static_cast<std::uint32_t>(total));
-  im.sink->put(len, 4);
-  for (std::size_t i = 0; i < n; ++i) im.sink->put(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-  ++im.count;
-}
+void BinaryWriter::write(const Document& doc) { impl_->write_copied(doc); }
 
 void BinaryWriter::write(const DocumentArray& docs) {
-  for (const auto& d : docs) write(d);
+  try {
+    for (const auto& d : docs) impl_->write_gathered(d);
+    impl_->flush_gathered();
+  } catch (...) {
+    // The records packed so far still go out, before the error does: a
+    // document too large for a record loses only itself.
+    impl_->flush_gathered();
+    throw;
+  }
 }
 
 void BinaryWriter::close() {
@@ -219,9 +366,10 @@ void BinaryWriter::close() {
   put_u64(end + 4, impl_->count);
   impl_->sink->put(end, sizeof end);
   impl_->sink->finish();
-  if (impl_->file.is_open()) {
-    impl_->file.close();
-    if (!impl_->file) throw Error("cannot close " + impl_->name);
+  if (impl_->fd >= 0) {
+    const int fd = impl_->fd;
+    impl_->fd = -1;
+    if (::close(fd) != 0) throw Error("cannot close " + impl_->name + ": " + std::strerror(errno));
   }
 }
 
@@ -231,7 +379,9 @@ std::uint64_t BinaryWriter::count() const { return impl_->count; }
 
 struct BinaryReader::Impl {
   std::ifstream file;
-  std::istream* in;
+  std::istream* in = nullptr;
+  std::optional<detail::MappedFile> map;
+  detail::Arena arena;  // the mapping, for tensors that alias it
   std::string name;
   std::unique_ptr<Source> source;
   Compression compression = Compression::None;
@@ -249,8 +399,14 @@ struct BinaryReader::Impl {
 
   void start() {
     char header[kHeaderSize];
-    in->read(header, kHeaderSize);
-    std::size_t got = static_cast<std::size_t>(in->gcount());
+    std::size_t got;
+    if (map) {
+      got = std::min(kHeaderSize, map->size);
+      std::memcpy(header, map->data, got);
+    } else {
+      in->read(header, kHeaderSize);
+      got = static_cast<std::size_t>(in->gcount());
+    }
     if (got == 0) throw FormatError(name, -1, 0, "the file is empty: a docarray binary file starts with a 16-byte header");
     if (got < 8 || std::memcmp(header, kMagic, 8) != 0)
       throw FormatError(name, -1, 0, "not a docarray binary file (wrong magic; JSON Lines files end in .jsonl)");
@@ -259,12 +415,17 @@ struct BinaryReader::Impl {
     std::uint16_t flags;
     std::memcpy(&version, header + 8, 2);
     std::memcpy(&flags, header + 10, 2);
-    if (version != kBinaryFormatVersion)
+    if (version < 1 || version > kBinaryFormatVersion)
       throw FormatError(name, -1, 8,
-                        "format version " + std::to_string(version) + " is not supported (this docflow reads version " +
-                            std::to_string(kBinaryFormatVersion) + ")");
+                        "format version " + std::to_string(version) + " is not supported (this docflow reads versions 1 to " +
+                            std::to_string(kBinaryFormatVersion) + "; a newer docflow wrote it?)");
     if (flags & ~kFlagZstd) throw FormatError(name, -1, 10, "unknown flags " + std::to_string(flags));
-    source = std::make_unique<Source>(*in, name);
+    if (map) {
+      source = std::make_unique<Source>(map->data + kHeaderSize, map->size - kHeaderSize);
+      arena = detail::Arena{map->data, map->data + map->size, map->storage};
+    } else {
+      source = std::make_unique<Source>(*in);
+    }
     if (flags & kFlagZstd) {
       compression = Compression::Zstd;
       source->enable_zstd();
@@ -282,6 +443,38 @@ struct BinaryReader::Impl {
     if (got < n)
       fail(std::string("file is truncated: ") + what + " needs " + std::to_string(n) + " bytes, only " +
            std::to_string(got) + " left");
+  }
+
+  [[noreturn]] void truncated_record(std::uint32_t len, std::size_t have) {
+    fail("file is truncated: the record needs " + std::to_string(len) + " bytes, only " + std::to_string(have) +
+         " left");
+  }
+
+  // The record's `len` bytes: where they lie in a mapped file, or read into
+  // `buf`, which grows as bytes arrive so that a corrupt length cannot make
+  // us allocate gigabytes up front.
+  const char* record_bytes(std::uint32_t len) {
+    if (source->viewable()) {
+      std::size_t have;
+      const char* p = source->view(len, have);
+      if (have < len) truncated_record(len, have);
+      return p;
+    }
+    buf.clear();
+    std::size_t have = 0;
+    while (have < len) {
+      std::size_t step = std::min<std::size_t>(len - have, std::max<std::size_t>(have, kIoChunk));
+      buf.resize(have + step);
+      std::size_t got;
+      try {
+        got = source->read(buf.data() + have, step);
+      } catch (const std::runtime_error& e) {
+        fail(std::string("corrupt compressed data: ") + e.what());
+      }
+      have += got;
+      if (got < step) truncated_record(len, have);
+    }
+    return buf.data();
   }
 
   bool next(Document& doc) {
@@ -305,33 +498,20 @@ struct BinaryReader::Impl {
       done = true;
       return false;
     }
-    // Grow the buffer as bytes arrive, so that a corrupt length cannot make
-    // us allocate gigabytes up front.
-    buf.clear();
-    std::size_t have = 0;
-    while (have < len) {
-      std::size_t step = std::min<std::size_t>(len - have, std::max<std::size_t>(have, kIoChunk));
-      buf.resize(have + step);
-      std::size_t got;
-      try {
-        got = source->read(buf.data() + have, step);
-      } catch (const std::runtime_error& e) {
-        fail(std::string("corrupt compressed data: ") + e.what());
-      }
-      have += got;
-      if (got < step)
-        fail("file is truncated: the record needs " + std::to_string(len) + " bytes, only " +
-             std::to_string(have) + " left");
-    }
+    const char* bytes = record_bytes(len);
     try {
       std::size_t off = 0;
-      // Referencing bin payloads avoids a copy; they are copied once into tensors.
-      auto ref = [](msgpack::type::object_type t, std::size_t, void*) { return t == msgpack::type::BIN; };
+      // Strings and bin payloads are referenced where they lie, not copied
+      // into the zone: strings are copied once into the document, payloads
+      // once into tensors or, from a mapped file, not at all.
+      auto ref = [](msgpack::type::object_type t, std::size_t, void*) {
+        return t == msgpack::type::BIN || t == msgpack::type::STR;
+      };
       zone.clear();
-      msgpack::object obj = msgpack::unpack(zone, buf.data(), len, off, ref, nullptr, detail::record_limits(len));
+      msgpack::object obj = msgpack::unpack(zone, bytes, len, off, ref, nullptr, detail::record_limits(len));
       if (off != len)
         fail("corrupt record: " + std::to_string(len - off) + " bytes left after the document");
-      doc = detail::unpack_document(obj);
+      doc = detail::unpack_document(obj, 0, source->viewable() ? &arena : nullptr);
     } catch (const FormatError&) {
       throw;
     } catch (const Error& e) {
@@ -351,9 +531,12 @@ struct BinaryReader::Impl {
 };
 
 BinaryReader::BinaryReader(const std::string& path) : impl_(new Impl) {
-  impl_->file = open_in(path);
-  impl_->in = &impl_->file;
   impl_->name = path;
+  impl_->map = detail::map_file(path);
+  if (!impl_->map) {  // not a regular file (a pipe), or empty: read as a stream
+    impl_->file = open_in(path);
+    impl_->in = &impl_->file;
+  }
   impl_->start();
 }
 

@@ -111,13 +111,13 @@ struct TopK {
 template <typename T>
 void select_block(Metric m, const at::Tensor& sims, const at::Tensor& x, std::int64_t offset, T* best_key,
                   std::int64_t* best_idx, std::int64_t* best_size, std::int64_t want) {
-  const std::int64_t nq = sims.size(0), nb = sims.size(1), dim = x.size(1);
+  const std::int64_t nq = sims.size(0), nb = sims.size(1), dim = x.size(1), row_stride = x.stride(0);
   std::vector<T> scale(static_cast<std::size_t>(nb), T(1)), shift(static_cast<std::size_t>(nb), T(0));
   const T* xp = x.data_ptr<T>();
   if (m != Metric::Dot) {
     split_range(nb, 2048, [&](std::int64_t j0, std::int64_t j1) {
       for (std::int64_t j = j0; j < j1; ++j) {
-        const T* row = xp + j * dim;
+        const T* row = xp + j * row_stride;
         T sq = 0;
         for (std::int64_t d = 0; d < dim; ++d) sq += row[d] * row[d];
         if (m == Metric::Cosine) scale[j] = T(1) / std::max(std::sqrt(sq), T(1e-12));
@@ -214,6 +214,32 @@ void run(Metric metric, std::vector<Document*>& qdocs, const std::vector<const D
 
 namespace {
 
+// The index embeddings as one [n, dim] matrix without copying a row, where
+// they already lie that way: documents read from one mapped version-2 file,
+// each embedding aliasing the file at a constant distance from the previous
+// (records of one layout). BLAS takes the distance as the matrix's leading
+// dimension. Undefined when they do not.
+at::Tensor rows_in_place(const std::vector<const Document*>& docs, std::int64_t dim) {
+  if (docs.size() < 2) return {};
+  const at::Tensor& first = docs[0]->embedding;
+  if (!first.defined() || !first.device().is_cpu() || first.dim() != 1 || first.numel() != dim ||
+      (first.scalar_type() != at::kFloat && first.scalar_type() != at::kDouble) || !first.is_contiguous())
+    return {};
+  const auto* base = static_cast<const char*>(first.data_ptr());
+  const c10::StorageImpl* storage = first.storage().unsafeGetStorageImpl();
+  const std::ptrdiff_t step = static_cast<const char*>(docs[1]->embedding.defined() ? docs[1]->embedding.data_ptr() : nullptr) - base;
+  const auto element = static_cast<std::ptrdiff_t>(first.element_size());
+  if (step < dim * element || step % element != 0) return {};
+  for (std::size_t i = 1; i < docs.size(); ++i) {
+    const at::Tensor& e = docs[i]->embedding;
+    if (!e.defined() || e.storage().unsafeGetStorageImpl() != storage || e.scalar_type() != first.scalar_type() ||
+        e.dim() != 1 || e.numel() != dim || !e.is_contiguous() ||
+        static_cast<const char*>(e.data_ptr()) != base + static_cast<std::ptrdiff_t>(i) * step)
+      return {};
+  }
+  return first.as_strided({static_cast<std::int64_t>(docs.size()), dim}, {step / element, 1}, first.storage_offset());
+}
+
 void match_impl(DocumentArray& queries, const DocumentArray& index, const at::Tensor* stacked, const MatchOptions& opt) {
   const Metric metric = parse_metric(opt.metric);
   if (opt.limit == 0) throw Error("match: limit must be at least 1");
@@ -234,7 +260,7 @@ void match_impl(DocumentArray& queries, const DocumentArray& index, const at::Te
       throw Error(msg.str());
     }
     if (!x.defined() || x.dim() != 2 || x.size(0) != static_cast<std::int64_t>(xdocs.size()) || x.size(1) != first.numel() ||
-        !x.is_contiguous() || !x.device().is_cpu()) {
+        !x.is_contiguous() || !x.device().is_cpu()) {  // given by a caller: contiguous, as documented
       std::ostringstream msg;
       msg << "match: the stacked index embeddings are " << (x.defined() ? x.sizes() : at::IntArrayRef{})
           << ", expected a contiguous CPU [" << xdocs.size() << ", " << first.numel() << "] (one row per index document)";
@@ -243,12 +269,24 @@ void match_impl(DocumentArray& queries, const DocumentArray& index, const at::Te
   }
 
   at::NoGradGuard no_grad;
+  at::Tensor in_place;
+  if (stacked == nullptr && xdocs.front()->embedding.defined() &&
+      xdocs.front()->embedding.scalar_type() == (first.scalar_type() == at::kDouble ? at::kDouble : at::kFloat)) {
+    in_place = rows_in_place(xdocs, first.numel());
+    if (in_place.defined()) stacked = &in_place;
+  }
   // Double embeddings are matched in double, everything else in float32.
   if (first.scalar_type() == at::kDouble) run<double>(metric, qdocs, xdocs, opt, name, at::kDouble, first.numel(), stacked);
   else run<float>(metric, qdocs, xdocs, opt, name, at::kFloat, first.numel(), stacked);
 }
 
 }  // namespace
+
+at::Tensor embeddings_in_place(const DocumentArray& docs, const std::string& traversal) {
+  std::vector<const Document*> flat = docs.traverse_flat(traversal);
+  if (flat.empty() || !flat.front()->embedding.defined()) return {};
+  return rows_in_place(flat, flat.front()->embedding.numel());
+}
 
 void match(DocumentArray& queries, const DocumentArray& index, const MatchOptions& opt) {
   match_impl(queries, index, nullptr, opt);

@@ -4,6 +4,8 @@
 
 #include <cstring>
 #include <limits>
+#include <optional>
+#include <stdexcept>
 
 #include "docarray/dtype.hpp"
 #include "docarray/error.hpp"
@@ -16,12 +18,23 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 namespace docarray::detail {
 namespace {
 
-using Packer = msgpack::packer<msgpack::vrefbuffer>;
+// Where a record is packed: the caller's vrefbuffer, counting the bytes so
+// that a tensor payload can be padded to an aligned offset in the file.
+struct Out {
+  msgpack::vrefbuffer& buf;
+  std::optional<std::uint64_t> base;  // file offset of the record's first byte; none: no padding
+  std::uint64_t written = 0;
+  void write(const char* p, std::size_t n) {
+    buf.write(p, n);
+    written += n;
+  }
+};
+using Packer = msgpack::packer<Out>;
 
 // msgpack-c's pack_double() writes integral doubles as integers, which would
 // turn the tag 1.0 into 1; docarray keeps the type, so floats are always
 // written as msgpack float64 (0xcb + 8 big-endian bytes).
-void pack_float64(msgpack::vrefbuffer& buf, double d) {
+void pack_float64(Out& buf, double d) {
   std::uint64_t bits;
   std::memcpy(&bits, &d, 8);
   char out[9];
@@ -35,7 +48,7 @@ void pack_str(Packer& pk, const std::string& s) {
   pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
 }
 
-void pack_value(Packer& pk, msgpack::vrefbuffer& buf, const Value& v) {
+void pack_value(Packer& pk, Out& buf, const Value& v) {
   switch (v.type()) {
     case Value::Type::Null: pk.pack_nil(); break;
     case Value::Type::Bool: v.as_bool() ? pk.pack_true() : pk.pack_false(); break;
@@ -56,7 +69,7 @@ void pack_value(Packer& pk, msgpack::vrefbuffer& buf, const Value& v) {
   }
 }
 
-void pack_tensor(Packer& pk, const at::Tensor& t, std::vector<at::Tensor>& keepalive) {
+void pack_tensor(Packer& pk, Out& out, const at::Tensor& t, std::vector<at::Tensor>& keepalive) {
   // Each tensor op costs a dispatcher round trip (~1 us): skip them for the
   // common case of a CPU tensor that is already contiguous.
   at::Tensor c = t.device().is_cpu() && t.is_contiguous() ? t : t.detach().to(at::kCPU).contiguous();
@@ -64,19 +77,34 @@ void pack_tensor(Packer& pk, const at::Tensor& t, std::vector<at::Tensor>& keepa
   std::size_t nbytes = c.numel() * c.element_size();
   if (nbytes > std::numeric_limits<std::uint32_t>::max())
     throw Error("a tensor of " + std::to_string(nbytes) + " bytes exceeds the 4 GiB record limit");
-  pk.pack_map(3);
+  const bool padded = out.base && nbytes >= kAlignedPayloadMin;
+  pk.pack_map(padded ? 4 : 3);
   pack_str(pk, "dtype");
   pack_str(pk, dtype);
   pack_str(pk, "shape");
   pk.pack_array(static_cast<std::uint32_t>(c.dim()));
   for (auto s : c.sizes()) pk.pack_int64(s);
+  if (padded) {
+    // "pad" (4 bytes) + bin 8 header (2) + the padding + "data" (5) + the
+    // payload's bin header: choose the padding that puts the payload on a
+    // kPayloadAlignment boundary of the file, so a reader can alias it.
+    const std::uint64_t bin_header = nbytes < 256 ? 2 : nbytes < 65536 ? 3 : 5;
+    const std::uint64_t unpadded = *out.base + out.written + 4 + 2 + 5 + bin_header;
+    const auto pad = static_cast<std::uint32_t>((kPayloadAlignment - unpadded % kPayloadAlignment) % kPayloadAlignment);
+    static constexpr char zeros[kPayloadAlignment] = {};
+    pack_str(pk, "pad");
+    pk.pack_bin(pad);
+    pk.pack_bin_body(zeros, pad);
+  }
   pack_str(pk, "data");
   pk.pack_bin(static_cast<std::uint32_t>(nbytes));
+  if (padded && (*out.base + out.written) % kPayloadAlignment != 0)
+    throw std::logic_error("docarray: a tensor payload missed its alignment");  // the arithmetic above is wrong
   pk.pack_bin_body(static_cast<const char*>(c.data_ptr()), static_cast<std::uint32_t>(nbytes));
   keepalive.push_back(std::move(c));
 }
 
-void pack_scores(Packer& pk, msgpack::vrefbuffer& buf, const Scores& scores) {
+void pack_scores(Packer& pk, Out& buf, const Scores& scores) {
   pk.pack_map(static_cast<std::uint32_t>(scores.size()));
   for (const auto& [name, s] : scores) {
     pack_str(pk, name);
@@ -173,7 +201,18 @@ Value get_value(const msgpack::object& o, const std::string& field, std::uint32_
   }
 }
 
-at::Tensor get_tensor(const msgpack::object& o, const std::string& field) {
+// A tensor over `bytes` inside the arena's storage: no allocation of its
+// data, no copy; the storage (the mapped file) lives as long as the tensor.
+at::Tensor alias_tensor(const Arena& arena, const char* bytes, c10::ScalarType type,
+                        const std::vector<std::int64_t>& sizes) {
+  auto impl = c10::make_intrusive<c10::TensorImpl>(c10::Storage(arena.storage), c10::DispatchKeySet(c10::DispatchKey::CPU),
+                                                   caffe2::TypeMeta::fromScalarType(type));
+  impl->set_storage_offset(static_cast<std::int64_t>(bytes - arena.begin) / static_cast<std::int64_t>(c10::elementSize(type)));
+  impl->set_sizes_contiguous(sizes);
+  return at::Tensor(std::move(impl));
+}
+
+at::Tensor get_tensor(const msgpack::object& o, const std::string& field, const Arena* arena) {
   expect(o, msgpack::type::MAP, field, "a map {dtype, shape, data}");
   const msgpack::object *dtype = nullptr, *shape = nullptr, *data = nullptr;
   for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
@@ -182,6 +221,7 @@ at::Tensor get_tensor(const msgpack::object& o, const std::string& field) {
     if (key == "dtype") dtype = val;
     else if (key == "shape") shape = val;
     else if (key == "data") data = val;
+    else if (key == "pad") expect(*val, msgpack::type::BIN, field + ".pad", "binary");  // alignment only
     else bad(field, "unknown key '" + key + "'");
   }
   if (!dtype || !shape || !data) bad(field, "a tensor needs dtype, shape and data");
@@ -207,8 +247,13 @@ at::Tensor get_tensor(const msgpack::object& o, const std::string& field) {
   if (data->via.bin.size != nbytes)
     bad(field + ".data", "holds " + std::to_string(data->via.bin.size) + " bytes, shape and dtype need " +
                              std::to_string(nbytes));
+  const char* bytes = data->via.bin.ptr;
+  const std::size_t element = c10::elementSize(type);
+  if (arena && nbytes > 0 && bytes >= arena->begin && bytes + nbytes <= arena->end &&
+      (bytes - arena->begin) % element == 0)
+    return alias_tensor(*arena, bytes, type, sizes);
   at::Tensor t = at::empty(sizes, at::TensorOptions().dtype(type));
-  if (nbytes) std::memcpy(t.data_ptr(), data->via.bin.ptr, nbytes);
+  if (nbytes) std::memcpy(t.data_ptr(), bytes, nbytes);
   return t;
 }
 
@@ -235,13 +280,13 @@ Scores get_scores(const msgpack::object& o, const std::string& field) {
   return scores;
 }
 
-DocumentArray get_docs(const msgpack::object& o, const std::string& field, std::uint32_t depth) {
+DocumentArray get_docs(const msgpack::object& o, const std::string& field, std::uint32_t depth, const Arena* arena) {
   expect(o, msgpack::type::ARRAY, field, "an array");
   DocumentArray docs;
   docs.reserve(o.via.array.size);
   for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
     try {
-      docs.append(unpack_document(o.via.array.ptr[i], depth));
+      docs.append(unpack_document(o.via.array.ptr[i], depth, arena));
     } catch (const Error& e) {
       throw Error(field + "[" + std::to_string(i) + "]: " + e.what());
     }
@@ -249,9 +294,8 @@ DocumentArray get_docs(const msgpack::object& o, const std::string& field, std::
   return docs;
 }
 
-}  // namespace
 
-void pack_document(msgpack::vrefbuffer& buf, const Document& d, std::vector<at::Tensor>& keepalive) {
+void pack_document(Out& buf, const Document& d, std::vector<at::Tensor>& keepalive) {
   Packer pk(buf);
   std::uint32_t n = 1;  // id
   n += !d.parent_id.empty() + (d.granularity != 0) + (d.adjacency != 0) + !d.text.empty() +
@@ -277,8 +321,8 @@ void pack_document(msgpack::vrefbuffer& buf, const Document& d, std::vector<at::
     pk.pack_bin(static_cast<std::uint32_t>(d.blob.size()));
     pk.pack_bin_body(d.blob.data(), static_cast<std::uint32_t>(d.blob.size()));
   }
-  if (d.tensor.defined()) { pack_str(pk, "tensor"); pack_tensor(pk, d.tensor, keepalive); }
-  if (d.embedding.defined()) { pack_str(pk, "embedding"); pack_tensor(pk, d.embedding, keepalive); }
+  if (d.tensor.defined()) { pack_str(pk, "tensor"); pack_tensor(pk, buf, d.tensor, keepalive); }
+  if (d.embedding.defined()) { pack_str(pk, "embedding"); pack_tensor(pk, buf, d.embedding, keepalive); }
   str_field("modality", d.modality);
   if (d.weight != 0.0) { pack_str(pk, "weight"); pack_float64(buf, d.weight); }
   if (!d.tags.is_null()) { pack_str(pk, "tags"); pack_value(pk, buf, d.tags); }
@@ -292,9 +336,19 @@ void pack_document(msgpack::vrefbuffer& buf, const Document& d, std::vector<at::
   }
 }
 
+}  // namespace
+
+std::uint64_t pack_document(msgpack::vrefbuffer& buf, const Document& doc, std::vector<at::Tensor>& keepalive,
+                            std::optional<std::uint64_t> aligned_at) {
+  Out out{buf, aligned_at};
+  pack_document(out, doc, keepalive);
+  return out.written;
+}
+
 void pack_tag_value(msgpack::vrefbuffer& buf, const Value& v) {
-  Packer pk(buf);
-  pack_value(pk, buf, v);
+  Out out{buf, std::nullopt};
+  Packer pk(out);
+  pack_value(pk, out, v);
 }
 
 Value unpack_tag_value(const msgpack::object& o, const std::string& field, std::uint32_t depth) {
@@ -307,7 +361,7 @@ msgpack::unpack_limit record_limits(std::size_t len) {
   return msgpack::unpack_limit(len, len / 2 + 1, len, len, len, depth);
 }
 
-Document unpack_document(const msgpack::object& o, std::uint32_t depth) {
+Document unpack_document(const msgpack::object& o, std::uint32_t depth, const Arena* arena) {
   check_depth(depth, "document", "documents (chunks, matches)");
   expect(o, msgpack::type::MAP, "document", "a map");
   Document d{std::string()};
@@ -326,8 +380,8 @@ Document unpack_document(const msgpack::object& o, std::uint32_t depth) {
       expect(v, msgpack::type::BIN, key, "binary");
       d.blob.assign(v.via.bin.ptr, v.via.bin.size);
     }
-    else if (key == "tensor") d.tensor = get_tensor(v, key);
-    else if (key == "embedding") d.embedding = get_tensor(v, key);
+    else if (key == "tensor") d.tensor = get_tensor(v, key, arena);
+    else if (key == "embedding") d.embedding = get_tensor(v, key, arena);
     else if (key == "modality") d.modality = get_str(v, key);
     else if (key == "weight") d.weight = get_double(v, key);
     else if (key == "tags") {
@@ -336,8 +390,8 @@ Document unpack_document(const msgpack::object& o, std::uint32_t depth) {
     }
     else if (key == "scores") d.scores = get_scores(v, key);
     else if (key == "evaluations") d.evaluations = get_scores(v, key);
-    else if (key == "chunks") d.chunks = get_docs(v, key, depth + 1);
-    else if (key == "matches") d.matches = get_docs(v, key, depth + 1);
+    else if (key == "chunks") d.chunks = get_docs(v, key, depth + 1, arena);
+    else if (key == "matches") d.matches = get_docs(v, key, depth + 1, arena);
     else bad(key, "unknown field (written by a newer docflow?)");
   }
   if (!has_id) bad("id", "missing");

@@ -109,11 +109,14 @@ BOOST_AUTO_TEST_CASE(wrong_magic_and_version) {
   BOOST_TEST(contains(e.what(), "mem.docs: header"));
   BOOST_TEST(contains(e.what(), "wrong magic"));
 
-  std::string v2 = good;
-  v2[8] = 2;
-  e = read_error(v2);
-  BOOST_TEST(e.offset() == 8u);
-  BOOST_TEST(contains(e.what(), "format version 2 is not supported"));
+  for (char newer : {'\x03', '\x00'}) {
+    std::string other = good;
+    other[8] = newer;
+    e = read_error(other);
+    BOOST_TEST(e.offset() == 8u);
+    BOOST_TEST(contains(e.what(), "format version " + std::to_string(newer) + " is not supported"));
+    BOOST_TEST(contains(e.what(), "reads versions 1 to 2"));
+  }
 
   e = read_error(good.substr(0, 12));
   BOOST_TEST(contains(e.what(), "truncated header"));

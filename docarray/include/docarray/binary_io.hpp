@@ -8,8 +8,25 @@
 //   end     : u32 0              | u64 number of records
 //
 // All integers little-endian. With zstd, everything after the header is one
-// zstd stream. Writing and reading are streaming: memory stays bounded by the
-// largest document, whatever the file's size.
+// zstd stream.
+//
+// Version 2 (written since 2026-12) aligns tensor payloads: a tensor of 64
+// bytes or more carries a "pad" bin before its "data" so that the payload
+// starts on a multiple of 64 bytes of the (decompressed) stream. Version-1
+// files (no padding) are read as before.
+//
+// Reading a file by path maps it: tensors then alias the mapped bytes (zero
+// copy, copy-on-write if changed in place) and keep the mapping alive for as
+// long as any of them lives; nothing is allocated per tensor. Records are
+// still checked one by one, with the same errors as a stream. Like any
+// mapped file (numpy.memmap), it must not be truncated by another process
+// while documents read from it live. Compressed files and streams copy each
+// payload once into its tensor; memory stays bounded by the largest
+// document, whatever the file's size.
+//
+// Writing an array (write(docs), save_binary) hands the tensors' own memory
+// to writev in batches of a few MiB: no staging copy. write(doc) copies what
+// it writes at once, so the caller may change the document right after.
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
@@ -21,7 +38,7 @@ namespace docarray {
 
 enum class Compression { None, Zstd };
 
-constexpr std::uint16_t kBinaryFormatVersion = 1;
+constexpr std::uint16_t kBinaryFormatVersion = 2;  // written; versions 1 and 2 are read
 
 class BinaryWriter {
  public:

@@ -36,4 +36,12 @@ void match(DocumentArray& queries, const DocumentArray& index, const MatchOption
 void match(DocumentArray& queries, const DocumentArray& index, const at::Tensor& index_embeddings,
            const MatchOptions& options = {});
 
+// The embeddings of docs.traverse_flat(traversal) as one [n, dim] matrix
+// over their own memory, with no row copied, where they lie that way:
+// documents read from one mapped binary file whose records share a layout
+// (one embedding per document, as an index writes them). Rows are
+// contiguous, the row distance is the record's size (stride(0) >= dim).
+// Undefined otherwise. match() uses it by itself when no matrix is given.
+at::Tensor embeddings_in_place(const DocumentArray& docs, const std::string& traversal = "@r");
+
 }  // namespace docarray
