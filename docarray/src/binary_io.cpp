@@ -1,6 +1,7 @@
 #include "docarray/binary_io.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -97,18 +98,28 @@ class Sink {
     flush_buffer();
     if (out_) {
       out_->flush();
-      if (!*out_) throw Error("cannot write " + name_ + ": flush failed (disk full?)");
+      if (!*out_) {
+        failed_ = true;
+        throw Error("cannot write " + name_ + ": flush failed (disk full?)");
+      }
     }
   }
 
+  // An I/O error happened: what was written is incomplete.
+  bool failed() const { return failed_; }
+
  private:
   [[noreturn]] void fail_errno() {
+    failed_ = true;
     throw Error("cannot write " + name_ + ": " + std::strerror(errno));
   }
   void raw_write(const char* p, std::size_t n) {
     if (out_) {
       out_->write(p, static_cast<std::streamsize>(n));
-      if (!*out_) throw Error("cannot write " + name_ + " (disk full?)");
+      if (!*out_) {
+        failed_ = true;
+        throw Error("cannot write " + name_ + " (disk full?)");
+      }
       return;
     }
     while (n > 0) {
@@ -130,7 +141,10 @@ class Sink {
     for (;;) {
       ZSTD_outBuffer out{zbuf_.data(), zbuf_.size(), 0};
       std::size_t left = ZSTD_compressStream2(cctx_, &out, &in, mode);
-      if (ZSTD_isError(left)) throw Error("zstd compression of " + name_ + " failed: " + ZSTD_getErrorName(left));
+      if (ZSTD_isError(left)) {
+        failed_ = true;
+        throw Error("zstd compression of " + name_ + " failed: " + ZSTD_getErrorName(left));
+      }
       raw_write(zbuf_.data(), out.pos);
       bool done = mode == ZSTD_e_end ? left == 0 : in.pos == in.size;
       if (done) break;
@@ -138,6 +152,7 @@ class Sink {
   }
 
   int fd_;
+  bool failed_ = false;
   std::ostream* out_;
   std::string name_;
   std::vector<char> buf_;
@@ -247,6 +262,12 @@ struct PendingRecord {
 
 struct BinaryWriter::Impl {
   int fd = -1;  // the file we opened; -1 when writing to a caller's stream
+  // A regular file is written beside its path and renamed over it at close:
+  // documents read from the old file alias its mapped bytes, and truncating
+  // it under them (load, change, save back to the same path) would fault.
+  // The old file lives on, unlinked, for as long as they do.
+  std::string partial;
+  bool failed = false;  // an I/O error: the partial file is dropped, the old one kept
   std::ostream* out = nullptr;
   std::string name;
   std::unique_ptr<Sink> sink;
@@ -321,10 +342,24 @@ struct BinaryWriter::Impl {
 };
 
 BinaryWriter::BinaryWriter(const std::string& path, Compression c) : impl_(new Impl) {
-  impl_->fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (impl_->fd < 0) throw Error("cannot open " + path + " for writing: " + std::strerror(errno));
+  struct stat st {};
+  const bool exists = ::stat(path.c_str(), &st) == 0;
+  if (!exists || S_ISREG(st.st_mode)) {
+    impl_->partial = path + ".partial-" + std::to_string(::getpid());
+    impl_->fd = ::open(impl_->partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (impl_->fd < 0) throw Error("cannot open " + path + " for writing: cannot create " + impl_->partial + ": " + std::strerror(errno));
+    if (exists) ::fchmod(impl_->fd, st.st_mode & 07777);  // the replaced file's permissions
+  } else {  // a device or a pipe (/dev/stdout): written where it is
+    impl_->fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (impl_->fd < 0) throw Error("cannot open " + path + " for writing: " + std::strerror(errno));
+  }
   impl_->name = path;
-  impl_->start(c);
+  try {
+    impl_->start(c);
+  } catch (...) {
+    impl_->failed = true;
+    throw;
+  }
 }
 
 BinaryWriter::BinaryWriter(std::ostream& out, Compression c, std::string name) : impl_(new Impl) {
@@ -334,7 +369,7 @@ BinaryWriter::BinaryWriter(std::ostream& out, Compression c, std::string name) :
 }
 
 BinaryWriter::~BinaryWriter() {
-  if (impl_ && !impl_->closed) {
+  if (impl_ && !impl_->closed && !impl_->failed) {
     try {
       close();
     } catch (...) {
@@ -342,17 +377,29 @@ BinaryWriter::~BinaryWriter() {
     }
   }
   if (impl_ && impl_->fd >= 0) ::close(impl_->fd);
+  if (impl_ && !impl_->partial.empty() && (impl_->failed || !impl_->closed)) ::unlink(impl_->partial.c_str());
 }
 
-void BinaryWriter::write(const Document& doc) { impl_->write_copied(doc); }
+void BinaryWriter::write(const Document& doc) {
+  try {
+    impl_->write_copied(doc);
+  } catch (...) {
+    if (impl_->sink->failed()) impl_->failed = true;  // else refused before a byte was written
+    throw;
+  }
+}
 
 void BinaryWriter::write(const DocumentArray& docs) {
   try {
     for (const auto& d : docs) impl_->write_gathered(d);
     impl_->flush_gathered();
   } catch (...) {
-    // The records packed so far still go out, before the error does: a
-    // document too large for a record loses only itself.
+    if (impl_->sink->failed()) {
+      impl_->failed = true;
+      throw;
+    }
+    // A document refused (over the record limit) loses only itself: the
+    // records packed before it still go out, before the error does.
     impl_->flush_gathered();
     throw;
   }
@@ -360,16 +407,24 @@ void BinaryWriter::write(const DocumentArray& docs) {
 
 void BinaryWriter::close() {
   if (impl_->closed) return;
+  if (impl_->failed) throw Error("cannot close " + impl_->name + ": an earlier write failed; the file was not replaced");
   impl_->closed = true;
-  char end[12];
-  put_u32(end, 0);
-  put_u64(end + 4, impl_->count);
-  impl_->sink->put(end, sizeof end);
-  impl_->sink->finish();
-  if (impl_->fd >= 0) {
-    const int fd = impl_->fd;
-    impl_->fd = -1;
-    if (::close(fd) != 0) throw Error("cannot close " + impl_->name + ": " + std::strerror(errno));
+  try {
+    char end[12];
+    put_u32(end, 0);
+    put_u64(end + 4, impl_->count);
+    impl_->sink->put(end, sizeof end);
+    impl_->sink->finish();
+    if (impl_->fd >= 0) {
+      const int fd = impl_->fd;
+      impl_->fd = -1;
+      if (::close(fd) != 0) throw Error("cannot close " + impl_->name + ": " + std::strerror(errno));
+    }
+    if (!impl_->partial.empty() && ::rename(impl_->partial.c_str(), impl_->name.c_str()) != 0)
+      throw Error("cannot replace " + impl_->name + " with " + impl_->partial + ": " + std::strerror(errno));
+  } catch (...) {
+    impl_->failed = true;
+    throw;
   }
 }
 
@@ -478,6 +533,26 @@ struct BinaryReader::Impl {
   }
 
   bool next(Document& doc) {
+    return next_record([&](const msgpack::object& obj, const detail::Arena* a) { doc = detail::unpack_document(obj, 0, a); });
+  }
+
+  // Decodes into a slot constructed in place at the array's end: no move of
+  // a 584-byte Document per record.
+  bool append_next(DocumentArray& out) {
+    return next_record([&](const msgpack::object& obj, const detail::Arena* a) {
+      std::vector<Document>& docs = out.raw();
+      docs.emplace_back(std::string());
+      try {
+        detail::unpack_document_into(obj, docs.back(), 0, a);
+      } catch (...) {
+        docs.pop_back();
+        throw;
+      }
+    });
+  }
+
+  template <typename Decode>
+  bool next_record(const Decode& decode) {
     if (done) return false;
     char len_bytes[4];
     read_exact(len_bytes, 4, "a record length");
@@ -511,7 +586,7 @@ struct BinaryReader::Impl {
       msgpack::object obj = msgpack::unpack(zone, bytes, len, off, ref, nullptr, detail::record_limits(len));
       if (off != len)
         fail("corrupt record: " + std::to_string(len - off) + " bytes left after the document");
-      doc = detail::unpack_document(obj, 0, source->viewable() ? &arena : nullptr);
+      decode(obj, source->viewable() ? &arena : nullptr);
     } catch (const FormatError&) {
       throw;
     } catch (const Error& e) {
@@ -548,8 +623,18 @@ BinaryReader::BinaryReader(std::istream& in, std::string name) : impl_(new Impl)
 
 BinaryReader::~BinaryReader() = default;
 bool BinaryReader::next(Document& doc) { return impl_->next(doc); }
+bool BinaryReader::append_next(DocumentArray& docs) { return impl_->append_next(docs); }
 Compression BinaryReader::compression() const { return impl_->compression; }
 std::uint16_t BinaryReader::version() const { return impl_->version; }
+
+std::optional<std::uint64_t> BinaryReader::count_hint() const {
+  const auto& map = impl_->map;
+  if (!map || impl_->compression != Compression::None || map->size < kHeaderSize + 12) return std::nullopt;
+  if (get_u32(map->data + map->size - 12) != 0) return std::nullopt;  // damaged: the records will say how
+  // A record takes at least 5 bytes (length and a one-byte map): a hostile
+  // count cannot make anyone reserve more than the file could hold.
+  return std::min<std::uint64_t>(get_u64(map->data + map->size - 8), (map->size - kHeaderSize) / 5);
+}
 
 void save_binary(const DocumentArray& docs, const std::string& path, Compression compression) {
   BinaryWriter w(path, compression);
@@ -560,8 +645,9 @@ void save_binary(const DocumentArray& docs, const std::string& path, Compression
 DocumentArray load_binary(const std::string& path) {
   BinaryReader r(path);
   DocumentArray out;
-  Document d{std::string()};
-  while (r.next(d)) out.append(std::move(d));
+  if (auto n = r.count_hint()) out.reserve(*n);  // no regrowth: each move of a Document is 584 bytes
+  while (r.append_next(out)) {
+  }
   return out;
 }
 

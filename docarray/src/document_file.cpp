@@ -43,6 +43,14 @@ DocumentFileReader::DocumentFileReader(const std::string& path) {
 
 bool DocumentFileReader::next(Document& doc) { return binary_ ? binary_->next(doc) : jsonl_->next(doc); }
 
+bool DocumentFileReader::append_next(DocumentArray& docs) {
+  if (binary_) return binary_->append_next(docs);
+  Document d{std::string()};
+  if (!jsonl_->next(d)) return false;
+  docs.append(std::move(d));
+  return true;
+}
+
 DocumentFileWriter::DocumentFileWriter(const std::string& path, Compression compression) {
   if (format_for_path(path) == FileFormat::Jsonl) {
     if (compression != Compression::None)
@@ -54,19 +62,21 @@ DocumentFileWriter::DocumentFileWriter(const std::string& path, Compression comp
 }
 
 void DocumentFileWriter::write(const Document& doc) { binary_ ? binary_->write(doc) : jsonl_->write(doc); }
+void DocumentFileWriter::write(const DocumentArray& docs) { binary_ ? binary_->write(docs) : jsonl_->write(docs); }
 void DocumentFileWriter::close() { binary_ ? binary_->close() : jsonl_->close(); }
 
 DocumentArray load_documents(const std::string& path) {
   DocumentFileReader r(path);
   DocumentArray out;
-  Document d{std::string()};
-  while (r.next(d)) out.append(std::move(d));
+  if (auto n = r.count_hint()) out.reserve(*n);
+  while (r.append_next(out)) {
+  }
   return out;
 }
 
 void save_documents(const DocumentArray& docs, const std::string& path, Compression compression) {
   DocumentFileWriter w(path, compression);
-  for (const auto& d : docs) w.write(d);
+  w.write(docs);
   w.close();
 }
 

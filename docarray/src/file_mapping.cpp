@@ -35,13 +35,25 @@ std::optional<MappedFile> map_file(const std::string& path) {
     return std::nullopt;
   }
   const auto length = static_cast<std::size_t>(st.st_size);
-  // PROT_WRITE with MAP_PRIVATE: pages are copied on the first write, so a
-  // caller normalising an embedding in place gets its own page, as it would
-  // with a tensor it had allocated.
-  void* address = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  // Every page is read (each record's header lies on it): map them all in
+  // one call instead of one page fault per 4 KiB (a quarter of a 100k
+  // document read, measured). Populated read-only: populating a writable
+  // private mapping would copy every page. Very large files are left to
+  // fault page by page, as they are read, rather than read whole up front.
+  constexpr std::size_t kPopulateUpTo = std::size_t{4} << 30;
+  const int populate = length <= kPopulateUpTo ? MAP_POPULATE : 0;
+  void* address = ::mmap(nullptr, length, PROT_READ, MAP_PRIVATE | populate, fd, 0);
   const int map_errno = errno;
   ::close(fd);  // the mapping keeps the file's pages
   if (address == MAP_FAILED) throw Error("cannot map " + path + ": " + std::strerror(map_errno));
+  // Writable, copy-on-write: a caller normalising an embedding in place gets
+  // its own page, as it would with a tensor it had allocated; the file and
+  // other documents are untouched.
+  if (::mprotect(address, length, PROT_READ | PROT_WRITE) != 0) {
+    const int e = errno;
+    ::munmap(address, length);
+    throw Error("cannot map " + path + " copy-on-write: " + std::strerror(e));
+  }
   MappedFile out;
   out.data = static_cast<const char*>(address);
   out.size = length;

@@ -6,6 +6,9 @@
 #include <limits>
 #include <optional>
 #include <stdexcept>
+#include <string_view>
+
+#include <c10/util/SmallVector.h>
 
 #include "docarray/dtype.hpp"
 #include "docarray/error.hpp"
@@ -120,8 +123,8 @@ void pack_scores(Packer& pk, Out& buf, const Scores& scores) {
 
 // --- decoding -------------------------------------------------------------
 
-[[noreturn]] void bad(const std::string& field, const std::string& what) {
-  throw Error("field '" + field + "': " + what);
+[[noreturn]] void bad(std::string_view field, const std::string& what) {
+  throw Error("field '" + std::string(field) + "': " + what);
 }
 
 const char* kind(const msgpack::object& o) {
@@ -140,12 +143,12 @@ const char* kind(const msgpack::object& o) {
   }
 }
 
-void expect(const msgpack::object& o, msgpack::type::object_type t, const std::string& field,
+void expect(const msgpack::object& o, msgpack::type::object_type t, std::string_view field,
             const char* wanted) {
   if (o.type != t) bad(field, std::string("expected ") + wanted + ", found " + kind(o));
 }
 
-std::string get_str(const msgpack::object& o, const std::string& field) {
+std::string get_str(const msgpack::object& o, std::string_view field) {
   expect(o, msgpack::type::STR, field, "a string");
   std::string_view s(o.via.str.ptr, o.via.str.size);
   // Strings are UTF-8 as in DocArray's protobuf; a broken byte would surface
@@ -156,7 +159,7 @@ std::string get_str(const msgpack::object& o, const std::string& field) {
   return std::string(s);
 }
 
-std::int64_t get_int(const msgpack::object& o, const std::string& field) {
+std::int64_t get_int(const msgpack::object& o, std::string_view field) {
   if (o.type == msgpack::type::NEGATIVE_INTEGER) return o.via.i64;
   expect(o, msgpack::type::POSITIVE_INTEGER, field, "an integer");
   if (o.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
@@ -164,7 +167,7 @@ std::int64_t get_int(const msgpack::object& o, const std::string& field) {
   return static_cast<std::int64_t>(o.via.u64);
 }
 
-double get_double(const msgpack::object& o, const std::string& field) {
+double get_double(const msgpack::object& o, std::string_view field) {
   if (o.type == msgpack::type::FLOAT32 || o.type == msgpack::type::FLOAT64) return o.via.f64;
   if (o.type == msgpack::type::POSITIVE_INTEGER || o.type == msgpack::type::NEGATIVE_INTEGER)
     return static_cast<double>(get_int(o, field));
@@ -203,8 +206,7 @@ Value get_value(const msgpack::object& o, const std::string& field, std::uint32_
 
 // A tensor over `bytes` inside the arena's storage: no allocation of its
 // data, no copy; the storage (the mapped file) lives as long as the tensor.
-at::Tensor alias_tensor(const Arena& arena, const char* bytes, c10::ScalarType type,
-                        const std::vector<std::int64_t>& sizes) {
+at::Tensor alias_tensor(const Arena& arena, const char* bytes, c10::ScalarType type, c10::IntArrayRef sizes) {
   auto impl = c10::make_intrusive<c10::TensorImpl>(c10::Storage(arena.storage), c10::DispatchKeySet(c10::DispatchKey::CPU),
                                                    caffe2::TypeMeta::fromScalarType(type));
   impl->set_storage_offset(static_cast<std::int64_t>(bytes - arena.begin) / static_cast<std::int64_t>(c10::elementSize(type)));
@@ -212,41 +214,52 @@ at::Tensor alias_tensor(const Arena& arena, const char* bytes, c10::ScalarType t
   return at::Tensor(std::move(impl));
 }
 
+// A map key, as a view: the known keys need no copy and no UTF-8 check
+// (an unknown one is quoted in the error through get_str, which checks).
+std::string_view key_of(const msgpack::object& k, std::string_view where) {
+  expect(k, msgpack::type::STR, where, "a string");
+  return std::string_view(k.via.str.ptr, k.via.str.size);
+}
+
 at::Tensor get_tensor(const msgpack::object& o, const std::string& field, const Arena* arena) {
   expect(o, msgpack::type::MAP, field, "a map {dtype, shape, data}");
   const msgpack::object *dtype = nullptr, *shape = nullptr, *data = nullptr;
+  auto sub = [&](const char* part) { return field + part; };  // names built on the error paths only
   for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
-    std::string key = get_str(o.via.map.ptr[i].key, field + " key");
+    const std::string_view key = key_of(o.via.map.ptr[i].key, sub(" key"));
     const msgpack::object* val = &o.via.map.ptr[i].val;
     if (key == "dtype") dtype = val;
     else if (key == "shape") shape = val;
     else if (key == "data") data = val;
-    else if (key == "pad") expect(*val, msgpack::type::BIN, field + ".pad", "binary");  // alignment only
-    else bad(field, "unknown key '" + key + "'");
+    else if (key == "pad") expect(*val, msgpack::type::BIN, sub(".pad"), "binary");  // alignment only
+    else bad(field, "unknown key '" + get_str(o.via.map.ptr[i].key, sub(" key")) + "'");
   }
   if (!dtype || !shape || !data) bad(field, "a tensor needs dtype, shape and data");
   c10::ScalarType type;
   try {
-    type = dtype_from_name(get_str(*dtype, field + ".dtype"));
+    type = dtype_from_name(get_str(*dtype, sub(".dtype")));
   } catch (const Error& e) {
-    bad(field + ".dtype", e.what());
+    bad(sub(".dtype"), e.what());
   }
-  expect(*shape, msgpack::type::ARRAY, field + ".shape", "an array");
-  std::vector<std::int64_t> sizes;
+  expect(*shape, msgpack::type::ARRAY, sub(".shape"), "an array");
+  c10::SmallVector<std::int64_t, 6> sizes;
   std::uint64_t numel = 1;
   for (std::uint32_t i = 0; i < shape->via.array.size; ++i) {
-    std::int64_t s = get_int(shape->via.array.ptr[i], field + ".shape");
-    if (s < 0) bad(field + ".shape", "negative dimension " + std::to_string(s));
+    const msgpack::object& dim = shape->via.array.ptr[i];
+    const std::int64_t s = dim.type == msgpack::type::POSITIVE_INTEGER && dim.via.u64 <= std::uint64_t{1} << 62
+                               ? static_cast<std::int64_t>(dim.via.u64)
+                               : get_int(dim, sub(".shape"));
+    if (s < 0) bad(sub(".shape"), "negative dimension " + std::to_string(s));
     sizes.push_back(s);
     if (__builtin_mul_overflow(numel, static_cast<std::uint64_t>(s), &numel) || numel > limits().tensor_elements)
-      bad(field + ".shape", "has more elements than " + limit_hint("tensor_elements"));
+      bad(sub(".shape"), "has more elements than " + limit_hint("tensor_elements"));
   }
-  expect(*data, msgpack::type::BIN, field + ".data", "binary");
+  expect(*data, msgpack::type::BIN, sub(".data"), "binary");
   // Checked against the bytes present before anything is allocated.
   const std::uint64_t nbytes = numel * c10::elementSize(type);
   if (data->via.bin.size != nbytes)
-    bad(field + ".data", "holds " + std::to_string(data->via.bin.size) + " bytes, shape and dtype need " +
-                             std::to_string(nbytes));
+    bad(sub(".data"), "holds " + std::to_string(data->via.bin.size) + " bytes, shape and dtype need " +
+                          std::to_string(nbytes));
   const char* bytes = data->via.bin.ptr;
   const std::size_t element = c10::elementSize(type);
   if (arena && nbytes > 0 && bytes >= arena->begin && bytes + nbytes <= arena->end &&
@@ -361,40 +374,44 @@ msgpack::unpack_limit record_limits(std::size_t len) {
   return msgpack::unpack_limit(len, len / 2 + 1, len, len, len, depth);
 }
 
-Document unpack_document(const msgpack::object& o, std::uint32_t depth, const Arena* arena) {
+void unpack_document_into(const msgpack::object& o, Document& d, std::uint32_t depth, const Arena* arena) {
   check_depth(depth, "document", "documents (chunks, matches)");
   expect(o, msgpack::type::MAP, "document", "a map");
-  Document d{std::string()};
   bool has_id = false;
   for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
-    std::string key = get_str(o.via.map.ptr[i].key, "document key");
+    const std::string_view key = key_of(o.via.map.ptr[i].key, "document key");
     const msgpack::object& v = o.via.map.ptr[i].val;
     if (key == "id") { d.id = get_str(v, key); has_id = true; }
+    else if (key == "embedding") d.embedding = get_tensor(v, std::string(key), arena);
+    else if (key == "tensor") d.tensor = get_tensor(v, std::string(key), arena);
+    else if (key == "text") d.text = get_str(v, key);
     else if (key == "parent_id") d.parent_id = get_str(v, key);
     else if (key == "granularity") d.granularity = static_cast<std::int32_t>(get_int(v, key));
     else if (key == "adjacency") d.adjacency = static_cast<std::int32_t>(get_int(v, key));
-    else if (key == "text") d.text = get_str(v, key);
     else if (key == "uri") d.uri = get_str(v, key);
     else if (key == "mime_type") d.mime_type = get_str(v, key);
     else if (key == "blob") {
       expect(v, msgpack::type::BIN, key, "binary");
       d.blob.assign(v.via.bin.ptr, v.via.bin.size);
     }
-    else if (key == "tensor") d.tensor = get_tensor(v, key, arena);
-    else if (key == "embedding") d.embedding = get_tensor(v, key, arena);
     else if (key == "modality") d.modality = get_str(v, key);
     else if (key == "weight") d.weight = get_double(v, key);
     else if (key == "tags") {
-      d.tags = get_value(v, key, 0);
+      d.tags = get_value(v, std::string(key), 0);
       if (!d.tags.is_map() && !d.tags.is_null()) bad(key, std::string("expected a map, found ") + kind(v));
     }
-    else if (key == "scores") d.scores = get_scores(v, key);
-    else if (key == "evaluations") d.evaluations = get_scores(v, key);
-    else if (key == "chunks") d.chunks = get_docs(v, key, depth + 1, arena);
-    else if (key == "matches") d.matches = get_docs(v, key, depth + 1, arena);
-    else bad(key, "unknown field (written by a newer docflow?)");
+    else if (key == "scores") d.scores = get_scores(v, std::string(key));
+    else if (key == "evaluations") d.evaluations = get_scores(v, std::string(key));
+    else if (key == "chunks") d.chunks = get_docs(v, std::string(key), depth + 1, arena);
+    else if (key == "matches") d.matches = get_docs(v, std::string(key), depth + 1, arena);
+    else bad(get_str(o.via.map.ptr[i].key, "document key"), "unknown field (written by a newer docflow?)");
   }
   if (!has_id) bad("id", "missing");
+}
+
+Document unpack_document(const msgpack::object& o, std::uint32_t depth, const Arena* arena) {
+  Document d{std::string()};
+  unpack_document_into(o, d, depth, arena);
   return d;
 }
 

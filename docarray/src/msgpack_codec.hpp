@@ -41,6 +41,10 @@ struct Arena {
 // `depth` is the document's nesting (0 for a record's top document), checked
 // against limits().depth.
 Document unpack_document(const msgpack::object& obj, std::uint32_t depth = 0, const Arena* arena = nullptr);
+// The same into `fresh`, a document just constructed (no field set): bulk
+// readers decode straight into the array's slot instead of moving it there.
+void unpack_document_into(const msgpack::object& obj, Document& fresh, std::uint32_t depth = 0,
+                          const Arena* arena = nullptr);
 
 // A tag value (JSON-like) on its own: the envelope of a network message
 // carries its parameters this way.

@@ -24,7 +24,7 @@ void DocumentWriter::open() {
 }
 
 void DocumentWriter::write(Request& request) {
-  for (const auto& d : request.docs) writer_->write(d);
+  writer_->write(request.docs);
   written_ += request.docs.size();
 }
 

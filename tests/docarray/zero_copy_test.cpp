@@ -132,6 +132,47 @@ BOOST_AUTO_TEST_CASE(a_tensor_changed_in_place_changes_neither_the_file_nor_its_
   BOOST_TEST(docarray::equal(docarray::load_binary(dir.file("a.docs")), da));
 }
 
+BOOST_AUTO_TEST_CASE(documents_read_from_a_file_can_be_saved_back_to_it) {
+  // Load, change, save to the same path: the new file is written beside the
+  // old one and renamed over it, so the tensors aliasing the old one never
+  // see it truncated under them.
+  TempDir dir;
+  const std::string path = dir.file("same.docs");
+  docarray::save_binary(embeddings(300, 128), path);
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  DocumentArray docs = docarray::load_binary(path);
+  const DocumentArray before = docs;
+  for (auto& d : docs) d.tags["seen"] = true;
+  docarray::save_binary(docs, path);
+  const DocumentArray back = docarray::load_binary(path);
+  BOOST_TEST(docarray::equal(back, docs));
+  BOOST_TEST(docarray::equal(before[299], docs[299]) == false);
+  BOOST_TEST(at::equal(before[299].embedding, back[299].embedding));  // the old mapping still reads
+  BOOST_TEST(static_cast<int>(std::filesystem::status(path).permissions() & std::filesystem::perms::all) ==
+             static_cast<int>(std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));  // kept
+  for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+    BOOST_TEST(e.path().filename().string().find("partial") == std::string::npos, e.path());
+}
+
+BOOST_AUTO_TEST_CASE(a_write_that_fails_says_why) {
+  // /dev/full: a device, so written in place, and always full.
+  auto check = [](const docarray::Error& e) {
+    BOOST_TEST(std::string(e.what()).find("cannot write /dev/full: No space left on device") != std::string::npos, e.what());
+  };
+  try {
+    docarray::BinaryWriter w("/dev/full");  // the header is written at once
+    BOOST_FAIL("opening /dev/full for writing succeeded");
+  } catch (const docarray::Error& e) {
+    check(e);
+  }
+  try {
+    docarray::save_binary(embeddings(2000, 512), "/dev/full", Compression::Zstd);
+    BOOST_FAIL("writing to /dev/full succeeded");
+  } catch (const docarray::Error& e) {
+    check(e);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(write_of_one_document_takes_its_bytes_at_once) {
   // write(doc) copies: a caller that refills one tensor for every document
   // (a decoder loop) gets every version in the file.

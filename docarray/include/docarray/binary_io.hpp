@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "docarray/document.hpp"
@@ -72,8 +73,16 @@ class BinaryReader {
   // Reads the next document; false at the (verified) end of the file.
   // Throws docarray::FormatError naming the record and byte offset.
   bool next(Document& doc);
+  // Reads the next document onto the end of `docs` (decoded in place, no
+  // move); false at the verified end. On an error `docs` is unchanged.
+  bool append_next(DocumentArray& docs);
   Compression compression() const;
   std::uint16_t version() const;
+  // The record count the end marker declares, where it can be read without
+  // reading the records (an uncompressed file read by path): a hint for
+  // reserving memory, bounded by what the file's size can hold, and checked
+  // against the records at the end like any end marker.
+  std::optional<std::uint64_t> count_hint() const;
 
  private:
   struct Impl;

@@ -18,7 +18,9 @@ class DocumentFileReader {
  public:
   explicit DocumentFileReader(const std::string& path);
   bool next(Document& doc);
+  bool append_next(DocumentArray& docs);
   FileFormat format() const { return binary_ ? FileFormat::Binary : FileFormat::Jsonl; }
+  std::optional<std::uint64_t> count_hint() const { return binary_ ? binary_->count_hint() : std::nullopt; }
 
  private:
   std::unique_ptr<BinaryReader> binary_;
@@ -30,6 +32,7 @@ class DocumentFileWriter {
   // `compression` applies to the binary format only.
   explicit DocumentFileWriter(const std::string& path, Compression compression = Compression::None);
   void write(const Document& doc);
+  void write(const DocumentArray& docs);  // binary: tensors written from their own memory, no staging copy
   void close();
 
  private:
