@@ -24,15 +24,6 @@
 namespace docflow::cli {
 namespace {
 
-std::string default_run_name(const std::string& flow_name) {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-  return flow_name + "-" + buf;
-}
-
 // The newest training checkpoint of a run that did not finish, with the
 // same flow (the state only makes sense for the executors that saved it).
 Checkpoint checkpoint_to_resume(const RunFolder& run, const FlowConfig& config) {
@@ -131,7 +122,7 @@ int launch(const po::variables_map& vm, const std::string& file, const FlowConfi
   } else if (vm.count("name") || o.node_rank == 0) {
     // Rank 0 publishes the name to every rank; this node's launcher picks
     // it so that it can say where the run is.
-    name = vm.count("name") ? vm["name"].as<std::string>() : default_run_name(config.name);
+    name = vm.count("name") ? vm["name"].as<std::string>() : RunFolder::reserve_default_name(config.workspace, config.name);
     run_args.insert(run_args.end(), {"--name", name});
   }
   if (vm.count("detach")) {
@@ -225,7 +216,7 @@ int run_command(const Args& args) {
           run = std::make_unique<RunFolder>(RunFolder::open(config.workspace, vm["resume"].as<std::string>()));
           flow->resume_from(checkpoint_to_resume(*run, config));
         } else {
-          std::string name = vm.count("name") ? vm["name"].as<std::string>() : default_run_name(config.name);
+          std::string name = vm.count("name") ? vm["name"].as<std::string>() : RunFolder::reserve_default_name(config.workspace, config.name);
           run = std::make_unique<RunFolder>(RunFolder::create(config.workspace, name, file, to_yaml(config)));
         }
         flow->enable_checkpoints(run->checkpoints_dir());

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
@@ -132,6 +133,25 @@ RunFolder RunFolder::create(const fs::path& workspace, const std::string& name, 
   s.pid = ::getpid();
   write_status(r.path_, s);
   return r;
+}
+
+std::string RunFolder::reserve_default_name(const fs::path& workspace, const std::string& flow_name) {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  const std::string base = flow_name + "-" + stamp;
+  std::error_code ec;
+  fs::create_directories(workspace, ec);
+  if (ec) throw Error("cannot create the workspace " + workspace.string() + ": " + ec.message());
+  for (int n = 1; n <= 1000; ++n) {
+    const std::string name = n == 1 ? base : base + "-" + std::to_string(n);
+    if (fs::create_directory(workspace / name, ec)) return name;  // false: taken by another run
+    if (ec) throw Error("cannot create the run folder " + (workspace / name).string() + ": " + ec.message());
+  }
+  throw Error("more than 1000 runs of '" + flow_name + "' started in one second in " + workspace.string() +
+              " (choose a --name)");
 }
 
 RunFolder RunFolder::open(const fs::path& workspace, const std::string& name) {

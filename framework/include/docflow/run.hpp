@@ -35,6 +35,11 @@ class RunFolder {
   static RunFolder open_or_create(const std::filesystem::path& workspace, const std::string& name,
                                   const std::string& flow_file, const std::string& resolved_flow);
   static std::vector<RunStatus> list(const std::filesystem::path& workspace);
+  // A name nobody has taken in WORKSPACE: FLOWNAME-YYYYmmdd-HHMMSS, with -2,
+  // -3, ... when runs of that flow start within one second (two users, two
+  // terminals, a test). The folder is made here, atomically, so two processes
+  // picking at once never get the same name; create() then fills it.
+  static std::string reserve_default_name(const std::filesystem::path& workspace, const std::string& flow_name);
 
   const std::filesystem::path& path() const { return path_; }
   std::filesystem::path log_file() const { return path_ / "run.log"; }
