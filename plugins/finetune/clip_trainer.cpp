@@ -117,7 +117,7 @@ void ClipTrainer::train(Request& request) {
   if (!loss.defined()) return;  // CLIPLoss needs negatives
   const double value = loss_value(loss);
   if (!std::isfinite(value))
-    throw Error("the loss is " + std::to_string(value) + " at step " + std::to_string(step_ + 1) +
+    throw Error(std::string("the loss is ") + (std::isnan(value) ? "NaN" : value > 0 ? "+inf" : "-inf") + " at step " + std::to_string(step_ + 1) +
                 " (last finite loss " + std::to_string(last_finite_loss_) + "); stopping before any checkpoint is written");
   last_finite_loss_ = value;
   (loss / static_cast<double>(params().get_int("accumulation_steps"))).backward();

@@ -43,11 +43,13 @@ struct DataPresent {
 
 std::string flow_exe() { return DOCFLOW_FLOW_EXE; }
 
-// `flow run` of the short job in `dir`, with `extra` options.
-std::string job(const TempDir& dir, const std::string& extra) {
+// `flow run` of the short job in `dir`, with `extra` options, on the main
+// job's flow or another.
+std::string job(const TempDir& dir, const std::string& extra,
+                const std::string& flow = std::string(PROJECT_SOURCE_DIR) + "/flows/clip-fashion.yml") {
   const std::string vocab = std::string(DOCFLOW_SHARED_DIR) + "/data/clip/bpe_simple_vocab_16e6.txt.gz";
-  return "cd " + dir.path().string() + " && OMP_NUM_THREADS=1 " + flow_exe() + " run " + PROJECT_SOURCE_DIR +
-         "/flows/clip-fashion.yml --set with.workspace=runs --set reader.limit=512 --set reader.batch_size=64 "
+  return "cd " + dir.path().string() + " && OMP_NUM_THREADS=1 " + flow_exe() + " run " + flow +
+         " --set with.workspace=runs --set reader.limit=512 --set reader.batch_size=64 "
          "--set reader.epochs=3 --set evaluator.limit=100 --set trainer.num_warmup_steps=4 --set tokenize.vocab=" + vocab +
          " --set evaluator.vocab=" + vocab + " --set checkpointer.vocab=" + vocab + " " + extra;
 }
@@ -281,6 +283,44 @@ BOOST_AUTO_TEST_CASE(ranks_that_resolved_different_flows_are_refused) {
   BOOST_TEST(r.output.find("exits 2 2") != std::string::npos);  // refused at set-up, as a bad flow file is
   BOOST_TEST(r.output.find("rank 1's resolved flow differs from rank 0's") != std::string::npos);
   BOOST_TEST(read_file(dir.file("rank1.log")).find("differs") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_nan_on_one_rank_stops_every_rank_before_a_checkpoint) {
+  // The main job with NanOnRank before the trainer: rank 1's 11th batch (step
+  // 11, in the second epoch of 8 steps) gets a NaN image embedding. Every
+  // rank must stop at that step: the epoch-1 checkpoint stays the newest.
+  for (const char* loss : {"", " --set trainer.local_loss=true"}) {
+    const std::string which = loss[0] ? "local loss" : "gathered loss";
+    BOOST_TEST_CONTEXT(which) {
+      TempDir dir;
+      std::string flow = read_file(std::string(PROJECT_SOURCE_DIR) + "/flows/clip-fashion.yml");
+      const auto at = flow.find("  - name: trainer\n");
+      BOOST_REQUIRE(at != std::string::npos);
+      flow.insert(at, "  - name: poison\n    uses: NanOnRank\n    with: {rank: 1, at_request: 11}\n");
+      flow.replace(flow.find("  prefetch: 1\n"), 14, "  prefetch: 1\n  plugins: [" TEST_PLUGIN_DIR "]\n");
+      std::ofstream(dir.file("poisoned.yml")) << flow;
+      // The vocabulary paths of the flow are relative to the repository.
+      Background run(job(dir, "--name nan --nproc-per-node 2 --dist-timeout 20" + std::string(loss), dir.file("poisoned.yml")) +
+                     " > " + dir.file("out.log") + " 2>&1");
+      const std::optional<int> status = run.wait(std::chrono::seconds(240));
+      const std::string out = read_file(dir.file("out.log"));
+      BOOST_TEST_MESSAGE(out);
+      BOOST_REQUIRE_MESSAGE(status.has_value(), "the run did not stop within 240 s");
+      BOOST_TEST(*status != 0);
+      const fs::path run_dir = dir.path() / "runs" / "nan";
+      const auto st = run_status(run_dir);
+      BOOST_TEST(st["state"] == "FAILED");
+      BOOST_TEST(st["details"].get<std::string>().find("the loss is NaN at step 11") != std::string::npos,
+                 st["details"].get<std::string>());
+      BOOST_TEST(losses(run_dir).size() == 10u);  // steps 1-10 logged, 11 refused
+      std::vector<std::string> checkpoints;
+      for (const auto& e : fs::directory_iterator(run_dir / "checkpoints"))
+        if (e.path().filename().string().rfind("epoch-", 0) == 0) checkpoints.push_back(e.path().filename());
+      BOOST_TEST(checkpoints == std::vector<std::string>{"epoch-0000"});
+      // Rank 1 saw the same refusal: it did not carry on alone.
+      BOOST_TEST(read_file(run_dir / "ranks" / "1" / "run.log").find("the loss is NaN at step 11") != std::string::npos);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(readers_give_each_rank_a_disjoint_share_of_the_epoch) {
