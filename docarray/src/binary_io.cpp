@@ -11,6 +11,7 @@
 #include <array>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <optional>
 
 #include "docarray/error.hpp"
@@ -68,11 +69,11 @@ class Sink {
       for (const auto& v : pieces) compress(static_cast<const char*>(v.iov_base), v.iov_len, ZSTD_e_continue);
       return;
     }
-    flush_buffer();
-    if (fd_ < 0) {
-      for (const auto& v : pieces) raw_write(static_cast<const char*>(v.iov_base), v.iov_len);
+    if (fd_ < 0) {  // a stream: one write call per piece would cost more than copying them together
+      for (const auto& v : pieces) put(static_cast<const char*>(v.iov_base), v.iov_len);
       return;
     }
+    flush_buffer();
     // The kernel copies straight from the tensors' memory: no staging copy.
     std::size_t i = 0;
     std::vector<iovec> rest;
@@ -245,15 +246,16 @@ std::ifstream open_in(const std::string& path) {
   return f;
 }
 
-// Records packed but not yet written, for one gathered write: each keeps
-// its own vrefbuffer (its small pieces live there until the write), its
-// length prefix, and references to the tensors it points into.
-constexpr std::size_t kGatherBytes = 4 << 20;
-constexpr std::size_t kGatherRecords = 512;
+// Records packed but not yet written, for one gathered write: their small
+// pieces in one buffer, and references to the tensors its iovecs point into.
+constexpr std::size_t kGatherBytes = 8 << 20;
+constexpr std::size_t kGatherRecords = 4096;
 
-struct PendingRecord {
-  msgpack::vrefbuffer buf{64, 4096};  // payloads >= 64 bytes are referenced, not copied
-  char length[4];
+struct Batch {
+  detail::RecordBuffer buf;  // reused: no allocation per record once warm
+  std::size_t pending = 0, pending_bytes = 0;
+  std::vector<at::Tensor> keepalive;
+  std::vector<iovec> pieces;
 };
 
 }  // namespace
@@ -271,10 +273,11 @@ struct BinaryWriter::Impl {
   std::ostream* out = nullptr;
   std::string name;
   std::unique_ptr<Sink> sink;
-  std::vector<std::unique_ptr<PendingRecord>> pool;  // reused: no allocation per record once warm
-  std::size_t pending = 0, pending_bytes = 0;
-  std::vector<at::Tensor> keepalive;
-  std::vector<iovec> pieces;
+  // Two batches: one is packed while the other is written, on a helper
+  // thread (the kernel's copy and our encoding overlap, on two cores).
+  Batch batches[2];
+  int active = 0;
+  std::future<void> in_flight;
   std::uint64_t offset = kHeaderSize;  // stream offset of the next record
   std::uint64_t count = 0;
   bool closed = false;
@@ -289,55 +292,73 @@ struct BinaryWriter::Impl {
     sink->put_raw(header, kHeaderSize);
   }
 
-  // Packs `doc` as the next record, payloads aligned for its place in the file.
-  PendingRecord& pack(const Document& doc) {
+  // Packs `doc` as the next record of the active batch, its length first,
+  // payloads aligned for its place in the file. Returns the record's size.
+  std::uint64_t pack(const Document& doc) {
     if (closed) throw Error("write to " + name + " after close()");
-    if (pending == pool.size()) pool.push_back(std::make_unique<PendingRecord>());
-    PendingRecord& r = *pool[pending];
-    r.buf.clear();
-    const std::size_t kept = keepalive.size();
-    const std::uint64_t total = detail::pack_document(r.buf, doc, keepalive, offset + 4);
+    Batch& b = batches[active];
+    const auto mark = b.buf.mark();
+    const std::size_t kept = b.keepalive.size();
+    const std::size_t length_at = b.buf.placeholder_u32();
+    const std::uint64_t total = detail::pack_document(b.buf, doc, b.keepalive, offset + 4);
     if (total > 0xFFFFFFFFu) {
-      keepalive.resize(kept);
+      b.buf.rollback(mark);
+      b.keepalive.resize(kept);
       throw Error("document '" + doc.id + "' encodes to " + std::to_string(total) +
                   " bytes, over the 4 GiB record limit");
     }
-    put_u32(r.length, static_cast<std::uint32_t>(total));
+    b.buf.patch_u32(length_at, static_cast<std::uint32_t>(total));
     offset += 4 + total;
     ++count;
-    return r;
+    return 4 + total;
   }
 
   // write(doc): copied into the sink's buffer now, so the caller may change
   // the document's tensors as soon as write returns.
   void write_copied(const Document& doc) {
-    PendingRecord& r = pack(doc);
-    sink->put(r.length, 4);
-    const iovec* iov = r.buf.vector();
-    for (std::size_t i = 0; i < r.buf.vector_size(); ++i) sink->put(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-    keepalive.clear();
+    Batch& b = batches[active];
+    pack(doc);
+    b.pieces.clear();
+    b.buf.append_iovecs(b.pieces);
+    for (const auto& v : b.pieces) sink->put(static_cast<const char*>(v.iov_base), v.iov_len);
+    b.buf.clear();
+    b.keepalive.clear();
   }
 
   // write(docs): payloads written by reference, in batches; the documents
   // cannot change before write returns, and every batch is out by then.
   void write_gathered(const Document& doc) {
-    PendingRecord& r = pack(doc);
-    ++pending;
-    pending_bytes += 4 + get_u32(r.length);
-    if (pending_bytes >= kGatherBytes || pending == kGatherRecords) flush_gathered();
+    const std::uint64_t bytes = pack(doc);
+    Batch& b = batches[active];
+    ++b.pending;
+    b.pending_bytes += bytes;
+    if (b.pending_bytes >= kGatherBytes || b.pending == kGatherRecords) flush_gathered(true);
   }
 
-  void flush_gathered() {
-    pieces.clear();
-    for (std::size_t k = 0; k < pending; ++k) {
-      PendingRecord& r = *pool[k];
-      pieces.push_back({r.length, 4});
-      const iovec* iov = r.buf.vector();
-      pieces.insert(pieces.end(), iov, iov + r.buf.vector_size());
-    }
-    pending = pending_bytes = 0;
-    sink->put_gather(pieces);
-    keepalive.clear();
+  // Writes the active batch: on the helper thread while the next one is
+  // packed (`overlap`), or here. Either way the previous write ends first,
+  // so the file's bytes stay in order.
+  void flush_gathered(bool overlap) {
+    wait_in_flight();
+    Batch& b = batches[active];
+    if (b.pending == 0) return;
+    b.pieces.clear();
+    b.buf.append_iovecs(b.pieces);
+    b.pending = b.pending_bytes = 0;
+    auto write = [this, &b] {
+      sink->put_gather(b.pieces);
+      b.buf.clear();
+      b.keepalive.clear();
+    };
+    if (!overlap) return write();
+    in_flight = std::async(std::launch::async, write);
+    active ^= 1;
+  }
+
+  void wait_in_flight() {
+    if (!in_flight.valid()) return;
+    std::future<void> f = std::move(in_flight);
+    f.get();  // rethrows the write's error
   }
 };
 
@@ -392,15 +413,20 @@ void BinaryWriter::write(const Document& doc) {
 void BinaryWriter::write(const DocumentArray& docs) {
   try {
     for (const auto& d : docs) impl_->write_gathered(d);
-    impl_->flush_gathered();
+    impl_->flush_gathered(false);
   } catch (...) {
+    // Nothing may still point into `docs` once this returns.
+    try {
+      impl_->wait_in_flight();
+    } catch (...) {
+    }
     if (impl_->sink->failed()) {
       impl_->failed = true;
       throw;
     }
     // A document refused (over the record limit) loses only itself: the
     // records packed before it still go out, before the error does.
-    impl_->flush_gathered();
+    impl_->flush_gathered(false);
     throw;
   }
 }

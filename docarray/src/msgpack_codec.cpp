@@ -24,11 +24,13 @@ namespace {
 // Where a record is packed: the caller's vrefbuffer, counting the bytes so
 // that a tensor payload can be padded to an aligned offset in the file.
 struct Out {
-  msgpack::vrefbuffer& buf;
+  msgpack::vrefbuffer* vref;  // one of the two
+  RecordBuffer* record;
   std::optional<std::uint64_t> base;  // file offset of the record's first byte; none: no padding
   std::uint64_t written = 0;
   void write(const char* p, std::size_t n) {
-    buf.write(p, n);
+    if (record) record->write(p, n);
+    else vref->write(p, n);
     written += n;
   }
 };
@@ -46,7 +48,7 @@ void pack_float64(Out& buf, double d) {
   buf.write(out, 9);
 }
 
-void pack_str(Packer& pk, const std::string& s) {
+void pack_str(Packer& pk, std::string_view s) {
   pk.pack_str(static_cast<std::uint32_t>(s.size()));
   pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
 }
@@ -353,13 +355,20 @@ void pack_document(Out& buf, const Document& d, std::vector<at::Tensor>& keepali
 
 std::uint64_t pack_document(msgpack::vrefbuffer& buf, const Document& doc, std::vector<at::Tensor>& keepalive,
                             std::optional<std::uint64_t> aligned_at) {
-  Out out{buf, aligned_at};
+  Out out{&buf, nullptr, aligned_at};
+  pack_document(out, doc, keepalive);
+  return out.written;
+}
+
+std::uint64_t pack_document(RecordBuffer& buf, const Document& doc, std::vector<at::Tensor>& keepalive,
+                            std::uint64_t aligned_at) {
+  Out out{nullptr, &buf, aligned_at};
   pack_document(out, doc, keepalive);
   return out.written;
 }
 
 void pack_tag_value(msgpack::vrefbuffer& buf, const Value& v) {
-  Out out{buf, std::nullopt};
+  Out out{&buf, nullptr, std::nullopt};
   Packer pk(out);
   pack_value(pk, out, v);
 }

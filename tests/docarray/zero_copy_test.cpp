@@ -195,7 +195,7 @@ BOOST_AUTO_TEST_CASE(write_of_one_document_takes_its_bytes_at_once) {
 
 BOOST_AUTO_TEST_CASE(arrays_write_in_gathered_batches_and_read_back_exactly) {
   TempDir dir;
-  DocumentArray da = embeddings(1500, 700);  // ~4 MB batches, 512 records each
+  DocumentArray da = embeddings(6000, 700);  // 17 MB: three batches of up to 8 MB, written while the next is packed
   da[3] = docflow::testing::full_document(3);
   for (Compression c : {Compression::None, Compression::Zstd}) {
     docarray::save_binary(da, dir.file("many.docs"), c);
