@@ -7,7 +7,9 @@
 //   4. tokenizer throughput.
 //   5. the fused kernels (quick_gelu, attention) against ATen operators.
 //   6. the encoders read at one position: forward() against forward_at().
-//   bench_clip [step PRESET BATCH STEPS [TOKENS]] [prep N] [tokenizer VOCAB] [kernels] [encoder-at]
+//   7. inference (encoding for an index or a query) against eager PyTorch and
+//      TorchScript, batches 1, 8 and 64.
+//   bench_clip [step PRESET BATCH STEPS [TOKENS]] [infer PRESET REPS] [prep N] [tokenizer VOCAB] [kernels] [encoder-at]
 // BENCH_PROFILE=FILE writes a Chrome trace (chrome://tracing) of one training
 // step with the time of every ATen operator.
 #include <torch/torch.h>
@@ -21,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 #include <string>
 
 #include "clip/fused_adamw.hpp"
@@ -248,6 +251,66 @@ void prep_bench(int n) {
   std::filesystem::remove_all(dir);
 }
 
+// Encoding for an index or a query (the serving path): images/s and
+// texts/s under torch::InferenceMode, beside PyTorch in Python on the same
+// model, eager (no_grad) and TorchScript (trace + freeze +
+// optimize_for_inference), batches of 1, 8 and 64, 77-token and short texts.
+// Goal: 1.5x the faster peer at batch 64, 1.2x at batch 1; the embeddings
+// equal to the training-mode forward's.
+void infer_bench(const std::string& preset, int reps) {
+  torch::manual_seed(0);
+  clip::ClipConfig cfg = clip::preset(preset);
+  clip::ClipModel model(cfg);
+  model->eval();
+  const std::int64_t size = cfg.vision.image_size;
+  for (std::int64_t batch : {1, 8, 64}) {
+    torch::Tensor px = torch::randn({batch, 3, size, size});
+    const int n = std::max(2, reps * (batch == 1 ? 8 : batch == 8 ? 2 : 1));
+    auto rate = [&](auto&& fn) {
+      torch::InferenceMode inference;
+      for (int i = 0; i < 2; ++i) fn();
+      auto t0 = Clock::now();
+      for (int i = 0; i < n; ++i) fn();
+      return n * batch / since(t0);
+    };
+    for (std::int64_t tokens : {77, 12}) {
+      torch::Tensor ids = torch::randint(1, 49000, {batch, 77}, torch::kLong);
+      ids.select(1, tokens - 1).fill_(49407);
+      // Inference gives the training-mode forward's embeddings.
+      torch::Tensor img_train = model->encode_image(px), txt_train = model->encode_text(ids);
+      torch::Tensor img_inf, txt_inf;
+      {
+        torch::InferenceMode inference;
+        img_inf = model->encode_image(px);
+        txt_inf = model->encode_text(ids);
+      }
+      const double diff = std::max((img_train.detach() - img_inf).abs().max().item<double>(),
+                                   (txt_train.detach() - txt_inf).abs().max().item<double>());
+      const double images = tokens == 77 ? rate([&] { model->encode_image(px); }) : 0;
+      const double texts = rate([&] { model->encode_text(ids); });
+      std::istringstream peer(run("BENCH_THREADS=" + std::to_string(at::get_num_threads()) + " /usr/bin/python3 " BENCH_DIR "/clip_peer.py infer " + preset + " " +
+                                  std::to_string(batch) + " " + std::to_string(n) + " " + std::to_string(tokens)));
+      double eager_img = 0, eager_txt = 0, jit_img = 0, jit_txt = 0;
+      if (!(peer >> eager_img >> eager_txt >> jit_img >> jit_txt) || eager_txt <= 0 || jit_txt <= 0) {
+        std::fprintf(stderr, "bench_clip infer: the Python peer gave no figures (python3-torch installed? scripts/bench.sh installs it)\n");
+        std::exit(1);
+      }
+      const double goal = batch == 64 ? 1.5 : batch == 1 ? 1.2 : 0;
+      auto line = [&](const char* what, double ours, double eager, double jit) {
+        const double ratio = ours / std::max(eager, jit);
+        std::printf("infer %s batch %2ld %-14s docflow %8.1f/s  eager %8.1f/s  jit %8.1f/s  ratio to the faster %.2f",
+                    preset.c_str(), static_cast<long>(batch), what, ours, eager, jit, ratio);
+        if (goal > 0) std::printf("  (goal %.1f: %s)", goal, ratio >= goal ? "met" : "not met");
+        std::printf("\n");
+      };
+      if (tokens == 77) line("images", images, eager_img, jit_img);
+      line(tokens == 77 ? "texts (77)" : "texts (12)", texts, eager_txt, jit_txt);
+      std::printf("  embeddings, inference against training-mode forward: max difference %.2g\n", diff);
+      std::fflush(stdout);
+    }
+  }
+}
+
 void tokenizer_bench(const std::string& vocab) {
   clip::Tokenizer tok = clip::Tokenizer::from_bpe_file(vocab);
   const std::vector<std::string> texts = {"a photo of a red dress", "Black leather ankle boots, size 42!",
@@ -278,6 +341,9 @@ int main(int argc, char** argv) {
       }
       step_bench(argv[i + 1], std::atol(argv[i + 2]), std::atoi(argv[i + 3]), tokens);
       i += has_tokens ? 4 : 3;
+    } else if (what == "infer" && i + 2 < argc) {
+      infer_bench(argv[i + 1], std::atoi(argv[i + 2]));
+      i += 2;
     } else if (what == "kernels") {
       kernels_bench();
     } else if (what == "encoder-at") {
@@ -287,7 +353,7 @@ int main(int argc, char** argv) {
     } else if (what == "tokenizer" && i + 1 < argc) {
       tokenizer_bench(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: bench_clip [step PRESET BATCH STEPS [TOKENS]] [prep N] [tokenizer VOCAB] [kernels] [encoder-at]\n");
+      std::fprintf(stderr, "usage: bench_clip [step PRESET BATCH STEPS [TOKENS]] [infer PRESET REPS] [prep N] [tokenizer VOCAB] [kernels] [encoder-at]\n");
       return 2;
     }
   }

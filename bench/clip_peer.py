@@ -6,6 +6,9 @@ preprocessing of the same JPEG files.
   clip_peer.py step PRESET BATCH STEPS      -> prints seconds per step
   clip_peer.py prep DIR SIZE                -> prints images per second
   clip_peer.py make-images DIR N W H        -> writes N JPEG files
+  clip_peer.py infer PRESET BATCH REPS TOKENS
+      -> images/s and texts/s, eager (no_grad) then TorchScript
+         (trace + freeze + optimize_for_inference), one line each
 """
 import glob
 import math
@@ -115,6 +118,40 @@ def step(preset, batch, steps, tokens=77):
     print((time.perf_counter() - t0) / steps)
 
 
+def infer(preset, batch, reps, tokens):
+    """Encoding for an index or a query, as a PyTorch user would serve it."""
+    torch.manual_seed(0)
+    cfg = PRESETS[preset]
+    model = Clip(*cfg).eval()
+    px = torch.randn(batch, 3, cfg[3], cfg[3])
+    ids = torch.randint(1, 49000, (batch, tokens))
+    ids[:, tokens - 1] = 49407  # short texts: the user feeds only their tokens
+
+    class Tower(nn.Module):
+        def __init__(self, fn):
+            super().__init__()
+            self.model, self.fn = model, fn
+
+        def forward(self, x):
+            return getattr(self.model, self.fn)(x)
+
+    def rate(fn, x):
+        for _ in range(2):
+            fn(x)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn(x)
+        return reps * batch / (time.perf_counter() - t0)
+
+    with torch.no_grad():
+        print(rate(model.encode_image, px), rate(model.encode_text, ids))
+        jit = []
+        for fn, x in (("encode_image", px), ("encode_text", ids)):
+            traced = torch.jit.trace(Tower(fn).eval(), (x,), check_trace=False)
+            jit.append(torch.jit.optimize_for_inference(torch.jit.freeze(traced)))
+        print(rate(jit[0], px), rate(jit[1], ids))
+
+
 def prep(folder, size):
     from PIL import Image
     from torchvision import transforms as T
@@ -145,6 +182,9 @@ if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "step":
         step(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]) if len(sys.argv) > 5 else 77)
+    elif cmd == "infer":
+        torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))  # the C++ side's, passed on
+        infer(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     elif cmd == "prep":
         prep(sys.argv[2], int(sys.argv[3]))
     elif cmd == "make-images":

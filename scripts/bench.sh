@@ -30,13 +30,14 @@ run() {  # NAME COMMAND...
   echo "== $name: $*"
   "$@" 2>&1 | tee "$out/$name.log"
 }
-set -- "${@:-binary_io match pipeline clip serve search remote shards allreduce distributed distributed_vit}"
+set -- "${@:-binary_io match pipeline clip infer serve search remote shards allreduce distributed distributed_vit}"
 for b in $*; do
   case $b in
     binary_io) run binary_io "$BUILD_DIR/bench/bench_binary_io" 100000 512 /tmp ;;
     match) run match "$BUILD_DIR/bench/bench_match" 1000 100000 512 10 ;;
     pipeline) run pipeline "$BUILD_DIR/bench/bench_pipeline" 200000 64 ;;
     clip) run clip "$BUILD_DIR/bench/bench_clip" step small 256 3 prep 256 kernels ;;
+    infer) run infer "$BUILD_DIR/bench/bench_clip" infer small 20 infer openai/clip-vit-base-patch32 2 ;;
     serve) run serve "$BUILD_DIR/bench/bench_serve" "$BUILD_DIR/framework/flow" --seconds 3 ;;
     search) run search "$BUILD_DIR/bench/bench_search" "$BUILD_DIR/framework/flow" \
               ../shared/data/clip/bpe_simple_vocab_16e6.txt.gz --docs 10000 --seconds 3 ;;
@@ -45,7 +46,7 @@ for b in $*; do
     allreduce) run allreduce "$BUILD_DIR/bench/bench_allreduce" ;;
     distributed) run distributed bench/bench_distributed.sh "$BUILD_DIR/framework/flow" small ;;
     distributed_vit) run distributed_vit bench/bench_distributed.sh "$BUILD_DIR/framework/flow" vit ;;
-    *) echo "bench: unknown benchmark '$b' (known: binary_io match pipeline clip serve search remote shards allreduce distributed distributed_vit)" >&2; exit 2 ;;
+    *) echo "bench: unknown benchmark '$b' (known: binary_io match pipeline clip infer serve search remote shards allreduce distributed distributed_vit)" >&2; exit 2 ;;
   esac
 done
 echo "logs: $out/"

@@ -1,5 +1,7 @@
 #include "simple_indexer.hpp"
 
+#include <utility>
+
 #include <ATen/ATen.h>
 
 #include <filesystem>
@@ -132,10 +134,12 @@ void SimpleIndexer::appended(std::size_t first_new) {
     return;
   }
   const auto need = static_cast<std::int64_t>(docs_.size());
+  bool moved = false;
   if (need > stacked_.size(0)) {
     at::Tensor grown = at::empty({std::max<std::int64_t>(need, 2 * stacked_.size(0)), stacked_.size(1)}, stacked_.options());
     grown.narrow(0, 0, static_cast<std::int64_t>(stacked_rows_)).copy_(stacked_.narrow(0, 0, static_cast<std::int64_t>(stacked_rows_)));
     stacked_ = grown;
+    moved = true;
   }
   for (std::size_t i = first_new; i < docs_.size(); ++i) {
     const at::Tensor& row = docs_[i].embedding;
@@ -145,8 +149,28 @@ void SimpleIndexer::appended(std::size_t first_new) {
     }
     stacked_[static_cast<std::int64_t>(i)].copy_(row.detach().reshape({-1}));
   }
+  // After a growth every document moves to the new matrix (the old one is
+  // freed then); otherwise only the new ones join it. Amortised O(1).
+  share_rows(moved ? 0 : first_new, docs_.size());
   stacked_rows_ = docs_.size();
   rows_view_ = stacked_.narrow(0, 0, static_cast<std::int64_t>(stacked_rows_));
+}
+
+void SimpleIndexer::share_rows(std::size_t begin, std::size_t end) {
+  const std::int64_t dim = stacked_.size(1);
+  const caffe2::TypeMeta type = stacked_.dtype();
+  for (std::size_t i = begin; i < end; ++i) {
+    // Through the const accessor: mutable access would mark the id index
+    // stale (it may change ids), and only the embedding changes here.
+    at::Tensor& e = const_cast<docarray::Document&>(std::as_const(docs_)[i]).embedding;
+    // A TensorImpl over the matrix's storage, built directly: a dispatcher
+    // op per row (select, view) would cost a second at a million rows.
+    auto impl = c10::make_intrusive<c10::TensorImpl>(c10::Storage(stacked_.storage()),
+                                                     c10::DispatchKeySet(c10::DispatchKey::CPU), type);
+    impl->set_storage_offset(stacked_.storage_offset() + static_cast<std::int64_t>(i) * dim);
+    impl->set_sizes_contiguous(e.sizes());
+    e = at::Tensor(std::move(impl));
+  }
 }
 
 const at::Tensor& SimpleIndexer::embeddings() {
@@ -157,6 +181,7 @@ const at::Tensor& SimpleIndexer::embeddings() {
     stacked_rows_ = docs_.size();
     stacked_valid_ = true;
     rows_view_ = stacked_;
+    share_rows(0, docs_.size());
   }
   return rows_view_;
 }

@@ -154,6 +154,34 @@ BOOST_AUTO_TEST_CASE(every_endpoint_with_parameters_per_request) {
   cleared.close();
 }
 
+BOOST_AUTO_TEST_CASE(each_embedding_is_held_once_in_the_search_matrix) {
+  // The indexer keeps one matrix for /search; the documents' embeddings are
+  // its rows, not copies beside it (half the memory of a large index). Seen
+  // from outside: the matches of a search, copies of stored documents,
+  // share one storage, across appends that grow the matrix.
+  TempDir dir;
+  Flow f = indexer_flow(dir.file("idx.log"));
+  f.open();
+  const DocumentArray docs = embedded(300, 16);
+  for (std::size_t at = 0; at < docs.size(); at += 25) {  // appends: the matrix grows and moves
+    DocumentArray part;
+    for (std::size_t i = at; i < at + 25; ++i) part.append(docs[i]);
+    f.post("/index", part);
+  }
+  Value p = Value::map();
+  p["limit"] = 20;
+  DocumentArray q = f.post("/search", query_like(docs[7]), p);
+  BOOST_REQUIRE_EQUAL(q[0].matches.size(), 20u);
+  BOOST_TEST(q[0].matches[0].id == "doc7");
+  const void* storage = q[0].matches[0].embedding.storage().data();
+  for (const auto& m : q[0].matches) {
+    BOOST_TEST(m.embedding.storage().data() == storage);
+    const auto i = static_cast<std::size_t>(std::stoi(m.id.substr(3)));
+    BOOST_TEST(at::equal(m.embedding, docs[i].embedding));  // the right row
+  }
+  f.close();
+}
+
 BOOST_AUTO_TEST_CASE(a_torn_tail_is_cut_with_a_warning_and_nothing_acknowledged_is_lost) {
   TempDir dir;
   const std::string log = dir.file("index.log");
