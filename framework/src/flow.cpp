@@ -283,6 +283,7 @@ struct Flow::Impl {
         }
       }
       collect(node, ready);
+      post_in_order(node, ready);
     }
     run(node, ready);
   }
@@ -310,14 +311,31 @@ struct Flow::Impl {
     }
   }
 
-  void run(Node& node, Dispatches& ready) {
-    for (Dispatch& d : ready) {
+  // Under node.mu, right after collect(): hands data and events to their
+  // strands. Posting only enqueues, so it is cheap under the lock, and it
+  // must be there: two threads that each collected in order and posted
+  // after unlocking could enqueue 32 before 31 on a replica's strand (seen
+  // once in CI: a Recorder after three Sleeper replicas got 33, 31, 32).
+  // What is left in `ready` is output, which run() emits after unlocking;
+  // its order is kept by the turns collect() numbered.
+  void post_in_order(Node& node, Dispatches& ready) {
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < ready.size(); ++i) {
+      Dispatch& d = ready[i];
       switch (d.kind) {
-        case Dispatch::Kind::Output: emit_output(node, std::move(d.msg), d.replica); break;
+        case Dispatch::Kind::Output:
+          if (kept != i) ready[kept] = std::move(d);  // never onto itself: a self-move empties a vector
+          ++kept;
+          break;
         case Dispatch::Kind::Event: dispatch_event(node, std::make_shared<Message>(std::move(d.msg))); break;
         case Dispatch::Kind::Data: dispatch_data(node, std::move(d.msg), d.replica); break;
       }
     }
+    ready.erase(ready.begin() + static_cast<std::ptrdiff_t>(kept), ready.end());
+  }
+
+  void run(Node& node, Dispatches& ready) {
+    for (Dispatch& d : ready) emit_output(node, std::move(d.msg), d.replica);
   }
 
   void dispatch_data(Node& node, Message msg, std::size_t replica) {
@@ -397,6 +415,7 @@ struct Flow::Impl {
       --node.in_flight;
       if (msg.is_event) node.event_in_flight = false;
       collect(node, ready);
+      post_in_order(node, ready);
     }
     run(node, ready);
     if (failed()) return;  // after the first failure nothing moves on
@@ -457,6 +476,7 @@ struct Flow::Impl {
       std::lock_guard<std::mutex> lock(out.mu);
       --out.in_flight;
       collect(out, ready);
+      post_in_order(out, ready);
     }
     run(out, ready);
   }

@@ -48,6 +48,17 @@ void check_attention(std::int64_t b, std::int64_t l, std::int64_t w, std::int64_
                          {qkv.to(torch::kDouble)}, upstream.to(torch::kDouble));
     auto aten_float = run([&](auto& x) { return kernels::attention_reference(x[0], heads, causal); }, {qkv}, upstream);
     BOOST_TEST(relative_error(fused.out, reference.out) < 1e-5);
+    {
+      // Inference (no gradient wanted) takes its own path: per-head scratch
+      // probabilities, no autograd node. The same products in the same order.
+      torch::InferenceMode inference;
+      const torch::Tensor inferred = kernels::attention(qkv, heads, causal);
+      BOOST_TEST(torch::equal(inferred, fused.out));
+    }
+    {
+      torch::NoGradGuard no_grad;
+      BOOST_TEST(torch::equal(kernels::attention(qkv, heads, causal), fused.out));
+    }
     const auto fused_grads = fused.grads[0].chunk(3, -1), reference_grads = reference.grads[0].chunk(3, -1),
                aten_grads = aten_float.grads[0].chunk(3, -1);
     for (int i = 0; i < 3; ++i) {

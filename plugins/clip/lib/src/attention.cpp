@@ -7,8 +7,11 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cmath>
+#include <exception>
 #include <limits>
+#include <thread>
 #include <vector>
 
 #include "blas.hpp"
@@ -45,6 +48,8 @@ class SingleThreadedBlas {
   }
   SingleThreadedBlas(const SingleThreadedBlas&) = delete;
   SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+  // The BLAS threads there were: the cores the per-head loop may use instead.
+  int threads() const { return std::max(1, saved_); }
 
  private:
   using Set = void (*)(int);
@@ -169,6 +174,70 @@ class HeadProducts {
   std::vector<float> transposed_;
 };
 
+// Runs fn(products, b, h) for every (batch item, head), split over
+// `threads` threads, each with its own HeadProducts (its scratch). The
+// (b, h) problems write disjoint memory. With BLAS pinned to one thread for
+// the small per-head products, this is what keeps the other cores busy;
+// below about a million multiply-adds a thread costs more than it saves.
+template <typename Fn>
+void for_each_head(const Shape& s, bool causal, int threads, const Fn& fn) {
+  const std::int64_t n = s.batch * s.heads;
+  const double work = static_cast<double>(n) * s.length * s.padded * s.dim;
+  const std::int64_t parts = std::min<std::int64_t>({threads, n, std::max<std::int64_t>(1, static_cast<std::int64_t>(work / 1e6))});
+  auto run = [&](std::int64_t begin, std::int64_t end) {
+    HeadProducts products(s, causal);
+    for (std::int64_t t = begin; t < end; ++t) fn(products, t / s.heads, t % s.heads);
+  };
+  if (parts <= 1) return run(0, n);
+  const std::int64_t step = (n + parts - 1) / parts;
+  std::vector<std::thread> helpers;
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(parts));
+  for (std::int64_t k = 1; k < parts; ++k)
+    helpers.emplace_back([&, k] {
+      try {
+        run(k * step, std::min(n, (k + 1) * step));
+      } catch (...) {
+        errors[static_cast<std::size_t>(k)] = std::current_exception();
+      }
+    });
+  try {
+    run(0, std::min(n, step));
+  } catch (...) {
+    errors[0] = std::current_exception();
+  }
+  for (auto& h : helpers) h.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+// One head's forward: p = softmax(scale q k^T) (kept where `p` points), o = p v.
+void head_forward(const Shape& s, bool causal, HeadProducts& products, const float* xp, std::int64_t b, std::int64_t h,
+                  float* p, float* op) {
+  const float *q = xp + s.head(b, h), *k = q + s.width, *v = q + 2 * s.width;
+  products.scores(q, k, p);
+  for (std::int64_t i = 0; i < s.length; ++i) softmax_row(p + i * s.padded, causal ? i + 1 : s.length, s.padded);
+  products.mix(p, v, op + s.out(b, h));
+}
+
+// Inference (no gradient wanted): the same products, each head's
+// probabilities in a scratch block that stays in cache, instead of a
+// [batch, heads, L, L] tensor that only the backward reads.
+torch::Tensor attention_inference(const torch::Tensor& qkv_in, std::int64_t heads, bool causal) {
+  RECORD_FUNCTION("clip::attention_inference", std::vector<c10::IValue>());
+  const torch::Tensor qkv = qkv_in.contiguous();
+  const Shape s(qkv, heads, small_gemm_for(qkv.size(2) / 3 / heads, causal));
+  torch::Tensor out = torch::empty({s.batch, s.length, s.width}, qkv.options());
+  const float* xp = qkv.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const SingleThreadedBlas one_thread;
+  for_each_head(s, causal, one_thread.threads(), [&](HeadProducts& products, std::int64_t b, std::int64_t h) {
+    thread_local std::vector<float> probs;
+    probs.resize(static_cast<std::size_t>(s.length * s.padded));
+    head_forward(s, causal, products, xp, b, h, probs.data(), op);
+  });
+  return out;
+}
+
 struct Attention : torch::autograd::Function<Attention> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& qkv_in, std::int64_t heads, bool causal) {
     RECORD_FUNCTION("clip::attention", std::vector<c10::IValue>());
@@ -179,17 +248,10 @@ struct Attention : torch::autograd::Function<Attention> {
     torch::Tensor out = torch::empty({s.batch, L, W}, qkv.options());
     const float* xp = qkv.data_ptr<float>();
     float *pp = probs.data_ptr<float>(), *op = out.data_ptr<float>();
-    HeadProducts products(s, causal);
     const SingleThreadedBlas one_thread;
-    for (std::int64_t b = 0; b < s.batch; ++b) {
-      for (std::int64_t h = 0; h < heads; ++h) {
-        const float *q = xp + s.head(b, h), *k = q + W, *v = q + 2 * W;
-        float* p = pp + s.probs(b, h);
-        products.scores(q, k, p);
-        for (std::int64_t i = 0; i < L; ++i) softmax_row(p + i * P, causal ? i + 1 : L, P);
-        products.mix(p, v, op + s.out(b, h));
-      }
-    }
+    for_each_head(s, causal, one_thread.threads(), [&](HeadProducts& products, std::int64_t b, std::int64_t h) {
+      head_forward(s, causal, products, xp, b, h, pp + s.probs(b, h), op);
+    });
     ctx->save_for_backward({qkv, probs});
     ctx->saved_data["heads"] = heads;
     ctx->saved_data["causal"] = causal;
@@ -209,24 +271,22 @@ struct Attention : torch::autograd::Function<Attention> {
     // One gradient for the packed input, so the projection before gets it
     // without a copy.
     torch::Tensor dqkv = torch::empty_like(qkv);
-    std::vector<float> ds(static_cast<std::size_t>(L * P));
     const float *xp = qkv.data_ptr<float>(), *pp = probs.data_ptr<float>(), *gp = dout.data_ptr<float>();
     float* dp = dqkv.data_ptr<float>();
-    HeadProducts products(s, causal);
     const SingleThreadedBlas one_thread;
-    for (std::int64_t b = 0; b < s.batch; ++b) {
-      for (std::int64_t h = 0; h < s.heads; ++h) {
-        const float* p = pp + s.probs(b, h);
-        const float *q = xp + s.head(b, h), *k = q + W, *v = q + 2 * W, *g = gp + s.out(b, h);
-        float *dq = dp + s.head(b, h), *dk = dq + W, *dv = dq + 2 * W;
-        products.grad_values(p, g, dv);
-        products.grad_probs(g, v, ds.data());
-        for (std::int64_t i = 0; i < L; ++i)
-          softmax_row_backward(p + i * P, ds.data() + i * P, causal ? i + 1 : L, P, s.scale);
-        products.grad_queries(ds.data(), k, dq);
-        products.grad_keys(ds.data(), q, dk);
-      }
-    }
+    for_each_head(s, causal, one_thread.threads(), [&](HeadProducts& products, std::int64_t b, std::int64_t h) {
+      thread_local std::vector<float> ds;  // the score gradients of one head
+      ds.resize(static_cast<std::size_t>(L * P));
+      const float* p = pp + s.probs(b, h);
+      const float *q = xp + s.head(b, h), *k = q + W, *v = q + 2 * W, *g = gp + s.out(b, h);
+      float *dq = dp + s.head(b, h), *dk = dq + W, *dv = dq + 2 * W;
+      products.grad_values(p, g, dv);
+      products.grad_probs(g, v, ds.data());
+      for (std::int64_t i = 0; i < L; ++i)
+        softmax_row_backward(p + i * P, ds.data() + i * P, causal ? i + 1 : L, P, s.scale);
+      products.grad_queries(ds.data(), k, dq);
+      products.grad_keys(ds.data(), q, dk);
+    });
     return {dqkv, torch::Tensor(), torch::Tensor()};
   }
 };
@@ -254,6 +314,7 @@ torch::Tensor attention(const torch::Tensor& qkv, std::int64_t heads, bool causa
   TORCH_CHECK(heads > 0 && (qkv.size(2) / 3) % heads == 0, "attention width ", qkv.size(2) / 3,
               " is not divisible by ", heads, " heads");
   if (!fusable(qkv) || qkv.numel() == 0) return attention_reference(qkv, heads, causal);
+  if (!(at::GradMode::is_enabled() && qkv.requires_grad())) return attention_inference(qkv, heads, causal);
   return Attention::apply(qkv, heads, causal);
 }
 
