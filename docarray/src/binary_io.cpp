@@ -6,9 +6,9 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include <climits>
-
 #include <array>
+#include <atomic>
+#include <climits>
 #include <cstring>
 #include <fstream>
 #include <future>
@@ -366,7 +366,8 @@ BinaryWriter::BinaryWriter(const std::string& path, Compression c) : impl_(new I
   struct stat st {};
   const bool exists = ::stat(path.c_str(), &st) == 0;
   if (!exists || S_ISREG(st.st_mode)) {
-    impl_->partial = path + ".partial-" + std::to_string(::getpid());
+    static std::atomic<unsigned> writers{0};  // two writers of one path in one process get two names
+    impl_->partial = path + ".partial-" + std::to_string(::getpid()) + "-" + std::to_string(writers++);
     impl_->fd = ::open(impl_->partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (impl_->fd < 0) throw Error("cannot open " + path + " for writing: cannot create " + impl_->partial + ": " + std::strerror(errno));
     if (exists) ::fchmod(impl_->fd, st.st_mode & 07777);  // the replaced file's permissions
