@@ -225,9 +225,10 @@ at::Tensor rows_in_place(const std::vector<const Document*>& docs, std::int64_t 
   if (!first.defined() || !first.device().is_cpu() || first.dim() != 1 || first.numel() != dim ||
       (first.scalar_type() != at::kFloat && first.scalar_type() != at::kDouble) || !first.is_contiguous())
     return {};
+  if (!docs[1]->embedding.defined()) return {};
   const auto* base = static_cast<const char*>(first.data_ptr());
   const c10::StorageImpl* storage = first.storage().unsafeGetStorageImpl();
-  const std::ptrdiff_t step = static_cast<const char*>(docs[1]->embedding.defined() ? docs[1]->embedding.data_ptr() : nullptr) - base;
+  const std::ptrdiff_t step = static_cast<const char*>(docs[1]->embedding.data_ptr()) - base;
   const auto element = static_cast<std::ptrdiff_t>(first.element_size());
   if (step < dim * element || step % element != 0) return {};
   for (std::size_t i = 1; i < docs.size(); ++i) {
@@ -260,7 +261,7 @@ void match_impl(DocumentArray& queries, const DocumentArray& index, const at::Te
       throw Error(msg.str());
     }
     if (!x.defined() || x.dim() != 2 || x.size(0) != static_cast<std::int64_t>(xdocs.size()) || x.size(1) != first.numel() ||
-        !x.is_contiguous() || !x.device().is_cpu()) {  // given by a caller: contiguous, as documented
+        !x.is_contiguous() || !x.device().is_cpu()) {
       std::ostringstream msg;
       msg << "match: the stacked index embeddings are " << (x.defined() ? x.sizes() : at::IntArrayRef{})
           << ", expected a contiguous CPU [" << xdocs.size() << ", " << first.numel() << "] (one row per index document)";
@@ -269,12 +270,8 @@ void match_impl(DocumentArray& queries, const DocumentArray& index, const at::Te
   }
 
   at::NoGradGuard no_grad;
-  at::Tensor in_place;
-  if (stacked == nullptr && xdocs.front()->embedding.defined() &&
-      xdocs.front()->embedding.scalar_type() == (first.scalar_type() == at::kDouble ? at::kDouble : at::kFloat)) {
-    in_place = rows_in_place(xdocs, first.numel());
-    if (in_place.defined()) stacked = &in_place;
-  }
+  at::Tensor in_place;  // an index read from a file, matched where it lies
+  if (stacked == nullptr && (in_place = rows_in_place(xdocs, first.numel())).defined()) stacked = &in_place;
   // Double embeddings are matched in double, everything else in float32.
   if (first.scalar_type() == at::kDouble) run<double>(metric, qdocs, xdocs, opt, name, at::kDouble, first.numel(), stacked);
   else run<float>(metric, qdocs, xdocs, opt, name, at::kFloat, first.numel(), stacked);

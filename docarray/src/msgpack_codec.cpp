@@ -353,11 +353,9 @@ void pack_document(Out& buf, const Document& d, std::vector<at::Tensor>& keepali
 
 }  // namespace
 
-std::uint64_t pack_document(msgpack::vrefbuffer& buf, const Document& doc, std::vector<at::Tensor>& keepalive,
-                            std::optional<std::uint64_t> aligned_at) {
-  Out out{&buf, nullptr, aligned_at};
+void pack_document(msgpack::vrefbuffer& buf, const Document& doc, std::vector<at::Tensor>& keepalive) {
+  Out out{&buf, nullptr, std::nullopt};
   pack_document(out, doc, keepalive);
-  return out.written;
 }
 
 std::uint64_t pack_document(RecordBuffer& buf, const Document& doc, std::vector<at::Tensor>& keepalive,

@@ -25,13 +25,11 @@ namespace docarray::detail {
 constexpr std::size_t kPayloadAlignment = 64;
 constexpr std::size_t kAlignedPayloadMin = 64;
 
-// Packs `doc` as a map of its set fields. Tensor bytes are appended by
-// reference (vrefbuffer), so the tensors they point into are pushed onto
-// `keepalive` and must outlive the buffer's use. With `aligned_at` (the
-// stream offset where this record's first byte will land), payloads are
-// padded to kPayloadAlignment. Returns the bytes appended.
-std::uint64_t pack_document(msgpack::vrefbuffer& buf, const Document& doc, std::vector<at::Tensor>& keepalive,
-                            std::optional<std::uint64_t> aligned_at = std::nullopt);
+// Packs `doc` as a map of its set fields (a network message's document:
+// no padding). Tensor bytes are appended by reference (vrefbuffer), so the
+// tensors they point into are pushed onto `keepalive` and must outlive the
+// buffer's use.
+void pack_document(msgpack::vrefbuffer& buf, const Document& doc, std::vector<at::Tensor>& keepalive);
 
 // Where the file writer packs records: small pieces (headers, strings)
 // copied into one contiguous run, payloads of kAlignedPayloadMin bytes or
@@ -97,6 +95,9 @@ class RecordBuffer {
   std::vector<Segment> segments_;
 };
 
+// The same as a file record: `aligned_at` is the stream offset where the
+// record's first byte will land, and payloads are padded to
+// kPayloadAlignment from there. Returns the bytes appended.
 std::uint64_t pack_document(RecordBuffer& buf, const Document& doc, std::vector<at::Tensor>& keepalive,
                             std::uint64_t aligned_at);
 

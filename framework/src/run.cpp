@@ -13,7 +13,6 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
-#include <ctime>
 #include <fstream>
 #include <sstream>
 
