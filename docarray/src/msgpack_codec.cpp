@@ -13,6 +13,7 @@
 #include "docarray/dtype.hpp"
 #include "docarray/error.hpp"
 #include "docarray/limits.hpp"
+#include "docarray/storage_view.hpp"
 #include "docarray/utf8.hpp"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -206,16 +207,6 @@ Value get_value(const msgpack::object& o, const std::string& field, std::uint32_
   }
 }
 
-// A tensor over `bytes` inside the arena's storage: no allocation of its
-// data, no copy; the storage (the mapped file) lives as long as the tensor.
-at::Tensor alias_tensor(const Arena& arena, const char* bytes, c10::ScalarType type, c10::IntArrayRef sizes) {
-  auto impl = c10::make_intrusive<c10::TensorImpl>(c10::Storage(arena.storage), c10::DispatchKeySet(c10::DispatchKey::CPU),
-                                                   caffe2::TypeMeta::fromScalarType(type));
-  impl->set_storage_offset(static_cast<std::int64_t>(bytes - arena.begin) / static_cast<std::int64_t>(c10::elementSize(type)));
-  impl->set_sizes_contiguous(sizes);
-  return at::Tensor(std::move(impl));
-}
-
 // A map key, as a view: the known keys need no copy and no UTF-8 check
 // (an unknown one is quoted in the error through get_str, which checks).
 std::string_view key_of(const msgpack::object& k, std::string_view where) {
@@ -266,7 +257,7 @@ at::Tensor get_tensor(const msgpack::object& o, const std::string& field, const 
   const std::size_t element = c10::elementSize(type);
   if (arena && nbytes > 0 && bytes >= arena->begin && bytes + nbytes <= arena->end &&
       (bytes - arena->begin) % element == 0)
-    return alias_tensor(*arena, bytes, type, sizes);
+    return storage_view(arena->storage, static_cast<std::int64_t>((bytes - arena->begin) / element), sizes, type);  // no copy
   at::Tensor t = at::empty(sizes, at::TensorOptions().dtype(type));
   if (nbytes) std::memcpy(t.data_ptr(), bytes, nbytes);
   return t;

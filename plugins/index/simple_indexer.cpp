@@ -8,6 +8,7 @@
 
 #include "docarray/error.hpp"
 #include "docarray/match.hpp"
+#include "docarray/storage_view.hpp"
 
 namespace docflow::index {
 
@@ -158,18 +159,14 @@ void SimpleIndexer::appended(std::size_t first_new) {
 
 void SimpleIndexer::share_rows(std::size_t begin, std::size_t end) {
   const std::int64_t dim = stacked_.size(1);
-  const caffe2::TypeMeta type = stacked_.dtype();
   for (std::size_t i = begin; i < end; ++i) {
     // Through the const accessor: mutable access would mark the id index
     // stale (it may change ids), and only the embedding changes here.
     at::Tensor& e = const_cast<docarray::Document&>(std::as_const(docs_)[i]).embedding;
-    // A TensorImpl over the matrix's storage, built directly: a dispatcher
-    // op per row (select, view) would cost a second at a million rows.
-    auto impl = c10::make_intrusive<c10::TensorImpl>(c10::Storage(stacked_.storage()),
-                                                     c10::DispatchKeySet(c10::DispatchKey::CPU), type);
-    impl->set_storage_offset(stacked_.storage_offset() + static_cast<std::int64_t>(i) * dim);
-    impl->set_sizes_contiguous(e.sizes());
-    e = at::Tensor(std::move(impl));
+    // Built directly: a dispatcher op per row (select, view) would cost a
+    // second at a million rows.
+    e = docarray::storage_view(stacked_.storage(), stacked_.storage_offset() + static_cast<std::int64_t>(i) * dim,
+                               e.sizes(), stacked_.scalar_type());
   }
 }
 
