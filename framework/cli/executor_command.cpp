@@ -23,6 +23,7 @@ int executor_command(const Args& args) {
       "plugins", po::value<std::vector<std::string>>(), "a folder of plugins to load (again for more)")(
       "workspace", po::value<std::string>(), "where its run folder goes (default runs)")(
       "prefetch", po::value<int>(), "requests in flight at once (default 8)")(
+      "replicas", po::value<int>(), "instances of the executor in this process, the requests spread over them (default 1)")(
       "detach", "return once it serves and leave it running")(
       "token-file", po::value<std::string>(), "require `Authorization: Bearer TOKEN` (the file's one line)")(
       "monitoring", "serve Prometheus metrics at /metrics");
@@ -43,6 +44,7 @@ int executor_command(const Args& args) {
     e.name = name;
     e.uses = uses;
     one.executors.push_back(standalone(e));
+    if (vm.count("replicas")) one.executors.back().replicas = vm["replicas"].as<int>();
     const std::string yaml = "# written by `flow executor`\n" + to_yaml(one);
     std::filesystem::create_directories(workspace);
     const std::string file = (std::filesystem::path(workspace) / (name + ".executor.yml")).string();

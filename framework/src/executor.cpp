@@ -25,6 +25,16 @@ void Executor::handle(Request& request) {
   it->second(request);
 }
 
+void Executor::handle_async(Request& request, Done done) {
+  std::exception_ptr error;
+  try {
+    handle(request);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  done(error);
+}
+
 SharedRegistry& Executor::registry() const {
   if (!context_.registry) throw Error("executor '" + name() + "' runs without a shared registry");
   return *context_.registry;

@@ -342,39 +342,62 @@ struct Flow::Impl {
     task_started();
     boost::asio::post(*node.strands[replica], [this, &node, msg = std::move(msg), replica]() mutable {
       const bool skip = msg.error || (msg.only && std::find(msg.only->begin(), msg.only->end(), node.name) == msg.only->end());
-      if (!failed() && !skip) {
-        const auto t0 = observer ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+      Executor& ex = *node.replicas[replica];
+      if (failed() || skip || !select(node, msg.request)) return finish(node, std::move(msg), nullptr, {});
+      const auto t0 = observer ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+      if (!ex.answers_later()) {
         std::exception_ptr error;
         try {
-          process(node, *node.replicas[replica], msg.request);
-        } catch (const std::exception& e) {
-          error = std::make_exception_ptr(ExecutorError(node.name, msg.request.endpoint, e.what()));
+          ex.handle(msg.request);
         } catch (...) {
-          error = std::make_exception_ptr(ExecutorError(node.name, msg.request.endpoint, "unknown exception"));
+          error = std::current_exception();
         }
-        if (observer)
-          observer(ExecutorSample{node.name, msg.request.endpoint,
-                                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-                                  msg.request.docs.size(), error != nullptr});
-        if (error && isolate) msg.error = error;
-        else if (error) fail(error);
+        return finish(node, std::move(msg), error, t0);
       }
-      complete(node, std::move(msg));
-      task_finished();
+      // A remote executor: the request goes out and this thread is free;
+      // the answer finishes it on whichever thread it arrives.
+      auto held = std::make_shared<Message>(std::move(msg));
+      try {
+        ex.handle_async(held->request, [this, &node, held, t0](std::exception_ptr error) {
+          finish(node, std::move(*held), error, t0);
+        });
+      } catch (...) {
+        finish(node, std::move(*held), std::current_exception(), t0);
+      }
     });
   }
 
-  void process(Node& node, Executor& ex, Request& request) {
-    if (!node.when) {
-      ex.handle(request);
-      return;
+  // After the executor ran (or was skipped: no start time): its failure
+  // named, the observer told, and the message passed on.
+  void finish(Node& node, Message msg, std::exception_ptr error, std::chrono::steady_clock::time_point t0) {
+    if (error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        error = std::make_exception_ptr(ExecutorError(node.name, msg.request.endpoint, e.what()));
+      } catch (...) {
+        error = std::make_exception_ptr(ExecutorError(node.name, msg.request.endpoint, "unknown exception"));
+      }
     }
-    // Only the documents that satisfy `when` reach the executor, as in Jina.
+    if (observer && t0 != std::chrono::steady_clock::time_point())
+      observer(ExecutorSample{node.name, msg.request.endpoint,
+                              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                              msg.request.docs.size(), error != nullptr});
+    if (error && isolate) msg.error = error;
+    else if (error) fail(error);
+    complete(node, std::move(msg));
+    task_finished();
+  }
+
+  // Only the documents that satisfy `when` reach the executor, as in Jina;
+  // false when none does (the executor is not called).
+  bool select(Node& node, Request& request) {
+    if (!node.when) return true;
     docarray::DocumentArray selected;
     for (const auto& d : request.docs)
       if (node.when->matches(d)) selected.append(d);
     request.docs = std::move(selected);
-    if (!request.docs.empty()) ex.handle(request);
+    return !request.docs.empty();
   }
 
   void dispatch_event(Node& node, std::shared_ptr<Message> msg) {
@@ -607,11 +630,12 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
   const FlowGraph& g = *im.graph;
   unsigned threads = im.config.threads > 0 ? static_cast<unsigned>(im.config.threads)
                                             : std::max(2u, std::thread::hardware_concurrency());
-  // A remote executor's replica holds a pool thread while it waits for its
-  // answer: one more thread each, so that waiting never starves the local work.
+  // Replicas ask for concurrency (they may wait on I/O, not only compute):
+  // by default every replica of the most replicated local executor can run
+  // at once. Remote executors hold no thread while they wait (handle_async).
   if (im.config.threads <= 0)
     for (const auto& e : im.config.executors)
-      if (!e.remote.empty()) threads += static_cast<unsigned>(e.replicas);
+      if (e.remote.empty()) threads = std::max(threads, static_cast<unsigned>(e.replicas));
   im.pool = std::make_unique<Pool>(threads);
   im.nodes.clear();
   for (std::size_t v = 0; v <= g.size(); ++v) {

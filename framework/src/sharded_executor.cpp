@@ -1,6 +1,7 @@
 #include "sharded_executor.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <set>
 #include <thread>
@@ -90,6 +91,39 @@ void ShardedExecutor::call(std::size_t shard, Request& request) {
   }
 }
 
+std::exception_ptr ShardedExecutor::named(std::size_t shard, std::exception_ptr error) {
+  if (!error) return error;
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return std::make_exception_ptr(Error("shard " + std::to_string(shard) + ": " + e.what()));
+  } catch (...) {
+    return std::make_exception_ptr(Error("shard " + std::to_string(shard) + ": unknown exception"));
+  }
+}
+
+std::vector<Request> ShardedExecutor::split_by_id(Request& request, std::vector<std::size_t>& where) const {
+  const std::size_t n = shards_.size();
+  std::vector<Request> parts(n, Request{request.endpoint, {}, request.parameters});
+  for (auto& d : request.docs.raw()) {
+    const std::size_t s = std::hash<std::string>{}(d.id) % n;
+    where.push_back(s);
+    parts[s].docs.append(std::move(d));
+  }
+  return parts;
+}
+
+void ShardedExecutor::reassemble(Request& request, std::vector<Request>& parts, const std::vector<std::size_t>& where) {
+  const std::size_t n = parts.size();
+  std::vector<std::size_t> next(n, 0);
+  docarray::DocumentArray out;
+  for (std::size_t s : where)
+    if (next[s] < parts[s].docs.size()) out.append(std::move(parts[s].docs[next[s]++]));
+  for (std::size_t s = 0; s < n; ++s)  // what a shard added beyond the documents it was given
+    for (; next[s] < parts[s].docs.size(); ++next[s]) out.append(std::move(parts[s].docs[next[s]]));
+  request.docs = std::move(out);
+}
+
 void ShardedExecutor::route(Request& request) {
   const std::size_t n = shards_.size();
   if (!polls_all(request.endpoint)) {
@@ -98,22 +132,11 @@ void ShardedExecutor::route(Request& request) {
       return;
     }
     // Each document to the shard its id hashes to; the answers back in the request's order.
-    std::vector<Request> parts(n, Request{request.endpoint, {}, request.parameters});
     std::vector<std::size_t> where;
-    for (auto& d : request.docs.raw()) {
-      const std::size_t s = std::hash<std::string>{}(d.id) % n;
-      where.push_back(s);
-      parts[s].docs.append(std::move(d));
-    }
+    std::vector<Request> parts = split_by_id(request, where);
     for (std::size_t s = 0; s < n; ++s)
       if (!parts[s].docs.empty()) call(s, parts[s]);
-    std::vector<std::size_t> next(n, 0);
-    docarray::DocumentArray out;
-    for (std::size_t s : where)
-      if (next[s] < parts[s].docs.size()) out.append(std::move(parts[s].docs[next[s]++]));
-    for (std::size_t s = 0; s < n; ++s)  // what a shard added beyond the documents it was given
-      for (; next[s] < parts[s].docs.size(); ++next[s]) out.append(std::move(parts[s].docs[next[s]]));
-    request.docs = std::move(out);
+    reassemble(request, parts, where);
     return;
   }
   // ALL: every shard at once, each on its own copy of the request.
@@ -138,8 +161,60 @@ void ShardedExecutor::route(Request& request) {
   }
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
-  // Merge by document id: the first shard's documents, every shard's matches.
-  docarray::DocumentArray merged = std::move(copies[0].docs);
+  merge_answers(request, copies);
+}
+
+bool ShardedExecutor::answers_later() const {
+  return std::all_of(shards_.begin(), shards_.end(), [](const auto& s) { return s->answers_later(); });
+}
+
+// Remote shards: the parts go out at once, without a thread waiting for
+// each; the last answer puts the request together.
+struct ShardedExecutor::Fanout {
+  Request* request;
+  Done done;
+  std::vector<Request> parts;
+  std::vector<std::size_t> where;  // ANY /index: the shard of each document
+  std::vector<std::exception_ptr> errors;
+  std::atomic<std::size_t> remaining{0};
+};
+
+void ShardedExecutor::handle_async(Request& request, Done done) {
+  if (!answers_later()) return Executor::handle_async(request, std::move(done));
+  const std::size_t n = shards_.size();
+  const bool all = polls_all(request.endpoint);
+  if (!all && request.endpoint != "/index") {
+    const std::size_t s = turn_++ % n;
+    return shards_[s]->handle_async(request, [s, done = std::move(done)](std::exception_ptr e) { done(named(s, e)); });
+  }
+  auto f = std::make_shared<Fanout>();
+  f->request = &request;
+  f->done = std::move(done);
+  f->parts = all ? std::vector<Request>(n, request) : split_by_id(request, f->where);
+  f->errors.resize(n);
+  std::vector<std::size_t> targets;
+  for (std::size_t s = 0; s < n; ++s)
+    if (all || !f->parts[s].docs.empty()) targets.push_back(s);
+  if (targets.empty()) return f->done(nullptr);  // an /index without documents
+  f->remaining = targets.size();
+  for (std::size_t s : targets)
+    shards_[s]->handle_async(f->parts[s], [this, f, s, all](std::exception_ptr e) {
+      f->errors[s] = named(s, e);
+      if (f->remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      for (auto& error : f->errors)
+        if (error) return f->done(error);
+      try {
+        if (all) merge_answers(*f->request, f->parts);
+        else reassemble(*f->request, f->parts, f->where);
+      } catch (...) {
+        return f->done(std::current_exception());
+      }
+      f->done(nullptr);
+    });
+}
+
+void ShardedExecutor::merge_answers(Request& request, std::vector<Request>& copies) const {
+  const std::size_t n = copies.size();
   // The cut: the request's `limit`, else the shards' own (local ones say it),
   // else the longest list one shard returned (each returned at most its limit).
   std::size_t cut = 0;
@@ -150,6 +225,8 @@ void ShardedExecutor::route(Request& request) {
   else
     for (const auto& c : copies)
       for (const auto& d : c.docs) cut = std::max(cut, d.matches.size());
+  // Merge by document id: the first shard's documents, every shard's matches.
+  docarray::DocumentArray merged = std::move(copies[0].docs);
   for (std::size_t s = 1; s < n; ++s)
     for (auto& d : copies[s].docs.raw()) {
       if (docarray::Document* base = merged.find(d.id)) {

@@ -11,6 +11,8 @@
 //        single shard returned, so that N shards of an index answer as one
 //        index over all of it (Jina leaves the union unsorted).
 // Events reach every shard. A shard's failure fails the request, naming it.
+// Remote shards answer later: a request's parts go to them at once, with no
+// thread waiting for each (see Executor::handle_async).
 #include <map>
 #include <memory>
 #include <string>
@@ -29,11 +31,22 @@ class ShardedExecutor : public Executor {
   void on_event(const Event& event) override;
   void save_state(const std::filesystem::path& dir) override;
   void load_state(const std::filesystem::path& dir) override;
+  // Answers later when every shard does (remote shards).
+  bool answers_later() const override;
+  void handle_async(Request& request, Done done) override;
 
  private:
+  struct Fanout;
   void route(Request& request);
   bool polls_all(const std::string& endpoint) const;
   void call(std::size_t shard, Request& request);
+  static std::exception_ptr named(std::size_t shard, std::exception_ptr error);
+  // ANY /index: the documents by the shard their id hashes to (`where`
+  // gets each one's shard), and back in the request's order.
+  std::vector<Request> split_by_id(Request& request, std::vector<std::size_t>& where) const;
+  static void reassemble(Request& request, std::vector<Request>& parts, const std::vector<std::size_t>& where);
+  // ALL: every shard's answer merged into `request`.
+  void merge_answers(Request& request, std::vector<Request>& copies) const;
 
   std::vector<std::shared_ptr<Executor>> shards_;
   std::map<std::string, std::string> polling_;

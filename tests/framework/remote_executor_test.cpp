@@ -168,6 +168,45 @@ BOOST_AUTO_TEST_CASE(replicas_survive_kill_9_of_one_and_take_it_back) {
   f.close();
 }
 
+// One remote executor (one replica here, one connection) keeps several
+// requests in flight: the remote side's Rendezvous lets a request go only
+// when four are inside its four instances at once, so the four answers
+// come only if all four requests were on the wire together (one at a time,
+// as a blocking call would send them, the first fails after its timeout).
+BOOST_AUTO_TEST_CASE(one_remote_executor_keeps_several_requests_in_flight) {
+  TempDir dir;
+  ExecutorProcess meet(dir, "meet", "--uses Rendezvous --set n=4 --set timeout_ms=20000 --replicas 4");
+  Flow f = flow_of("  - {name: meet, host: 127.0.0.1, port: " + std::to_string(meet.port()) + "}\n");
+  f.isolate_failures(true);
+  f.open(dir.path() / "ws");
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<std::string> answers;
+  for (int round = 0; round < 2; ++round)  // twice: the second four meet as a group of their own
+    for (int i = 0; i < 4; ++i) {
+      docarray::DocumentArray docs;
+      docs.append(docarray::Document("d" + std::to_string(round * 4 + i)));
+      f.post("/index", std::move(docs), {}, [&](Response r) {
+        std::lock_guard<std::mutex> lock(m);
+        if (r.error) {
+          try {
+            std::rethrow_exception(r.error);
+          } catch (const std::exception& e) {
+            answers.push_back(std::string("error: ") + e.what());
+          }
+        } else {
+          answers.push_back(r.request.docs[0].id + " met " + std::to_string(r.request.docs[0].find_tag("met")->as_int()));
+        }
+        cv.notify_all();
+      });
+    }
+  std::unique_lock<std::mutex> lock(m);
+  BOOST_REQUIRE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return answers.size() == 8; }));
+  for (int i = 0; i < 8; ++i) BOOST_TEST(answers[i] == "d" + std::to_string(i) + " met 4");  // in order, each met three others
+  lock.unlock();
+  f.close();
+}
+
 // Jina's shards with replicas: `hosts: [[a, b], [c, d]]` is two shards of two
 // replicas each. /index sends each document to the shard its id hashes to
 // (always the same one), the shard's requests go round robin over its

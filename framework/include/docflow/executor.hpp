@@ -5,6 +5,7 @@
 // threads at once, but the thread is not fixed. open(), handlers and events,
 // close(); if open() throws nothing else is called, and close() always
 // follows a successful open().
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -83,6 +84,17 @@ class Executor {
   // Runs the handler bound to request.endpoint, or the default one; a
   // request no handler is bound for passes through untouched.
   void handle(Request& request);
+
+  // Executors whose work happens elsewhere (a remote service) answer later:
+  // handle_async() starts the request and returns at once, and `done` is
+  // called exactly once, from any thread, when `request` holds the answer
+  // (null) or with the failure. The runtime then keeps many requests in
+  // flight on one instance without a thread waiting for each. It is called
+  // as handle() is, never from two threads at once; `request` stays valid
+  // until `done` runs. The default runs handle() and calls `done`.
+  using Done = std::function<void(std::exception_ptr)>;
+  virtual bool answers_later() const { return false; }
+  virtual void handle_async(Request& request, Done done);
   bool handles(const std::string& endpoint) const;
   // The endpoints bound, sorted ("*" for the default handler).
   std::vector<std::string> endpoints() const;

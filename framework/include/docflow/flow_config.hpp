@@ -84,7 +84,7 @@ struct FlowConfig {
   std::string name;
   std::string workspace = "runs";
   int prefetch = 8;
-  int threads = 0;  // 0: one per core
+  int threads = 0;  // 0: one per core, and at least the replicas of the most replicated executor
   // Training checkpoints kept: the flow's state after each of the last N
   // epochs, for `flow run --resume` (0: none). See checkpoint.hpp.
   int checkpoints = 0;

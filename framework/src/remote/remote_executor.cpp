@@ -1,20 +1,37 @@
 #include "remote_executor.hpp"
 
+#include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
+#include <future>
 #include <set>
 #include <thread>
 
+#include "../serve/error_answer.hpp"
 #include "../serve/event_wire.hpp"
+#include "docarray/envelope.hpp"
+#include "docarray/error.hpp"
 #include "docflow/error.hpp"
 
 namespace docflow {
 namespace {
 
 constexpr int kDownMs = 5000;
+// Requests written ahead of their answers on one connection: what the
+// server reads ahead (ServerLimits::pipeline); more wait here.
+constexpr std::size_t kInFlight = 16;
 
 std::string url_of(const std::string& address) {
   return address.rfind("http://", 0) == 0 ? address : "http://" + address;
+}
+
+// "http://HOST:PORT" (HOST may be [v6]) as host and port.
+std::pair<std::string, std::string> host_port(const std::string& url) {
+  std::string rest = url.substr(7);
+  const auto colon = rest.rfind(':');
+  std::string host = rest.substr(0, colon), port = colon == std::string::npos ? "" : rest.substr(colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return {host, port};
 }
 
 }  // namespace
@@ -25,10 +42,31 @@ RemoteExecutor::RemoteExecutor(ExecutorContext context, RemoteOptions options)
   options_.timeout_send_ms = limit_ms(options_.timeout_send_ms);
   const std::size_t n = options_.addresses.size();
   const std::size_t own = static_cast<std::size_t>(this->context().replica_id) % std::max<std::size_t>(n, 1);
-  for (std::size_t i = 0; i < n; ++i) addresses_.push_back(Address{url_of(options_.addresses[(own + i) % n]), nullptr, {}});
+  for (std::size_t i = 0; i < n; ++i) {
+    Address a;
+    a.url = url_of(options_.addresses[(own + i) % n]);
+    std::tie(a.host, a.port) = host_port(a.url);
+    addresses_.push_back(std::move(a));
+  }
+  work_.emplace(io_.get_executor());
+  io_thread_ = std::thread([this] { io_.run(); });
 }
 
-RemoteExecutor::~RemoteExecutor() = default;
+RemoteExecutor::~RemoteExecutor() { stop_io(); }
+
+void RemoteExecutor::close() { stop_io(); }
+
+void RemoteExecutor::stop_io() {
+  if (!io_thread_.joinable()) return;
+  // The runtime closes an executor with nothing in flight; whatever a
+  // connection still holds fails with this.
+  boost::asio::post(io_, [this] {
+    for (auto& a : addresses_)
+      if (a.connection) a.connection->close("the remote executor " + name() + " is closing");
+  });
+  work_.reset();
+  io_thread_.join();
+}
 
 Client& RemoteExecutor::client(Address& a) {
   if (!a.client) {
@@ -60,7 +98,16 @@ void RemoteExecutor::open() {
         const nlohmann::json status_json = nlohmann::json::parse(body);  // named: a range-for over a temporary's member dangles
         for (const auto& x : status_json.at("executors"))
           for (const auto& e : x.at("endpoints")) endpoints.insert(e.get<std::string>());
-        for (const auto& e : endpoints) on(e, [this](Request& r) { forward(r); });
+        // Called synchronously (a shard among local ones): the same path, waited for.
+        for (const auto& e : endpoints)
+          on(e, [this](Request& r) {
+            std::promise<void> answered;
+            handle_async(r, [&](std::exception_ptr error) {
+              if (error) answered.set_exception(error);
+              else answered.set_value();
+            });
+            answered.get_future().get();
+          });
         log().info(name(), "remote executor at " + own.url + " (endpoints: " +
                                [&] {
                                  std::string s;
@@ -94,42 +141,86 @@ void RemoteExecutor::on_event(const Event& event) {
   }
 }
 
-void RemoteExecutor::forward(Request& request) {
-  std::string tried;
-  const auto now = std::chrono::steady_clock::now();
-  // Replicas that are up first (this replica's own before the others), then
-  // the ones marked down, in case they are back.
+struct RemoteExecutor::Call {
+  Request* request;
+  std::string body;  // the envelope, encoded once for every address tried
+  Done done;
   std::vector<Address*> order;
-  for (auto& a : addresses_)
-    if (a.down_until <= now) order.push_back(&a);
-  for (auto& a : addresses_)
-    if (a.down_until > now) order.push_back(&a);
-  for (Address* a : order) {
+  std::size_t at = 0;        // the address in `order` it goes to now
+  bool reconnected = false;  // a new connection to the same address was tried
+  std::string tried;         // what the addresses before it said
+};
+
+void RemoteExecutor::handle_async(Request& request, Done done) {
+  if (!handles(request.endpoint)) return done(nullptr);  // not bound there: passes through, as handle() does
+  auto call = std::make_shared<Call>();
+  call->request = &request;
+  call->done = std::move(done);
+  docarray::Value fields = docarray::Value::map();
+  fields["exec_endpoint"] = request.endpoint;
+  if (!request.parameters.is_null()) fields["parameters"] = request.parameters;
+  call->body = docarray::to_msgpack_envelope(fields, request.docs);  // here, on the pool thread
+  boost::asio::post(io_, [this, call] {
+    // Replicas that are up first (this replica's own before the others),
+    // then the ones marked down, in case they are back.
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& a : addresses_)
+      if (a.down_until <= now) call->order.push_back(&a);
+    for (auto& a : addresses_)
+      if (a.down_until > now) call->order.push_back(&a);
+    attempt(call);
+  });
+}
+
+void RemoteExecutor::attempt(const std::shared_ptr<Call>& call) {
+  if (call->at >= call->order.size())
+    return call->done(std::make_exception_ptr(Error("no replica of the remote executor answered: " + call->tried)));
+  Address& a = *call->order[call->at];
+  if (!a.connection)
+    a.connection = std::make_shared<remote::PipelinedConnection>(io_, a.host, a.port, options_.timeout_send_ms, kInFlight);
+  remote::http::request<remote::http::string_body> req{remote::http::verb::post, "/post", 11};
+  req.set(remote::http::field::host, a.host + ":" + a.port);
+  req.set(remote::http::field::user_agent, "docflow-remote-executor");
+  if (!options_.token.empty()) req.set(remote::http::field::authorization, "Bearer " + options_.token);
+  req.set(remote::http::field::content_type, "application/x-msgpack");
+  req.set(remote::http::field::accept, "application/x-msgpack");
+  req.keep_alive(true);
+  req.body() = call->body;
+  req.prepare_payload();
+  a.connection->send(std::move(req), [this, call, &a](remote::Answer answer) { answered(call, a, std::move(answer)); });
+}
+
+void RemoteExecutor::answered(const std::shared_ptr<Call>& call, Address& a, remote::Answer answer) {
+  Request& request = *call->request;
+  if (answer.status == 200) {
+    docarray::Envelope env;
     try {
-      bool sent = false;
-      ClientResponse answer;
-      client(*a).post(
-          request.endpoint,
-          [&](docarray::DocumentArray& batch) {
-            if (sent) return false;
-            batch = request.docs;  // a copy (tensors are shared): kept for the next replica if this one fails
-            sent = true;
-            return true;
-          },
-          request.parameters, [&](ClientResponse& r) { answer = std::move(r); });
-      request.docs = std::move(answer.docs);
-      if (!answer.parameters.is_null()) request.parameters = std::move(answer.parameters);
-      a->down_until = {};
-      return;
-    } catch (const ClientError& e) {
-      if (e.status() != 0 && e.status() != 503) throw Error("at " + a->url + ": " + e.what());
-      // Unreachable or overloaded: the next replica gets the request.
-      tried += (tried.empty() ? "" : "; ") + std::string(e.what());
-      a->client.reset();
-      a->down_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDownMs);
+      env = docarray::parse_msgpack_envelope(answer.body);
+    } catch (const docarray::Error& e) {
+      return call->done(std::make_exception_ptr(Error("at " + a.url + ": got an answer that does not parse: " + e.what())));
     }
+    request.docs = std::move(env.docs);
+    if (const docarray::Value* p = env.fields.find("parameters"); p && !p->is_null()) request.parameters = *p;
+    a.down_until = {};
+    return call->done(nullptr);
   }
-  throw Error("no replica of the remote executor answered: " + tried);
+  if (answer.status != 0 && answer.status != 503)
+    return call->done(std::make_exception_ptr(Error("at " + a.url + ": " + request.endpoint + " failed with HTTP " +
+                                                    std::to_string(answer.status) + ": " +
+                                                    serve::describe_error_answer(answer.body, true))));
+  // A kept-alive connection the server closed while idle looks like a lost
+  // one: once more on a new connection to the same address first.
+  if (answer.status == 0 && !call->reconnected) {
+    call->reconnected = true;
+    return attempt(call);
+  }
+  // Unreachable or overloaded: the next replica gets the request.
+  const std::string why = answer.status == 503 ? "HTTP 503: " + serve::describe_error_answer(answer.body, true) : answer.error;
+  call->tried += (call->tried.empty() ? "" : "; ") + a.url + ": " + why;
+  a.down_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDownMs);
+  ++call->at;
+  call->reconnected = false;
+  attempt(call);
 }
 
 }  // namespace docflow

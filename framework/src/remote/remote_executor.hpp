@@ -7,19 +7,30 @@
 // request's. Stream events go to POST /post with exec_endpoint /_event, so
 // a remote trainer or evaluator works in a batch run.
 //
+// Requests answer later (Executor::handle_async): each replica keeps one
+// pipelined connection per address on an io thread of its own, with up to
+// kInFlight requests on it at once, so waiting for the network holds no
+// thread of the flow's pool. open() and events use a synchronous Client.
+//
 // Replicas are addresses: replica r sends to address r first. When it
 // cannot be reached (or answers 503), the request goes to the next address,
 // and the unreachable one is skipped for `kDownMs` before it is tried again;
 // an executor's own failure is not retried (it would fail again). A request
 // retried after its connection broke may have run on the lost replica too:
 // remote executors should be idempotent (SimpleIndexer is: ids replace).
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "docflow/client.hpp"
 #include "docflow/executor.hpp"
+#include "pipelined_connection.hpp"
 
 namespace docflow {
 
@@ -38,19 +49,30 @@ class RemoteExecutor : public Executor {
   RemoteExecutor(ExecutorContext context, RemoteOptions options);
   ~RemoteExecutor() override;
   void open() override;
+  void close() override;
   void on_event(const Event& event) override;
+  bool answers_later() const override { return true; }
+  void handle_async(Request& request, Done done) override;
 
  private:
   struct Address {
-    std::string url;
-    std::unique_ptr<Client> client;  // connected on first use
-    std::chrono::steady_clock::time_point down_until{};
+    std::string url, host, port;
+    std::unique_ptr<Client> client;  // open() and events; connected on first use
+    std::shared_ptr<remote::PipelinedConnection> connection;  // requests; on the io thread
+    std::chrono::steady_clock::time_point down_until{};      // on the io thread
   };
-  void forward(Request& request);
+  struct Call;
   Client& client(Address& a);
+  // On the io thread: sends the call to the address it is at.
+  void attempt(const std::shared_ptr<Call>& call);
+  void answered(const std::shared_ptr<Call>& call, Address& a, remote::Answer answer);
+  void stop_io();
 
   RemoteOptions options_;
   std::vector<Address> addresses_;  // this replica's own first
+  boost::asio::io_context io_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::thread io_thread_;
 };
 
 }  // namespace docflow

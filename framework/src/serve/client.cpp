@@ -18,6 +18,7 @@
 
 #include "docarray/envelope.hpp"
 #include "docarray/error.hpp"
+#include "error_answer.hpp"
 
 namespace docflow {
 
@@ -33,30 +34,6 @@ struct Pending {
   std::string body;
   int attempts = 0;
 };
-
-std::string detail_of(const std::string& body) {
-  // The gateway's errors carry {"detail": ...}; an executor's failure carries
-  // Jina's header. Either way the body says it; keep it short.
-  return body.size() > 2000 ? body.substr(0, 2000) + "..." : body;
-}
-
-// What an error answer says: an executor's failure (Jina's header, in JSON
-// or msgpack) by its description, a gateway's refusal by its detail, else
-// the body itself, cut short.
-std::string error_detail(const std::string& body, bool binary) {
-  for (const bool msgpack : {binary, false}) {
-    try {
-      docarray::Envelope env = msgpack ? docarray::parse_msgpack_envelope(body) : docarray::parse_json_envelope(body);
-      if (const docarray::Value* h = env.fields.find("header"))
-        if (const docarray::Value* st = h->find("status"))
-          if (const docarray::Value* d = st->find("description"); d && d->is_string()) return d->as_string();
-      if (const docarray::Value* d = env.fields.find("detail"); d && d->is_string()) return d->as_string();
-    } catch (const docarray::Error&) {
-    }
-    if (!msgpack) break;
-  }
-  return binary ? "(an answer that is not an envelope, " + std::to_string(body.size()) + " bytes)" : detail_of(body);
-}
 
 }  // namespace
 
@@ -250,14 +227,14 @@ void Client::post(const std::string& endpoint, const NextBatch& next, const doca
     }
     if (status == 503) {
       if (++p.attempts > im.options.retries)
-        give_up(p, "failed: 503 after " + std::to_string(im.options.retries) + " retries: " + error_detail(res->body(), im.options.binary), status);
+        give_up(p, "failed: 503 after " + std::to_string(im.options.retries) + " retries: " + serve::describe_error_answer(res->body(), im.options.binary), status);
       retry.push_back(std::move(p));
       std::sort(retry.begin(), retry.end(), [](const Pending& a, const Pending& b) { return a.batch < b.batch; });
       continue;
     }
     backoff = im.options.backoff_ms;
     if (status != 200)
-      give_up(p, "failed with HTTP " + std::to_string(status) + ": " + error_detail(res->body(), im.options.binary), status);
+      give_up(p, "failed with HTTP " + std::to_string(status) + ": " + serve::describe_error_answer(res->body(), im.options.binary), status);
     docarray::Envelope env;
     try {
       env = im.options.binary ? docarray::parse_msgpack_envelope(res->body()) : docarray::parse_json_envelope(res->body());

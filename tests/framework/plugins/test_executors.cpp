@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -209,6 +211,29 @@ class Consumer : public docflow::Executor {
   std::shared_ptr<std::atomic<long>> counter_;
 };
 
+// Holds each request until `n` requests are inside its instances at once
+// (every instance in this process counts), then lets them all go; one that
+// waits `timeout_ms` fails naming how many it met. It proves that requests
+// reach an executor concurrently, without timing anything.
+class Rendezvous : public docflow::Executor {
+ public:
+  explicit Rendezvous(ExecutorContext c) : Executor(std::move(c)) {
+    on("*", [this](Request& r) {
+      static std::mutex m;
+      static std::condition_variable cv;
+      static std::int64_t arrived = 0;
+      const std::int64_t n = params().get_int("n");
+      std::unique_lock<std::mutex> lock(m);
+      const std::int64_t group = arrived++ / n;  // the requests that meet together
+      cv.notify_all();
+      if (!cv.wait_for(lock, std::chrono::milliseconds(params().get_int("timeout_ms")), [&] { return arrived >= (group + 1) * n; }))
+        throw std::runtime_error("only " + std::to_string(arrived - group * n) + " of " + std::to_string(n) +
+                                 " requests were in flight together");
+      for (auto& d : r.docs) d.tags["met"] = n;
+    });
+  }
+};
+
 using docflow::plugin::at_least;
 using docflow::plugin::param;
 
@@ -222,6 +247,8 @@ const docflow_param_schema kSleeperParams[] = {at_least(param("max_ms", "int", "
 const docflow_param_schema kFailerParams[] = {param("after", "int", "1", "fail on this request"),
                                               param("message", "string", "\"boom\"", "the error"),
                                               param("in_open", "bool", "false", "fail in open() instead")};
+const docflow_param_schema kRendezvousParams[] = {at_least(param("n", "int", "2", "requests that meet"), 1),
+                                                  at_least(param("timeout_ms", "int", "20000", "how long one waits"), 1)};
 const docflow_param_schema kResourceParams[] = {param("resource", "string", "\"counter\"", "shared resource name")};
 
 const docflow_executor_entry kExecutors[] = {
@@ -234,6 +261,7 @@ const docflow_executor_entry kExecutors[] = {
     docflow::plugin::executor<Consumer>("Consumer", "uses the shared counter", kResourceParams),
     docflow::plugin::executor<Misbehaver>("Misbehaver", "fails, sleeps or crashes when a document's tags ask"),
     docflow::plugin::executor<TextHasher>("TextHasher", "embeds texts as hashed bags of words (a stand-in encoder)"),
+    docflow::plugin::executor<Rendezvous>("Rendezvous", "holds requests until n of them are inside at once", kRendezvousParams),
 };
 
 }  // namespace
