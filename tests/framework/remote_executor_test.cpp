@@ -207,6 +207,39 @@ BOOST_AUTO_TEST_CASE(one_remote_executor_keeps_several_requests_in_flight) {
   f.close();
 }
 
+// timeout_send bounds each request: a remote executor that takes longer
+// fails that request (naming the executor, the address and the limit),
+// without sending it again, and the next request gets a new connection.
+BOOST_AUTO_TEST_CASE(timeout_send_fails_a_slow_request_and_the_next_one_gets_through) {
+  TempDir dir;
+  ExecutorProcess slow(dir, "slow", "--uses Misbehaver");
+  Flow f = flow_of("  - {name: slow, host: 127.0.0.1, port: " + std::to_string(slow.port()) + ", timeout_send: 300}\n");
+  f.isolate_failures(true);
+  f.open(dir.path() / "ws");
+  docarray::DocumentArray docs;
+  docarray::Document d("late");
+  d.tags["sleep_ms"] = 1200;
+  docs.append(d);
+  std::string e;
+  try {
+    f.post("/index", docs);
+  } catch (const std::exception& x) {
+    e = x.what();
+  }
+  BOOST_TEST(contains(e, "executor 'slow' on /index: at http://" + slow.address() + ": http://" + slow.address() +
+                             " did not answer within timeout_send (300 ms)"),
+             e);
+  // The served flow answers in order: the next answer waits there until the
+  // slow one is done, so it is sent once the slow one is over.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  docarray::DocumentArray quick;
+  quick.append(docarray::Document("quick"));
+  docarray::DocumentArray out = f.post("/index", quick);
+  BOOST_REQUIRE_EQUAL(out.size(), 1u);
+  BOOST_TEST(out[0].find_tag("misbehaver_saw") != nullptr);
+  f.close();
+}
+
 // Jina's shards with replicas: `hosts: [[a, b], [c, d]]` is two shards of two
 // replicas each. /index sends each document to the shard its id hashes to
 // (always the same one), the shard's requests go round robin over its

@@ -133,12 +133,12 @@ void PipelinedConnection::on_timer() {
     if (now >= connect_deadline_) close("cannot connect to " + url() + ": no connection within " + ms);
     else arm_timer();
   } else if (!written_.empty()) {
-    if (now >= written_.front()->deadline) close(url() + " did not answer within " + ms);
+    if (now >= written_.front()->deadline) close(url() + " did not answer within timeout_send (" + ms + ")", true);
     else arm_timer();
   }
 }
 
-void PipelinedConnection::close(const std::string& why) {
+void PipelinedConnection::close(const std::string& why, bool timed_out) {
   if (link_) {
     boost::system::error_code ignored;
     link_->socket.close(ignored);
@@ -151,8 +151,12 @@ void PipelinedConnection::close(const std::string& why) {
   std::deque<EntryPtr> written = std::move(written_), queued = std::move(queued_);
   written_.clear();
   queued_.clear();
-  for (auto& e : written) e->on_answer(Answer{0, true, {}, why});
-  for (auto& e : queued) e->on_answer(Answer{0, false, {}, why});
+  // Only the oldest ran out of time; those behind it waited for it (answers
+  // come in order) and may go again.
+  for (std::size_t i = 0; i < written.size(); ++i)
+    written[i]->on_answer(Answer{0, true, timed_out && i == 0, {},
+                                 timed_out && i > 0 ? "the connection was closed after an earlier request timed out" : why});
+  for (auto& e : queued) e->on_answer(Answer{0, false, false, {}, why});
 }
 
 }  // namespace docflow::remote

@@ -28,6 +28,7 @@ namespace http = boost::beast::http;
 struct Answer {
   int status = 0;     // 0: no answer came (`error` says why)
   bool sent = false;  // status 0: whether the request had been written (it may have run)
+  bool timed_out = false;  // status 0: this request's own answer did not come in time
   std::string body;
   std::string error;
 };
@@ -44,8 +45,9 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
   PipelinedConnection& operator=(const PipelinedConnection&) = delete;
 
   void send(http::request<http::string_body> request, OnAnswer on_answer);
-  // Closes the socket; every request not answered yet gets status 0 with `why`.
-  void close(const std::string& why);
+  // Closes the socket; every request not answered yet gets status 0 with
+  // `why` (the oldest one marked timed out when `timed_out`).
+  void close(const std::string& why, bool timed_out = false);
   // Requests sent or queued and not answered yet.
   std::size_t outstanding() const { return queued_.size() + written_.size(); }
   std::string url() const { return "http://" + host_ + ":" + port_; }

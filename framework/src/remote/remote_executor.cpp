@@ -204,6 +204,9 @@ void RemoteExecutor::answered(const std::shared_ptr<Call>& call, Address& a, rem
     a.down_until = {};
     return call->done(nullptr);
   }
+  // Out of time: it may still be running there; sending it again would
+  // only wait again (Jina's timeout_send fails the request).
+  if (answer.timed_out) return call->done(std::make_exception_ptr(Error("at " + a.url + ": " + answer.error)));
   if (answer.status != 0 && answer.status != 503)
     return call->done(std::make_exception_ptr(Error("at " + a.url + ": " + request.endpoint + " failed with HTTP " +
                                                     std::to_string(answer.status) + ": " +
