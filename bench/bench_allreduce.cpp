@@ -17,6 +17,7 @@
 
 #include "docflow/process_group.hpp"
 #include "load_generator.hpp"
+#include "result_line.hpp"
 
 namespace {
 
@@ -80,5 +81,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("torch.distributed (Python) %.3f GB/s\nratio docflow / peer: %.2f (goal >= 1.0)\n", theirs, ours / theirs);
+  bench::result("allreduce between 2 processes (Gloo)", bench::figure(ours, "GB/s", 3),
+                "torch.distributed " + bench::figure(theirs, "GB/s", 3), ours / theirs, 1.0);
   return 0;
 }

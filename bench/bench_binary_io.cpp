@@ -20,6 +20,7 @@
 
 #include "docarray/binary_io.hpp"
 #include "docarray/jsonl_io.hpp"
+#include "result_line.hpp"
 
 using Clock = std::chrono::steady_clock;
 
@@ -171,5 +172,14 @@ int main(int argc, char** argv) {
               t_memcpy / t_mem_read);
   std::printf("JSON Lines, %d documents: write %.3f s (%.0f docs/s), read %.3f s (%.0f docs/s); binary %.0f and %.0f docs/s\n",
               jn, t_jwrite, jn / t_jwrite, t_jread, jn / t_jread, n / t_write, n / t_read);
+  using bench::figure;
+  bench::result("write a .docs file (" + std::to_string(n) + " x " + std::to_string(dim) + " floats)",
+                figure(file_bytes / t_write / 1e9, "GB/s"), "plain write() " + figure(file_bytes / t_plain / 1e9, "GB/s"),
+                t_plain / t_write, 0.9);
+  bench::result("read a .docs file to a DocumentArray", figure(gbs(t_read), "GB/s"), "memcpy " + figure(gbs(t_memcpy), "GB/s"),
+                t_memcpy / t_read, 0.5);
+  bench::result("JSON Lines write / read (" + std::to_string(jn) + " documents)",
+                figure(jn / t_jwrite, "docs/s", 0) + " / " + figure(jn / t_jread, "docs/s", 0),
+                ".docs " + figure(n / t_write, "docs/s", 0) + " / " + figure(n / t_read, "docs/s", 0), (jn / t_jread) / (n / t_read));
   return 0;
 }

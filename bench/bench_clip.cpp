@@ -31,6 +31,7 @@
 #include "clip/kernels.hpp"
 #include "clip/model.hpp"
 #include "clip/tokenizer.hpp"
+#include "result_line.hpp"
 
 using Clock = std::chrono::steady_clock;
 
@@ -156,6 +157,10 @@ void step_bench(const std::string& preset, std::int64_t batch, int steps, std::i
   const double executed = 3 * forward_flops(cfg, batch, Count::executed, tokens), executed_rate = executed / ours / 1e9;
   std::printf("step %s batch %ld, texts of %ld tokens: docflow %.3f s, PyTorch-in-Python %.3f s, speed ratio %.2f\n",
               preset.c_str(), static_cast<long>(batch), static_cast<long>(tokens), ours, theirs, theirs / ours);
+  // Issue 4's goals: 1.3x PyTorch for `small` at 256, 1.1x for ViT-B/32.
+  bench::result("CLIP training step, " + preset + ", batch " + std::to_string(batch) + ", " + std::to_string(tokens) + "-token texts",
+                bench::figure(ours, "s", 3), "PyTorch " + bench::figure(theirs, "s", 3), theirs / ours,
+                preset == "small" ? 1.3 : 1.1);
   std::printf("  %.0f page faults in the last step (docflow), peak resident %.2f GB\n", faults, after.ru_maxrss / 1e6);
   std::printf("  %.0f GFLOP per step by the model's formula (every layer, 77 text positions), %.0f executed by "
               "docflow; docflow %.1f GFLOP/s by the formula (%.1f executed), Python %.1f GFLOP/s\n",
@@ -247,6 +252,9 @@ void prep_bench(int n) {
     const double theirs = std::stod(run("/usr/bin/python3 " BENCH_DIR "/clip_peer.py prep " + dir + " 224"));
     std::printf("preprocess 640x480 JPEG -> 224%s: docflow %.0f images/s, PIL+torchvision %.0f images/s, ratio %.2f\n",
                 scaled ? " (libjpeg scaled decoding)" : "", ours, theirs, ours / theirs);
+    bench::result(std::string("preprocess 640x480 JPEG -> 224") + (scaled ? ", scaled decoding" : ""),
+                  bench::figure(ours, "images/s", 0), "PIL + torchvision " + bench::figure(theirs, "images/s", 0), ours / theirs,
+                  2.0);
   }
   std::filesystem::remove_all(dir);
 }
@@ -302,6 +310,10 @@ void infer_bench(const std::string& preset, int reps) {
                     preset.c_str(), static_cast<long>(batch), what, ours, eager, jit, ratio);
         if (goal > 0) std::printf("  (goal %.1f: %s)", goal, ratio >= goal ? "met" : "not met");
         std::printf("\n");
+        bench::result(std::string("CLIP inference, ") + preset + ", batch " + std::to_string(batch) + ", " + what,
+                      bench::figure(ours, "/s", 1), "PyTorch eager " + bench::figure(eager, "/s", 1) + ", TorchScript " +
+                                                        bench::figure(jit, "/s", 1),
+                      ratio, goal);
       };
       if (tokens == 77) line("images", images, eager_img, jit_img);
       line(tokens == 77 ? "texts (77)" : "texts (12)", texts, eager_txt, jit_txt);

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "docarray/match.hpp"
+#include "result_line.hpp"
 
 using Clock = std::chrono::steady_clock;
 
@@ -79,5 +80,11 @@ int main(int argc, char** argv) {
   std::printf("docarray::match    %.3f s from rows stacked beforehand (+ %.3f s stacking)  (ratio faiss/docarray = %.2f)\n",
               t_stacked, t_stack, t_faiss / t_stacked);
   std::printf("top-1 agreement    %d / %d\n", agree, nq);
+  const std::string what = " (" + std::to_string(nq) + " queries, " + std::to_string(nx) + " x " + std::to_string(dim) + ", top " +
+                           std::to_string(k) + ")";
+  bench::result("docarray::match" + what, bench::figure(t_ours, "s", 3), "FAISS IndexFlatIP " + bench::figure(t_faiss, "s", 3),
+                t_faiss / t_ours, 1.0);
+  bench::result("docarray::match, rows stacked beforehand", bench::figure(t_stacked, "s", 3),
+                "FAISS IndexFlatIP " + bench::figure(t_faiss, "s", 3), t_faiss / t_stacked, 1.0);
   return agree == nq ? 0 : 1;
 }

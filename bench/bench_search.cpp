@@ -23,6 +23,7 @@
 #include "docarray/document_file.hpp"
 #include "docarray/envelope.hpp"
 #include "load_generator.hpp"
+#include "result_line.hpp"
 
 namespace {
 
@@ -159,6 +160,8 @@ int main(int argc, char** argv) {
     std::printf("%5d | %10.0f %8.2f %8.2f | %10.0f %8.2f %8.2f | %6.1fx %8.1fx%s\n", c, o.rps, o.p50_ms, o.p99_ms, t.rps,
                 t.p50_ms, t.p99_ms, t.rps > 0 ? o.rps / t.rps : 0, o.p99_ms > 0 ? t.p99_ms / o.p99_ms : 0,
                 o.errors || t.errors ? "  (errors!)" : "");
+    bench::result("the search application, /search, concurrency " + std::to_string(c), bench::figure(o.rps, "queries/s", 0),
+                  "FastAPI + PyTorch " + bench::figure(t.rps, "queries/s", 0), t.rps > 0 ? o.rps / t.rps : 0);
   }
   stop(ours);
   stop(peer);

@@ -24,6 +24,7 @@
 
 #include "docarray/envelope.hpp"
 #include "load_generator.hpp"
+#include "result_line.hpp"
 
 namespace {
 
@@ -91,6 +92,9 @@ int main(int argc, char** argv) {
       if (!p.peer) {
         std::printf("%-26s %5d | %10.0f %8.2f %8.2f | %10s %8s %8s | %7s %9s   msgpack/JSON: %.1fx rps\n", p.name.c_str(), c,
                     o.rps, o.p50_ms, o.p99_ms, "-", "-", "-", "-", "-", json_many[ci].rps > 0 ? o.rps / json_many[ci].rps : 0);
+        if (c == 16 && json_many[ci].rps > 0)
+          bench::result("serving " + p.name + " against JSON, concurrency 16", bench::figure(o.rps, "req/s", 0),
+                        "JSON " + bench::figure(json_many[ci].rps, "req/s", 0), o.rps / json_many[ci].rps, 5.0);
         continue;
       }
       Point t = load(peer_port, p.request, c, seconds);
@@ -98,6 +102,13 @@ int main(int argc, char** argv) {
       std::printf("%-26s %5d | %10.0f %8.2f %8.2f | %10.0f %8.2f %8.2f | %6.1fx %8.1fx%s\n", p.name.c_str(), c, o.rps, o.p50_ms,
                   o.p99_ms, t.rps, t.p50_ms, t.p99_ms, t.rps > 0 ? o.rps / t.rps : 0, o.p99_ms > 0 ? t.p99_ms / o.p99_ms : 0,
                   o.errors || t.errors ? "  (errors!)" : "");
+      // Issue 13's goals, at concurrency 16: 5x the requests/s, a fifth of the p99.
+      const bool goal = c == 16;
+      bench::result("serving " + p.name + ", concurrency " + std::to_string(c) + ", requests/s", bench::figure(o.rps, "req/s", 0),
+                    "FastAPI + uvicorn " + bench::figure(t.rps, "req/s", 0), t.rps > 0 ? o.rps / t.rps : 0, goal ? 5.0 : 0);
+      if (goal)
+        bench::result("serving " + p.name + ", concurrency 16, p99 (peer's over docflow's)", bench::figure(o.p99_ms, "ms", 2),
+                      "FastAPI + uvicorn " + bench::figure(t.p99_ms, "ms", 2), o.p99_ms > 0 ? t.p99_ms / o.p99_ms : 0, 5.0);
     }
   }
   stop(ours);

@@ -4,8 +4,12 @@
 # with its peer side by side, as bench/RESULTS.md records them. Each
 # benchmark prints its own ratio to the peer; the logs land in bench/out/.
 #
-#   scripts/bench.sh            # all of them (about 22 minutes here)
+#   scripts/bench.sh            # all of them (about 25 minutes here)
 #   scripts/bench.sh match clip # only those named
+#
+# It ends with one table of every claim (measure, docflow, peer, ratio,
+# goal, met), from the RESULT lines each benchmark prints
+# (bench/result_line.hpp), also written to bench/out/table.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +39,7 @@ for b in $*; do
   case $b in
     binary_io) run binary_io "$BUILD_DIR/bench/bench_binary_io" 100000 512 /tmp ;;
     match) run match "$BUILD_DIR/bench/bench_match" 1000 100000 512 10 ;;
-    pipeline) run pipeline "$BUILD_DIR/bench/bench_pipeline" 200000 64 ;;
+    pipeline) run pipeline "$BUILD_DIR/bench/bench_pipeline" 200000 64 0 10 ;;
     clip) run clip "$BUILD_DIR/bench/bench_clip" step small 256 3 prep 256 kernels ;;
     infer) run infer "$BUILD_DIR/bench/bench_clip" infer small 20 infer openai/clip-vit-base-patch32 2 ;;
     serve) run serve "$BUILD_DIR/bench/bench_serve" "$BUILD_DIR/framework/flow" --seconds 3 ;;
@@ -49,4 +53,26 @@ for b in $*; do
     *) echo "bench: unknown benchmark '$b' (known: binary_io match pipeline clip infer serve search remote shards allreduce distributed distributed_vit)" >&2; exit 2 ;;
   esac
 done
-echo "logs: $out/"
+# One table of every claim: the RESULT lines the benchmarks printed.
+table() {
+  awk -F'|' '
+    FNR == 1 { bench = FILENAME; sub(".*/", "", bench); sub("[.]log$", "", bench) }
+    $1 == "RESULT" {
+      met = "-"
+      if ($6 ~ /^>=/) met = ($5 + 0 >= substr($6, 4) + 0) ? "met" : "NOT MET"
+      else if ($6 ~ /^<=/) met = ($5 + 0 <= substr($6, 4) + 0) ? "met" : "NOT MET"
+      n++; b[n] = bench; m[n] = $2; d[n] = $3; p[n] = $4; r[n] = $5; g[n] = $6; ok[n] = met
+      if (length($2) > wm) wm = length($2); if (length($3) > wd) wd = length($3); if (length($4) > wp) wp = length($4)
+    }
+    END {
+      if (!n) { print "(no RESULT lines in the logs)"; exit }
+      fmt = "%-12s %-" wm "s  %-" wd "s  %-" wp "s  %6s  %-8s  %s\n"
+      printf fmt, "benchmark", "measure", "docflow", "peer", "ratio", "goal", "met"
+      for (i = 1; i <= n; i++) printf fmt, b[i], m[i], d[i], p[i], r[i], g[i], ok[i]
+    }' "$@"
+}
+logs=()
+for b in $*; do logs+=("$out/$b.log"); done
+echo
+table "${logs[@]}" | tee "$out/table.txt"
+echo "logs: $out/ (the table: $out/table.txt)"
