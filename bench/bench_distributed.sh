@@ -37,4 +37,4 @@ grep -o 'epoch 1 done: .*' "$work/runs/ranks/run.log"
 echo "$ranks ranks: $many examples/s"
 awk -v a="$many" -v b="$one" 'BEGIN { printf "ratio ranks / one process: %.3f (goal >= 0.95)\n", a / b }'
 awk -v a="$many" -v b="$one" -v r="$ranks" -v w="$what" \
-  'BEGIN { printf "RESULT|distributed training, %s, %d ranks on one machine|%.1f examples/s|one process %.1f examples/s|%.2f|>= 0.95\n", w, r, a, b, a / b }'
+  'BEGIN { printf "RESULT|distributed training, %s, %d ranks on one machine|%.1f examples/s|one process %.1f examples/s|%.2f|>= 0.95|%s\n", w, r, a, b, a / b, (a / b >= 0.95 ? "met" : "NOT MET") }'

@@ -2,212 +2,38 @@
 
 #include <ATen/ATen.h>
 
-#include <dlfcn.h>
-
 #include <algorithm>
-#include <cstring>
 #include <sstream>
-#include <thread>
 #include <vector>
 
 #include "docarray/error.hpp"
+#include "match_kernels.hpp"
 
 namespace docarray {
 namespace {
 
-enum class Metric { Cosine, Euclidean, SqEuclidean, Dot };
-
-Metric parse_metric(const std::string& name) {
-  if (name == "cosine") return Metric::Cosine;
-  if (name == "euclidean") return Metric::Euclidean;
-  if (name == "sqeuclidean") return Metric::SqEuclidean;
-  if (name == "dot") return Metric::Dot;
-  throw Error("match: unknown metric '" + name + "' (expected cosine, euclidean, sqeuclidean or dot)");
-}
-
-// The threads the BLAS product runs on (OpenBLAS's setting, looked up at run
-// time; 1 for another BLAS). The selection after each product uses as many:
-// LibTorch's intra-op pool is often a single thread (Debian's LibTorch with
-// OpenMP reports 1 here) while OpenBLAS runs two, and a serial selection
-// left the second core to OpenBLAS's spinning workers (perf, RESULTS.md).
-int blas_threads() {
-  using Get = int (*)();
-  static const Get get = reinterpret_cast<Get>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  return get ? std::max(1, get()) : 1;
-}
-
-// Runs fn(begin, end) over [0, n) in up to blas_threads() slices of at least
-// `grain` items, on this thread and helpers. fn must not throw.
-template <typename F>
-void split_range(std::int64_t n, std::int64_t grain, const F& fn) {
-  const std::int64_t slices = std::min<std::int64_t>(blas_threads(), std::max<std::int64_t>(1, n / std::max<std::int64_t>(grain, 1)));
-  if (slices <= 1) {
-    fn(std::int64_t(0), n);
-    return;
-  }
-  const std::int64_t step = (n + slices - 1) / slices;
-  std::vector<std::thread> helpers;
-  for (std::int64_t t = 1; t < slices; ++t)
-    helpers.emplace_back([&, t] { fn(t * step, std::min(n, (t + 1) * step)); });
-  fn(0, std::min(n, step));
-  for (auto& h : helpers) h.join();
-}
-
-// Copies the embeddings of docs[begin, end) into the first rows of `out`
-// ([>= n, dim], contiguous) and returns those rows. Contiguous CPU embeddings
-// of out's type are memcpy'd: a tensor op per row would cost a dispatcher
-// round trip each.
-template <typename DocPtr>
-at::Tensor stack_rows(const std::vector<DocPtr>& docs, std::size_t begin, std::size_t end, at::Tensor out,
-                      const char* side) {
-  const std::int64_t dim = out.size(1);
-  const at::ScalarType type = out.scalar_type();
-  out = out.narrow(0, 0, static_cast<std::int64_t>(end - begin));
-  char* dst = static_cast<char*>(out.data_ptr());
-  const std::size_t row_bytes = static_cast<std::size_t>(dim) * out.element_size();
-  for (std::size_t i = begin; i < end; ++i, dst += row_bytes) {
-    const at::Tensor& e = docs[i]->embedding;
-    if (!e.defined()) throw Error(std::string("match: ") + side + " document '" + docs[i]->id + "' has no embedding");
-    if (e.numel() != dim) {
-      std::ostringstream msg;
-      msg << "match: " << side << " document '" << docs[i]->id << "' has an embedding of " << e.numel()
-          << " values, expected " << dim << " (as the first query's)";
-      throw Error(msg.str());
-    }
-    if (e.scalar_type() == type && e.device().is_cpu() && e.is_contiguous()) {
-      std::memcpy(dst, e.data_ptr(), row_bytes);
-    } else {
-      out[static_cast<std::int64_t>(i - begin)].copy_(e.detach().reshape({-1}));
-    }
-  }
-  return out;
-}
-
-// The best `want` candidates of one query so far, best first. Keys are
-// "larger is better"; insertion into a short sorted array beats a heap for
-// the small limits retrieval uses, and most candidates fail the first compare.
-template <typename T>
-struct TopK {
-  T* key;
-  std::int64_t* idx;
-  std::int64_t size = 0, want;
-
-  void offer(T k, std::int64_t i) {
-    if (size == want && !(k > key[size - 1])) return;
-    std::int64_t pos = size == want ? size - 1 : size++;
-    while (pos > 0 && k > key[pos - 1]) {
-      key[pos] = key[pos - 1];
-      idx[pos] = idx[pos - 1];
-      --pos;
-    }
-    key[pos] = k;
-    idx[pos] = i;
-  }
-};
-
-// Scores one block of the index against every query and keeps the best.
-// With s = q.x: cosine keys are s / |x| (queries are pre-normalised), dot keys
-// are s, euclidean keys are 2s - |x|^2 (so that the distance is |q|^2 - key).
-template <typename T>
-void select_block(Metric m, const at::Tensor& sims, const at::Tensor& x, std::int64_t offset, T* best_key,
-                  std::int64_t* best_idx, std::int64_t* best_size, std::int64_t want) {
-  const std::int64_t nq = sims.size(0), nb = sims.size(1), dim = x.size(1), row_stride = x.stride(0);
-  std::vector<T> scale(static_cast<std::size_t>(nb), T(1)), shift(static_cast<std::size_t>(nb), T(0));
-  const T* xp = x.data_ptr<T>();
-  if (m != Metric::Dot) {
-    split_range(nb, 2048, [&](std::int64_t j0, std::int64_t j1) {
-      for (std::int64_t j = j0; j < j1; ++j) {
-        const T* row = xp + j * row_stride;
-        T sq = 0;
-        for (std::int64_t d = 0; d < dim; ++d) sq += row[d] * row[d];
-        if (m == Metric::Cosine) scale[j] = T(1) / std::max(std::sqrt(sq), T(1e-12));
-        else { scale[j] = T(2); shift[j] = -sq; }
-      }
-    });
-  }
-  const T* sp = sims.data_ptr<T>();
-  // Each query's running top-k is its own: queries split across threads
-  // without sharing anything.
-  split_range(nq, std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(nb, 1)), [&](std::int64_t q0, std::int64_t q1) {
-    for (std::int64_t q = q0; q < q1; ++q) {
-      TopK<T> top{best_key + q * want, best_idx + q * want, best_size[q], want};
-      const T* row = sp + q * nb;
-      for (std::int64_t j = 0; j < nb; ++j) top.offer(row[j] * scale[j] + shift[j], offset + j);
-      best_size[q] = top.size;
-    }
-  });
-}
-
-// sims = q . x^T. A handful of queries is a matrix-vector product per
-// query: GEMM with one row would first pack (copy) the whole index block.
-void similarities(at::Tensor& sims, const at::Tensor& q, const at::Tensor& x) {
-  if (q.size(0) > 8) {
-    at::mm_out(sims, q, x.t());  // BLAS
-    return;
-  }
-  for (std::int64_t i = 0; i < q.size(0); ++i) {
-    at::Tensor row = sims[i];
-    at::mv_out(row, x, q[i]);
-  }
-}
+using namespace detail;
 
 template <typename T>
 void run(Metric metric, std::vector<Document*>& qdocs, const std::vector<const Document*>& xdocs,
          const MatchOptions& opt, const std::string& name, at::ScalarType type, std::int64_t dim,
          const at::Tensor* stacked) {
-  const auto options = at::TensorOptions().dtype(type);
-  at::Tensor q = stack_rows(qdocs, 0, qdocs.size(), at::empty({static_cast<std::int64_t>(qdocs.size()), dim}, options), "query");
-  at::Tensor q_sq = q.pow(2).sum(1).contiguous();
-  if (metric == Metric::Cosine) q = q / q.norm(2, {1}, true).clamp_min(1e-12);
-  const std::int64_t nq = q.size(0);
-  // With exclude_self one candidate per query may be dropped afterwards.
-  const std::int64_t want = static_cast<std::int64_t>(opt.limit + (opt.exclude_self ? 1 : 0));
-  std::vector<T> best_key(static_cast<std::size_t>(nq * want));
-  std::vector<std::int64_t> best_idx(best_key.size()), best_size(static_cast<std::size_t>(nq), 0);
-
+  Scorer<T> scorer(metric, qdocs, opt, type, dim);
   // One block buffer for the whole run: a fresh 32 MB tensor per block would
   // page-fault its way in every time.
   const auto block = static_cast<std::int64_t>(std::min(opt.batch_size, xdocs.size()));
   // Rows stacked beforehand are used in place when they are of the type matched in.
   const bool in_place = stacked != nullptr && stacked->scalar_type() == type;
-  at::Tensor x_buffer = in_place ? at::Tensor() : at::empty({block, dim}, options), sims;
+  at::Tensor x_buffer = in_place ? at::Tensor() : at::empty({block, dim}, at::TensorOptions().dtype(type));
   for (std::size_t start = 0; start < xdocs.size(); start += opt.batch_size) {
     std::size_t stop = std::min(xdocs.size(), start + opt.batch_size);
     at::Tensor x = in_place ? stacked->narrow(0, static_cast<std::int64_t>(start), static_cast<std::int64_t>(stop - start))
                             : stacked != nullptr
                                 ? stacked->narrow(0, static_cast<std::int64_t>(start), static_cast<std::int64_t>(stop - start)).to(type)
                                 : stack_rows(xdocs, start, stop, x_buffer, "index");
-    if (!sims.defined() || sims.size(1) != x.size(0)) sims = at::empty({nq, x.size(0)}, q.options());
-    similarities(sims, q, x);
-    select_block<T>(metric, sims, x, static_cast<std::int64_t>(start), best_key.data(), best_idx.data(),
-                    best_size.data(), want);
+    scorer.offer(x, static_cast<std::int64_t>(start));
   }
-
-  const T* qsq = q_sq.data_ptr<T>();
-  for (std::int64_t qi = 0; qi < nq; ++qi) {
-    Document& query = *qdocs[static_cast<std::size_t>(qi)];
-    query.matches.clear();  // as DocArray: a new match replaces the previous matches
-    std::size_t added = 0;
-    for (std::int64_t j = 0; j < best_size[qi] && added < opt.limit; ++j) {
-      const Document& hit = *xdocs[static_cast<std::size_t>(best_idx[qi * want + j])];
-      if (opt.exclude_self && hit.id == query.id) continue;
-      const double key = static_cast<double>(best_key[qi * want + j]);
-      double value = key;  // dot
-      if (metric == Metric::Cosine) value = 1.0 - key;
-      else if (metric != Metric::Dot) {
-        value = std::max(0.0, static_cast<double>(qsq[qi]) - key);  // rounding can go slightly negative
-        if (metric == Metric::Euclidean) value = std::sqrt(value);
-      }
-      Document m = hit;
-      m.matches.clear();
-      NamedScore& s = m.scores[name];
-      s.value = value;
-      s.op_name = opt.metric;
-      s.ref_id = query.id;
-      query.add_match(std::move(m));
-      ++added;
-    }
-  }
+  scorer.write(name, [&](std::int64_t i) -> const Document& { return *xdocs[static_cast<std::size_t>(i)]; });
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 
 namespace docarray {
 
+class BinaryReader;
+
 struct MatchOptions {
   // "cosine" (1 - cosine similarity), "euclidean", "sqeuclidean": distances,
   // ascending. "dot": the inner product, a similarity, descending.
@@ -43,5 +45,18 @@ void match(DocumentArray& queries, const DocumentArray& index, const at::Tensor&
 // contiguous, the row distance is the record's size (stride(0) >= dim).
 // Undefined otherwise. match() uses it by itself when no matrix is given.
 at::Tensor embeddings_in_place(const DocumentArray& docs, const std::string& traversal = "@r");
+
+// An index larger than memory: matched as it is read from `index`, block by
+// block (options.batch_size documents at a time). What stays in memory is
+// one block, each query's running top-k and copies of the documents in it,
+// whatever the index's size; the matches are those match() gives over the
+// whole index read at once (the same ids, order and scores, up to float
+// rounding of the products). `index` is left at its end.
+void match(DocumentArray& queries, BinaryReader& index, const MatchOptions& options = {});
+
+// The same over a binary document file (.docs), read as a stream rather than
+// mapped, so that its size does not count against memory. Errors name the
+// file (and, for damage, the record).
+void match_file(DocumentArray& queries, const std::string& index_file, const MatchOptions& options = {});
 
 }  // namespace docarray
