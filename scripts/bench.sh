@@ -64,7 +64,7 @@ table() {
     }
     END {
       if (!n) { print "(no RESULT lines in the logs)"; exit }
-      fmt = "%-12s %-" wm "s  %-" wd "s  %-" wp "s  %6s  %-8s  %s\n"
+      fmt = "%-15s %-" wm "s  %-" wd "s  %-" wp "s  %6s  %-8s  %s\n"
       printf fmt, "benchmark", "measure", "docflow", "peer", "ratio", "goal", "met"
       for (i = 1; i <= n; i++) printf fmt, b[i], m[i], d[i], p[i], r[i], g[i], ok[i]
     }' "$@"
