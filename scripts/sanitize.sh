@@ -3,8 +3,7 @@
 # fuzz corpora replayed) built with AddressSanitizer and
 # UndefinedBehaviorSanitizer, in build-asan/. Run by hand (README): on this
 # 2-core machine its build alone takes over 40 minutes from scratch, which
-# CI's 45-minute budget cannot hold beside the Release build and suite;
-# with ccache warm (CMakeLists.txt) a rebuild takes minutes.
+# CI's 45-minute budget cannot hold beside the Release build and suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${DOCFLOW_ASAN_BUILD_DIR:-build-asan}
