@@ -9,6 +9,7 @@
 
 #include "../serve/error_answer.hpp"
 #include "../serve/event_wire.hpp"
+#include "../serve/flow_address.hpp"
 #include "docarray/envelope.hpp"
 #include "docarray/error.hpp"
 #include "docflow/error.hpp"
@@ -21,19 +22,6 @@ constexpr int kDownMs = 5000;
 // server reads ahead (ServerLimits::pipeline); more wait here.
 constexpr std::size_t kInFlight = 16;
 
-std::string url_of(const std::string& address) {
-  return address.rfind("http://", 0) == 0 ? address : "http://" + address;
-}
-
-// "http://HOST:PORT" (HOST may be [v6]) as host and port.
-std::pair<std::string, std::string> host_port(const std::string& url) {
-  std::string rest = url.substr(7);
-  const auto colon = rest.rfind(':');
-  std::string host = rest.substr(0, colon), port = colon == std::string::npos ? "" : rest.substr(colon + 1);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  return {host, port};
-}
-
 }  // namespace
 
 RemoteExecutor::RemoteExecutor(ExecutorContext context, RemoteOptions options)
@@ -43,9 +31,11 @@ RemoteExecutor::RemoteExecutor(ExecutorContext context, RemoteOptions options)
   const std::size_t n = options_.addresses.size();
   const std::size_t own = static_cast<std::size_t>(this->context().replica_id) % std::max<std::size_t>(n, 1);
   for (std::size_t i = 0; i < n; ++i) {
+    const serve::FlowAddress parsed = serve::parse_flow_address(options_.addresses[(own + i) % n]);
     Address a;
-    a.url = url_of(options_.addresses[(own + i) % n]);
-    std::tie(a.host, a.port) = host_port(a.url);
+    a.url = parsed.url;
+    a.host = parsed.host;
+    a.port = parsed.port;
     addresses_.push_back(std::move(a));
   }
   work_.emplace(io_.get_executor());

@@ -19,6 +19,7 @@
 #include "docarray/envelope.hpp"
 #include "docarray/error.hpp"
 #include "error_answer.hpp"
+#include "flow_address.hpp"
 
 namespace docflow {
 
@@ -107,8 +108,9 @@ struct Client::Impl {
   }
 };
 
-Client::Client(const std::string& url, ClientOptions options) : impl_(std::make_unique<Impl>()) {
-  impl_->options = std::move(options);
+namespace serve {
+
+FlowAddress parse_flow_address(const std::string& url) {
   std::string rest = url;
   if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
   else if (rest.find("://") != std::string::npos)
@@ -117,11 +119,22 @@ Client::Client(const std::string& url, ClientOptions options) : impl_(std::make_
   auto colon = rest.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size())
     throw ClientError("'" + url + "' is not a flow's address: expected http://HOST:PORT");
-  impl_->host = rest.substr(0, colon);
-  if (impl_->host.size() > 2 && impl_->host.front() == '[' && impl_->host.back() == ']')
-    impl_->host = impl_->host.substr(1, impl_->host.size() - 2);
-  impl_->port = rest.substr(colon + 1);
-  impl_->url = "http://" + rest;
+  FlowAddress a;
+  a.host = rest.substr(0, colon);
+  if (a.host.size() > 2 && a.host.front() == '[' && a.host.back() == ']') a.host = a.host.substr(1, a.host.size() - 2);
+  a.port = rest.substr(colon + 1);
+  a.url = "http://" + rest;
+  return a;
+}
+
+}  // namespace serve
+
+Client::Client(const std::string& url, ClientOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  const serve::FlowAddress a = serve::parse_flow_address(url);
+  impl_->host = a.host;
+  impl_->port = a.port;
+  impl_->url = a.url;
   if (impl_->options.in_flight == 0) impl_->options.in_flight = 1;
 }
 
