@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # The test suites of docarray, the framework and the CLIP library (with the
 # fuzz corpora replayed) built with AddressSanitizer and
-# UndefinedBehaviorSanitizer, in build-asan/. Run by hand (README): on this
-# 2-core machine its build alone takes over 40 minutes from scratch, which
-# CI's 45-minute budget cannot hold beside the Release build and suite.
+# UndefinedBehaviorSanitizer, in build-asan/. Run by hand (README). At -O1
+# -g1 (ASan's usual level; RelWithDebInfo's -O2 -g doubled every compile)
+# and without the finetune plugin, measured on 2 cores: build 832 s, tests
+# about 4 minutes; CI does not run it yet (see issue 12's notes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${DOCFLOW_ASAN_BUILD_DIR:-build-asan}
 if [ ! -f "$dir/build.ninja" ]; then
-  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDOCFLOW_SANITIZE=address,undefined \
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS="-O1 -g1 -Wno-maybe-uninitialized" -DDOCFLOW_SANITIZE=address,undefined \
     -DDOCFLOW_BUILD_BENCH=OFF
 fi
-cmake --build "$dir" -j"$(nproc)" --target docarray_tests framework_tests clip_tests finetune \
-  $(printf 'fuzz_%s ' binary_docs jsonl_docs flow_file model_files images tokenizer)
+cmake --build "$dir" -j"$(nproc)" --target docarray_tests framework_tests clip_tests \
+  $(printf 'fuzz_%s ' binary_docs jsonl_docs flow_file model_files images tokenizer http_requests)
 # LibTorch is not instrumented; what it trips is listed with a reason in
 # fuzz/ubsan.supp. Leak checking stays on.
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:suppressions=$PWD/fuzz/ubsan.supp"

@@ -52,9 +52,13 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 
 // {"id": "a", "chunks": [ ...depth times... ]}
 std::string nested_record(int depth) {
-  std::string inner = std::string(1, '\x81') + str("id") + str("a");
-  for (int i = 0; i < depth; ++i) inner = std::string(1, '\x82') + str("id") + str("a") + str("chunks") + "\x91" + inner;
-  return inner;
+  // Every level is the same prefix before the innermost document: repeated,
+  // not prepended (prepending is quadratic: minutes at depth 100,000 under ASan).
+  const std::string level = std::string(1, '\x82') + str("id") + str("a") + str("chunks") + "\x91";
+  std::string record;
+  record.reserve(level.size() * depth + 16);
+  for (int i = 0; i < depth; ++i) record += level;
+  return record + std::string(1, '\x81') + str("id") + str("a");
 }
 
 }  // namespace
@@ -91,8 +95,11 @@ BOOST_AUTO_TEST_CASE(nesting_is_bounded_in_both_formats_and_the_limit_can_be_rai
   e = read_error(dir, "deep65.docs", binary_file({nested_record(65)}));
   BOOST_TEST(contains(e, "documents (chunks, matches) nested deeper than the depth limit"), e);
   // JSON Lines: chunks and tags.
-  std::string chunks = "{\"id\": \"a\"}";
-  for (int i = 0; i < 100000; ++i) chunks = "{\"chunks\": [" + chunks + "]}";
+  // Built in linear time (prepending 100,000 times copied gigabytes, minutes under ASan).
+  std::string chunks;
+  for (int i = 0; i < 100000; ++i) chunks += "{\"chunks\": [";
+  chunks += "{\"id\": \"a\"}";
+  for (int i = 0; i < 100000; ++i) chunks += "]}";
   e = read_error(dir, "deep.jsonl", "{\"id\": \"x\"}\n" + chunks + "\n");
   BOOST_TEST(contains(e, dir.file("deep.jsonl") + ":2: JSON nested deeper than the depth limit"), e);
   std::string tags = "1";

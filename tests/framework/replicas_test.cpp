@@ -90,13 +90,16 @@ BOOST_AUTO_TEST_CASE(every_built_in_executor_refuses_replicas_or_is_tested_with_
   registry.load({IO_PLUGIN_DIR});
   const std::set<std::string> replicated_in_tests = {"ClipImagePreprocessor", "ClipTokenizer", "ClipImageEncoder",
                                                      "ClipTextEncoder"};
-  std::size_t built_in = 0;
+  std::set<std::string> seen;
   for (const auto& e : registry.executors()) {
-    ++built_in;
+    seen.insert(e.name);
     BOOST_TEST((e.single_instance || replicated_in_tests.count(e.name)),
                e.plugin->name + "/" + e.name + " neither refuses replicas nor is tested with them");
   }
-  BOOST_TEST(built_in >= 13u);
+  // Not vacuous: the in-tree plugins were found (a build of only some
+  // targets, as the sanitizer stage's, has fewer of them than the full one).
+  BOOST_TEST(seen.count("DocumentReader") == 1u);
+  BOOST_TEST(seen.count("DocumentWriter") == 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
