@@ -2,31 +2,17 @@
 // message, naming the file, line and column.
 #include <boost/test/unit_test.hpp>
 
-#include <algorithm>
-#include <filesystem>
 #include <string>
-#include <vector>
 
 #include "docflow/flow.hpp"
+#include "../support/in_tree_plugins.hpp"
 
 namespace {
 
-// The plugins the build put in the in-tree plugin folder, as the registry
-// names them ("docflow_plugin_io.so" -> "io"), sorted and comma-separated:
-// a build of only some targets (the sanitizer stage leaves out finetune)
-// loads only those.
+// "clip, index, io": the in-tree plugins as the error message lists them.
 std::string in_tree_plugins() {
-  std::vector<std::string> names;
-  const std::string prefix = "docflow_plugin_", suffix = ".so";
-  for (const auto& entry : std::filesystem::directory_iterator(IO_PLUGIN_DIR)) {
-    const std::string f = entry.path().filename().string();
-    if (f.size() > prefix.size() + suffix.size() && f.rfind(prefix, 0) == 0 &&
-        f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0)
-      names.push_back(f.substr(prefix.size(), f.size() - prefix.size() - suffix.size()));
-  }
-  std::sort(names.begin(), names.end());
   std::string joined;
-  for (const auto& n : names) joined += (joined.empty() ? "" : ", ") + n;
+  for (const auto& n : docflow::testing::in_tree_plugins(IO_PLUGIN_DIR)) joined += (joined.empty() ? "" : ", ") + n;
   return joined;
 }
 

@@ -6,7 +6,9 @@
 
 #include <fstream>
 #include <set>
+#include <vector>
 
+#include "../support/in_tree_plugins.hpp"
 #include "../support/run_command.hpp"
 #include "../support/temp_dir.hpp"
 #include "docarray/document_file.hpp"
@@ -90,14 +92,18 @@ BOOST_AUTO_TEST_CASE(every_built_in_executor_refuses_replicas_or_is_tested_with_
   registry.load({IO_PLUGIN_DIR});
   const std::set<std::string> replicated_in_tests = {"ClipImagePreprocessor", "ClipTokenizer", "ClipImageEncoder",
                                                      "ClipTextEncoder"};
-  std::set<std::string> seen;
+  std::set<std::string> seen, plugins;
   for (const auto& e : registry.executors()) {
     seen.insert(e.name);
+    plugins.insert(e.plugin->name);
     BOOST_TEST((e.single_instance || replicated_in_tests.count(e.name)),
                e.plugin->name + "/" + e.name + " neither refuses replicas nor is tested with them");
   }
-  // Not vacuous: the in-tree plugins were found (a build of only some
-  // targets, as the sanitizer stage's, has fewer of them than the full one).
+  // Not vacuous: every plugin the build put in the folder was loaded and its
+  // executors checked (a build of only some targets, as the sanitizer
+  // stage's, has fewer plugins than the full one).
+  const auto files = docflow::testing::in_tree_plugins(IO_PLUGIN_DIR);
+  BOOST_TEST(std::vector<std::string>(plugins.begin(), plugins.end()) == files, boost::test_tools::per_element());
   BOOST_TEST(seen.count("DocumentReader") == 1u);
   BOOST_TEST(seen.count("DocumentWriter") == 1u);
 }
