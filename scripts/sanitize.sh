@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test suites of docarray, the framework and the CLIP library (with the
 # fuzz corpora replayed) built with AddressSanitizer and
-# UndefinedBehaviorSanitizer, in build-asan/. Run by hand (README). At -O1
-# -g1 (ASan's usual level; RelWithDebInfo's -O2 -g doubled every compile)
-# and without the finetune plugin, measured on 2 cores: build 832 s, tests
-# about 4 minutes; CI does not run it yet (see issue 12's notes).
+# UndefinedBehaviorSanitizer, in build-asan/. scripts/test.sh (hence CI) runs
+# it after the Release suite; it needs the packages of scripts/setup.sh. At
+# -O1 -g1 (ASan's usual level; RelWithDebInfo's -O2 -g doubled every compile)
+# and without the finetune plugin, measured on 2 cores: build 832 s from
+# scratch, tests about 3 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${DOCFLOW_ASAN_BUILD_DIR:-build-asan}
