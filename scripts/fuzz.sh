@@ -18,7 +18,10 @@ seconds=${1:-60}; shift || true
 names=("$@"); ((${#names[@]})) || names=(binary_docs jsonl_docs flow_file model_files images tokenizer http_requests)
 dir=build-fuzz
 if [ ! -f "$dir/build.ninja" ]; then
-  CC=clang CXX=clang++ cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDOCFLOW_FUZZ=ON \
+  # OSS-Fuzz's flags: -O1 with line tables only. RelWithDebInfo (-O2 -g)
+  # about doubled every sanitized compile here (scripts/sanitize.sh).
+  CC=clang CXX=clang++ cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=None \
+    -DCMAKE_CXX_FLAGS="-O1 -gline-tables-only" -DDOCFLOW_FUZZ=ON \
     -DDOCFLOW_SANITIZE=address,undefined -DDOCFLOW_BUILD_TESTS=OFF -DDOCFLOW_BUILD_BENCH=OFF
 fi
 cmake --build "$dir" -j"$(nproc)" --target $(printf 'fuzz_%s ' "${names[@]}")

@@ -51,6 +51,14 @@ bool DocumentFileReader::append_next(DocumentArray& docs) {
   return true;
 }
 
+std::size_t DocumentFileReader::append_all(DocumentArray& docs) {
+  if (binary_) return binary_->append_all(docs);
+  const std::size_t before = docs.size();
+  while (append_next(docs)) {
+  }
+  return docs.size() - before;
+}
+
 DocumentFileWriter::DocumentFileWriter(const std::string& path, Compression compression) {
   if (format_for_path(path) == FileFormat::Jsonl) {
     if (compression != Compression::None)
@@ -69,8 +77,7 @@ DocumentArray load_documents(const std::string& path) {
   DocumentFileReader r(path);
   DocumentArray out;
   if (auto n = r.count_hint()) out.reserve(*n);
-  while (r.append_next(out)) {
-  }
+  r.append_all(out);
   return out;
 }
 

@@ -218,14 +218,20 @@ at::Tensor get_tensor(const msgpack::object& o, const std::string& field, const 
   expect(o, msgpack::type::MAP, field, "a map {dtype, shape, data}");
   const msgpack::object *dtype = nullptr, *shape = nullptr, *data = nullptr;
   auto sub = [&](const char* part) { return field + part; };  // names built on the error paths only
+  // Every check tests the type first and builds the field's name only to
+  // throw (string building was about 2% of a 100k-document read profile).
   for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
-    const std::string_view key = key_of(o.via.map.ptr[i].key, sub(" key"));
+    const msgpack::object& k = o.via.map.ptr[i].key;
+    if (k.type != msgpack::type::STR) key_of(k, sub(" key"));  // throws
+    const std::string_view key(k.via.str.ptr, k.via.str.size);
     const msgpack::object* val = &o.via.map.ptr[i].val;
     if (key == "dtype") dtype = val;
     else if (key == "shape") shape = val;
     else if (key == "data") data = val;
-    else if (key == "pad") expect(*val, msgpack::type::BIN, sub(".pad"), "binary");  // alignment only
-    else bad(field, "unknown key '" + get_str(o.via.map.ptr[i].key, sub(" key")) + "'");
+    else if (key == "pad") {  // alignment only
+      if (val->type != msgpack::type::BIN) expect(*val, msgpack::type::BIN, sub(".pad"), "binary");
+    }
+    else bad(field, "unknown key '" + get_str(k, sub(" key")) + "'");
   }
   if (!dtype || !shape || !data) bad(field, "a tensor needs dtype, shape and data");
   c10::ScalarType type;
@@ -234,7 +240,7 @@ at::Tensor get_tensor(const msgpack::object& o, const std::string& field, const 
   } catch (const Error& e) {
     bad(sub(".dtype"), e.what());
   }
-  expect(*shape, msgpack::type::ARRAY, sub(".shape"), "an array");
+  if (shape->type != msgpack::type::ARRAY) expect(*shape, msgpack::type::ARRAY, sub(".shape"), "an array");
   c10::SmallVector<std::int64_t, 6> sizes;
   std::uint64_t numel = 1;
   for (std::uint32_t i = 0; i < shape->via.array.size; ++i) {
@@ -247,7 +253,7 @@ at::Tensor get_tensor(const msgpack::object& o, const std::string& field, const 
     if (__builtin_mul_overflow(numel, static_cast<std::uint64_t>(s), &numel) || numel > limits().tensor_elements)
       bad(sub(".shape"), "has more elements than " + limit_hint("tensor_elements"));
   }
-  expect(*data, msgpack::type::BIN, sub(".data"), "binary");
+  if (data->type != msgpack::type::BIN) expect(*data, msgpack::type::BIN, sub(".data"), "binary");
   // Checked against the bytes present before anything is allocated.
   const std::uint64_t nbytes = numel * c10::elementSize(type);
   if (data->via.bin.size != nbytes)

@@ -12,6 +12,7 @@
 
 #include "../support/temp_dir.hpp"
 #include "docarray/binary_io.hpp"
+#include "docarray/document_file.hpp"
 #include "docarray/error.hpp"
 #include "docarray/jsonl_io.hpp"
 #include "docarray/match.hpp"
@@ -195,8 +196,13 @@ BOOST_AUTO_TEST_CASE(write_of_one_document_takes_its_bytes_at_once) {
 
 BOOST_AUTO_TEST_CASE(arrays_write_in_gathered_batches_and_read_back_exactly) {
   TempDir dir;
-  DocumentArray da = embeddings(6000, 700);  // 17 MB: three batches of up to 8 MB, written while the next is packed
+  DocumentArray da = embeddings(6000, 700);  // 20 MB: three batches of up to 8 MB, written while the next is packed
   da[3] = docflow::testing::full_document(3);
+  // Payloads under 1 MiB are copied into the batch, larger ones written
+  // where they lie: both kinds in one batch, and one at the very end.
+  da[100].tensor = at::randn({300'000});
+  da[101].embedding = at::randn({1 << 18});  // exactly 1 MiB: referenced
+  da[5999].tensor = at::randn({400'000});
   for (Compression c : {Compression::None, Compression::Zstd}) {
     docarray::save_binary(da, dir.file("many.docs"), c);
     BOOST_TEST(docarray::equal(docarray::load_binary(dir.file("many.docs")), da));
@@ -237,6 +243,66 @@ BOOST_AUTO_TEST_CASE(damage_reads_the_same_from_a_mapped_file_as_from_a_stream) 
     }
   }
   BOOST_TEST(errors >= 12);  // all but flips inside payload bytes are caught
+}
+
+// Where each record's bytes start (just after its length) in a well-formed file.
+std::vector<std::size_t> record_starts(const std::string& file) {
+  std::vector<std::size_t> starts;
+  std::size_t at = 16;
+  for (;;) {
+    std::uint32_t len;
+    std::memcpy(&len, file.data() + at, 4);
+    if (len == 0) return starts;
+    starts.push_back(at + 4);
+    at += 4 + len;
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_file_read_whole_decodes_on_threads_with_the_errors_of_one_at_a_time) {
+  TempDir dir;
+  const DocumentArray da = embeddings(20'000, 8);  // enough records for two threads and more
+  docarray::save_binary(da, dir.file("good.docs"));
+  BOOST_TEST(docarray::equal(docarray::load_binary(dir.file("good.docs")), da));
+  BOOST_TEST(docarray::equal(docarray::load_documents(dir.file("good.docs")), da));
+
+  const std::string good = read_file(dir.file("good.docs"));
+  const std::vector<std::size_t> starts = record_starts(good);
+  BOOST_REQUIRE_EQUAL(starts.size(), 20'000u);
+  // 0xc1 is the one byte msgpack never uses: the record cannot decode.
+  auto broken_at = [&](std::initializer_list<std::size_t> records) {
+    std::string bad = good;
+    for (std::size_t r : records) bad[starts[r]] = static_cast<char>(0xc1);
+    return bad;
+  };
+  std::string cut_length = good;  // a length in the second half that runs past the end
+  const std::uint32_t huge = 0x7fffffff;
+  std::memcpy(&cut_length[starts[15'000] - 4], &huge, 4);
+  std::string wrong_count = good;  // the end marker's count
+  wrong_count[good.size() - 8] = static_cast<char>(wrong_count[good.size() - 8] + 1);
+  const std::vector<std::pair<std::string, std::size_t>> damaged = {
+      {broken_at({3}), 3},           {broken_at({12'345}), 12'345}, {broken_at({19'999}), 19'999},
+      {broken_at({15'000, 2'000}), 2'000}, {cut_length, 15'000}, {wrong_count, 20'000}, {good + "x", 20'000}};
+  for (std::size_t i = 0; i < damaged.size(); ++i) {
+    BOOST_TEST_CONTEXT("damage " << i) {
+      const auto& [bytes, faulty] = damaged[i];
+      write_file(dir.file("bad.docs"), bytes);
+      std::istringstream in(bytes);
+      const std::string one_at_a_time = error_reading([&] { return docarray::BinaryReader(in, dir.file("bad.docs")); });
+      BOOST_TEST(!one_at_a_time.empty());
+      docarray::BinaryReader whole(dir.file("bad.docs"));
+      DocumentArray read;
+      std::string error;
+      try {
+        whole.append_all(read);
+      } catch (const FormatError& e) {
+        error = std::to_string(e.record()) + "@" + std::to_string(e.offset()) + ": " + e.what();
+      }
+      BOOST_TEST(error == one_at_a_time);
+      // What came before the fault was read, exactly.
+      BOOST_REQUIRE_EQUAL(read.size(), faulty);
+      for (std::size_t d = 0; d < read.size(); d += 997) BOOST_TEST(docarray::equal(read[d], da[d]));
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(an_index_read_from_a_file_is_matched_without_gathering_its_rows) {

@@ -76,6 +76,13 @@ class BinaryReader {
   // Reads the next document onto the end of `docs` (decoded in place, no
   // move); false at the verified end. On an error `docs` is unchanged.
   bool append_next(DocumentArray& docs);
+  // Reads every remaining document onto the end of `docs`; returns how many.
+  // An uncompressed file read by path is decoded on up to 8 threads (the
+  // machine's cores), a run of records each; errors are those of reading
+  // one record at a time (a damaged file is read again that way to name
+  // its first fault), and on an error `docs` keeps the documents before the
+  // faulty record, as with append_next.
+  std::size_t append_all(DocumentArray& docs);
   Compression compression() const;
   std::uint16_t version() const;
   // The record count the end marker declares, where it can be read without

@@ -19,6 +19,8 @@ class DocumentFileReader {
   explicit DocumentFileReader(const std::string& path);
   bool next(Document& doc);
   bool append_next(DocumentArray& docs);
+  // Every remaining document (BinaryReader::append_all); returns how many.
+  std::size_t append_all(DocumentArray& docs);
   FileFormat format() const { return binary_ ? FileFormat::Binary : FileFormat::Jsonl; }
   std::optional<std::uint64_t> count_hint() const { return binary_ ? binary_->count_hint() : std::nullopt; }
 
