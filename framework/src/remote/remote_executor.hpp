@@ -69,9 +69,12 @@ class RemoteExecutor : public Executor {
   void stop_io();
 
   RemoteOptions options_;
-  std::vector<Address> addresses_;  // this replica's own first
+  // Declared before the addresses, so destroyed after them: a connection's
+  // socket and timer deregister from the io_context's services as they go
+  // (the other order was a use after free, found by AddressSanitizer).
   boost::asio::io_context io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::vector<Address> addresses_;  // this replica's own first
   std::thread io_thread_;
 };
 
