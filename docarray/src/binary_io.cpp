@@ -721,8 +721,8 @@ struct BinaryReader::Impl {
           break;
         }
         if (size - at - 4 < len || records.size() == expected) break;
+        docs.emplace_back(std::string());  // the slot first: a place is published only with its slot
         records.emplace_back(at + 4, len);
-        docs.emplace_back(std::string());
         at += 4 + std::uint64_t{len};
         if (records.size() % kRecordsPerRun == 0) published.store(records.size(), std::memory_order_release);
       }

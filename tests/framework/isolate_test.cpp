@@ -7,6 +7,7 @@
 
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -51,9 +52,29 @@ bool gone(long pid) {
   return false;
 }
 
+// The plugin's deliberate SIGSEGV must kill its process as it does in any
+// build: under AddressSanitizer (scripts/sanitize.sh) the child inherits
+// ASan's SEGV handler, which reports and exits with code 1 instead. For the
+// tests of this suite only, children leave the signal alone.
+struct DeliberateCrashesDie {
+  std::string before;
+  bool had = false;
+  DeliberateCrashesDie() {
+    if (const char* v = std::getenv("ASAN_OPTIONS")) {
+      before = v;
+      had = true;
+    }
+    ::setenv("ASAN_OPTIONS", (before + (before.empty() ? "" : ":") + "handle_segv=0").c_str(), 1);
+  }
+  ~DeliberateCrashesDie() {
+    if (had) ::setenv("ASAN_OPTIONS", before.c_str(), 1);
+    else ::unsetenv("ASAN_OPTIONS");
+  }
+};
+
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(isolation)
+BOOST_FIXTURE_TEST_SUITE(isolation, DeliberateCrashesDie)
 
 BOOST_AUTO_TEST_CASE(a_segfaulting_executor_fails_its_request_is_started_again_and_stays_down_after_its_restarts) {
   docflow::set_flow_executable(DOCFLOW_FLOW_EXE);
