@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -664,10 +665,14 @@ struct BinaryReader::Impl {
 
     std::vector<Document>& docs = out.raw();
     const std::size_t first = docs.size();
-    docs.reserve(first + expected);
-    Document* const slots = docs.data() + first;  // stable: nothing grows past the reservation
     std::vector<std::pair<std::uint64_t, std::uint32_t>> records;  // (offset of the bytes, length)
-    records.reserve(expected);
+    try {
+      docs.reserve(first + expected);
+      records.reserve(expected);
+    } catch (const std::bad_alloc&) {  // an end marker that lies about a large file
+      return false;
+    }
+    Document* const slots = docs.data() + first;  // stable: nothing grows past the reservation
     const auto* const places = records.data();
 
     std::atomic<std::size_t> published{0};  // slots and places [0, published) are ready
@@ -855,10 +860,21 @@ void save_binary(const DocumentArray& docs, const std::string& path, Compression
   w.close();
 }
 
+void reserve_for(DocumentArray& docs, std::optional<std::uint64_t> count) {
+  if (!count) return;
+  try {
+    docs.reserve(docs.size() + static_cast<std::size_t>(*count));
+  } catch (const std::bad_alloc&) {
+    // An end marker that lies about a large file (the count is bounded by
+    // the file's size, a Document is 584 bytes): grow as records come; the
+    // marker's count is checked against them at the end.
+  }
+}
+
 DocumentArray load_binary(const std::string& path) {
   BinaryReader r(path);
   DocumentArray out;
-  if (auto n = r.count_hint()) out.reserve(*n);  // no regrowth: each move of a Document is 584 bytes
+  reserve_for(out, r.count_hint());
   r.append_all(out);
   return out;
 }

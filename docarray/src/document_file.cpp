@@ -76,7 +76,7 @@ void DocumentFileWriter::close() { binary_ ? binary_->close() : jsonl_->close();
 DocumentArray load_documents(const std::string& path) {
   DocumentFileReader r(path);
   DocumentArray out;
-  if (auto n = r.count_hint()) out.reserve(*n);
+  reserve_for(out, r.count_hint());
   r.append_all(out);
   return out;
 }

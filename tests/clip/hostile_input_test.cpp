@@ -92,6 +92,17 @@ BOOST_AUTO_TEST_CASE(absurd_configs_are_refused_before_the_model_is_built) {
   folder = model_folder_with(dir, [](nlohmann::json& c) { c["text_config"]["num_hidden_layers"] = 20000; });
   e = error_of([&] { clip::load_model(folder); });
   BOOST_TEST(contains(e, "text_config.num_hidden_layers must be between 0 and 1024, found 20000"), e);
+  // Sizes that are not 64-bit integers: a number too long for 64 bits parses
+  // as a float, and converting that to an integer was undefined behaviour.
+  folder = model_folder_with(dir, [](nlohmann::json& c) { c["text_config"]["intermediate_size"] = 1.1e31; });
+  e = error_of([&] { clip::load_model(folder); });
+  BOOST_TEST(contains(e, "config.json: field text_config.intermediate_size must be an integer: 1.1e+31"), e);
+  folder = model_folder_with(dir, [](nlohmann::json& c) { c["vision_config"]["hidden_size"] = 768.5; });
+  e = error_of([&] { clip::load_model(folder); });
+  BOOST_TEST(contains(e, "field vision_config.hidden_size must be an integer: 768.5"), e);
+  folder = model_folder_with(dir, [](nlohmann::json& c) { c["projection_dim"] = std::uint64_t{1} << 63; });
+  e = error_of([&] { clip::load_model(folder); });
+  BOOST_TEST(contains(e, "field projection_dim is out of range: 9223372036854775808"), e);
   // Within every bound, but not what the weights hold: refused before allocating.
   folder = model_folder_with(dir, [](nlohmann::json& c) { c["text_config"]["num_hidden_layers"] = 1000; });
   auto t0 = std::chrono::steady_clock::now();

@@ -277,11 +277,13 @@ BOOST_AUTO_TEST_CASE(a_file_read_whole_decodes_on_threads_with_the_errors_of_one
   std::string cut_length = good;  // a length in the second half that runs past the end
   const std::uint32_t huge = 0x7fffffff;
   std::memcpy(&cut_length[starts[15'000] - 4], &huge, 4);
-  std::string wrong_count = good;  // the end marker's count
-  wrong_count[good.size() - 8] = static_cast<char>(wrong_count[good.size() - 8] + 1);
+  std::string count_over = good, count_under = good;  // the end marker's count, one off either way
+  count_over[good.size() - 8] = static_cast<char>(count_over[good.size() - 8] + 1);
+  count_under[good.size() - 8] = static_cast<char>(count_under[good.size() - 8] - 1);
   const std::vector<std::pair<std::string, std::size_t>> damaged = {
       {broken_at({3}), 3},           {broken_at({12'345}), 12'345}, {broken_at({19'999}), 19'999},
-      {broken_at({15'000, 2'000}), 2'000}, {cut_length, 15'000}, {wrong_count, 20'000}, {good + "x", 20'000}};
+      {broken_at({15'000, 2'000}), 2'000}, {cut_length, 15'000}, {count_over, 20'000}, {count_under, 20'000},
+      {good + "x", 20'000}};
   for (std::size_t i = 0; i < damaged.size(); ++i) {
     BOOST_TEST_CONTEXT("damage " << i) {
       const auto& [bytes, faulty] = damaged[i];

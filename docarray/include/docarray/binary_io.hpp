@@ -99,6 +99,9 @@ class BinaryReader {
 void save_binary(const DocumentArray& docs, const std::string& path,
                  Compression compression = Compression::None);
 DocumentArray load_binary(const std::string& path);
+// Room in `docs` for `count` more documents (a reader's count_hint), where
+// memory allows: no regrowth, each move of a Document being 584 bytes.
+void reserve_for(DocumentArray& docs, std::optional<std::uint64_t> count);
 
 // True when the file starts with the binary format's magic.
 bool is_binary_file(const std::string& path);

@@ -2,9 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
+#include <type_traits>
 
 #include "clip/error.hpp"
 #include "docarray/limits.hpp"
@@ -92,10 +95,28 @@ ClipConfig load_config(const std::string& path) {
   auto get = [&](const nlohmann::json& obj, const char* section, const char* key, auto fallback) {
     using T = decltype(fallback);
     if (!obj.contains(key)) return fallback;
-    try {
-      return obj.at(key).get<T>();
-    } catch (const std::exception&) {
-      throw Error(path + ": field " + section + key + " has the wrong type: " + obj.at(key).dump());
+    const nlohmann::json& value = obj.at(key);
+    auto wrong = [&](const std::string& why) {
+      return Error(path + ": field " + section + key + " " + why + ": " + value.dump());
+    };
+    if constexpr (std::is_integral_v<T>) {
+      // Integers only, and in range: nlohmann's get<long>() of 1e31 (what a
+      // number too long for 64 bits parses as) is a float-to-int conversion
+      // out of range, undefined behaviour (found by fuzz_model_files).
+      if (value.is_number_unsigned()) {
+        if (value.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<T>::max()))
+          throw wrong("is out of range");
+        return static_cast<T>(value.get<std::uint64_t>());
+      }
+      if (!value.is_number_integer()) throw wrong("must be an integer");
+      const std::int64_t v = value.get<std::int64_t>();
+      if (v < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
+          v > static_cast<std::int64_t>(std::numeric_limits<T>::max()))
+        throw wrong("is out of range");
+      return static_cast<T>(v);
+    } else {
+      if (!value.is_number()) throw wrong("must be a number");
+      return value.get<T>();
     }
   };
   if (!j.is_object()) throw Error(path + ": expected a JSON object, found " + j.type_name());
