@@ -85,7 +85,8 @@ class Sink {
       return;
     }
     flush_buffer();
-    // The kernel copies straight from the tensors' memory: no staging copy.
+    // Large tensors (1 MiB and more) are written from their own memory; the
+    // batch buffer holds the rest (RecordBuffer::set_reference_min).
     std::size_t i = 0;
     std::vector<iovec> rest;
     while (i < pieces.size()) {

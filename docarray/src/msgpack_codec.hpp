@@ -38,12 +38,12 @@ void pack_document(msgpack::vrefbuffer& buf, const Document& doc, std::vector<at
 // stay valid until the next write or clear().
 class RecordBuffer {
  public:
-  // Payloads below `bytes` are copied in too. Referencing a 2 KB embedding
-  // costs the kernel a segment of its own (writev of 200,000 segments ran at
-  // 0.59 of one plain write); copying it, on the thread that packs while
-  // another writes, costs a memcpy. At least kAlignedPayloadMin.
+  // Payloads below `bytes` are copied in too, so that a batch leaves as one
+  // contiguous write rather than an iovec segment per 2 KB embedding; the
+  // copy is done by the thread that packs while another writes. At least
+  // kAlignedPayloadMin. (Measured with reserve() below: bench/RESULTS.md,
+  // 2026-12-04; most of that gain was the reservation.)
   void set_reference_min(std::size_t bytes) { reference_min_ = std::max(bytes, kAlignedPayloadMin); }
-  std::size_t reference_min() const { return reference_min_; }
   // Room for `bytes` without growing (each growth copies what is there).
   void reserve(std::size_t bytes) {
     if (capacity_ < bytes) grow(bytes - size_);

@@ -40,6 +40,7 @@ std::optional<long> parse_int(const std::string& path, std::size_t& pos) {
     if (pos != begin) bad_path(path, begin, "'-' without digits");
     return std::nullopt;
   }
+  if (pos - digits > 18) bad_path(path, begin, "index out of range");  // std::stol would throw out_of_range
   return std::stol(path.substr(begin, pos - begin));
 }
 

@@ -417,7 +417,8 @@ struct Parser {
           const std::string a = string(h, "hosts");
           const auto colon = a.rfind(':');
           if (colon == std::string::npos || colon == 0 || colon + 1 == a.size() ||
-              a.find_first_not_of("0123456789", colon + 1) != std::string::npos || std::stol(a.substr(colon + 1)) > 65535)
+              a.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
+              a.size() - colon - 1 > 5 || std::stol(a.substr(colon + 1)) > 65535)  // stol of 40 digits throws
             fail(h, who + "`hosts` expects HOST:PORT entries (or, for shards, lists of them), found '" + a + "'");
           e.remote.push_back(a);
           return a;

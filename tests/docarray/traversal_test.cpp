@@ -71,7 +71,8 @@ BOOST_AUTO_TEST_CASE(mutable_traversal_changes_the_documents) {
 
 BOOST_AUTO_TEST_CASE(bad_paths_are_errors_naming_position) {
   const DocumentArray da = tree();
-  for (const char* bad : {"", "@", "@x", "@c[", "@c[:1", "@cr", "@r,", "@,c", "@c[a]", "@c[]", "@c[-]"}) {
+  for (const char* bad : {"", "@", "@x", "@c[", "@c[:1", "@cr", "@r,", "@,c", "@c[a]", "@c[]", "@c[-]",
+                          "@c[:99999999999999999999]", "@m[-99999999999999999999:]"}) {
     BOOST_TEST_CONTEXT("path " << bad) {
       try {
         da.traverse_flat(bad);

@@ -385,6 +385,9 @@ BOOST_AUTO_TEST_CASE(errors_name_the_executor_and_the_address) {
   BOOST_TEST(contains(config_error("  - {name: x, host: a, port: 1, with: {k: 1}}\n"),
                       "executor 'x' runs remotely: its parameters belong where it runs"));
   BOOST_TEST(contains(config_error("  - {name: x, hosts: [nohost]}\n"), "executor 'x': `hosts` expects HOST:PORT entries (or, for shards, lists of them), found 'nohost'"));
+  // A port of 40 digits (std::stol threw out_of_range past the parser; found by fuzz_flow_file).
+  BOOST_TEST(contains(config_error("  - {name: x, hosts: [\"b:2222222222222222222222222222222222222265535\"]}\n"),
+                      "`hosts` expects HOST:PORT entries (or, for shards, lists of them), found 'b:222"));
   BOOST_TEST(contains(config_error("  - {name: x, host: [a, b], port: [1, 2, 3]}\n"), "executor 'x': 2 hosts but 3 ports"));
   BOOST_TEST(contains(config_error("  - {name: x, external: true}\n"), "executor 'x': an external executor needs `host` and `port`"));
   BOOST_TEST(contains(config_error("  - {name: x, host: a}\n"), "executor 'x': `host` needs a `port`"));

@@ -77,8 +77,9 @@ class BinaryReader {
   // move); false at the verified end. On an error `docs` is unchanged.
   bool append_next(DocumentArray& docs);
   // Reads every remaining document onto the end of `docs`; returns how many.
-  // An uncompressed file read by path is decoded on up to 8 threads (the
-  // machine's cores), a run of records each; errors are those of reading
+  // An uncompressed file read by path of 8,192 records or more is decoded
+  // on up to 8 threads (the machine's cores), in runs of records handed out
+  // while this thread walks the file; errors are those of reading
   // one record at a time (a damaged file is read again that way to name
   // its first fault), and on an error `docs` keeps the documents before the
   // faulty record, as with append_next.
