@@ -532,6 +532,25 @@ std::uint64_t BinaryWriter::count() const { return impl_->count; }
 
 // --- reader ----------------------------------------------------------------
 
+namespace {
+
+// One record's `len` bytes as a msgpack object in `zone` (cleared first),
+// within the record's limits; returns the bytes the document took. Strings
+// and bin payloads are referenced where they lie, not copied into the zone:
+// strings are copied once into the document, payloads once into tensors or,
+// from a mapped file, not at all.
+std::size_t unpack_record(msgpack::zone& zone, const char* bytes, std::uint32_t len, msgpack::object& obj) {
+  auto ref = [](msgpack::type::object_type t, std::size_t, void*) {
+    return t == msgpack::type::BIN || t == msgpack::type::STR;
+  };
+  zone.clear();
+  std::size_t off = 0;
+  obj = msgpack::unpack(zone, bytes, len, off, ref, nullptr, detail::record_limits(len));
+  return off;
+}
+
+}  // namespace
+
 struct BinaryReader::Impl {
   std::ifstream file;
   std::istream* in = nullptr;
@@ -695,13 +714,8 @@ struct BinaryReader::Impl {
           const std::size_t hi = std::min(ready, lo + kRecordsPerRun);
           for (std::size_t i = lo; i < hi; ++i) {
             const auto [where, len] = places[i];
-            std::size_t off = 0;
-            auto ref = [](msgpack::type::object_type t, std::size_t, void*) {
-              return t == msgpack::type::BIN || t == msgpack::type::STR;
-            };
-            own_zone.clear();
-            msgpack::object obj = msgpack::unpack(own_zone, base + where, len, off, ref, nullptr, detail::record_limits(len));
-            if (off != len) throw Error("trailing bytes");
+            msgpack::object obj;
+            if (unpack_record(own_zone, base + where, len, obj) != len) throw Error("trailing bytes");
             detail::unpack_document_into(obj, slots[i], 0, &arena);
           }
         }
@@ -792,15 +806,8 @@ struct BinaryReader::Impl {
     }
     const char* bytes = record_bytes(len);
     try {
-      std::size_t off = 0;
-      // Strings and bin payloads are referenced where they lie, not copied
-      // into the zone: strings are copied once into the document, payloads
-      // once into tensors or, from a mapped file, not at all.
-      auto ref = [](msgpack::type::object_type t, std::size_t, void*) {
-        return t == msgpack::type::BIN || t == msgpack::type::STR;
-      };
-      zone.clear();
-      msgpack::object obj = msgpack::unpack(zone, bytes, len, off, ref, nullptr, detail::record_limits(len));
+      msgpack::object obj;
+      const std::size_t off = unpack_record(zone, bytes, len, obj);
       if (off != len)
         fail("corrupt record: " + std::to_string(len - off) + " bytes left after the document");
       decode(obj, source->viewable() ? &arena : nullptr);
