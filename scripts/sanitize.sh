@@ -4,8 +4,8 @@
 # UndefinedBehaviorSanitizer, in build-asan/. scripts/test.sh (hence CI) runs
 # it after the Release suite; it needs the packages of scripts/setup.sh. At
 # -O1 -g1 (ASan's usual level; RelWithDebInfo's -O2 -g doubled every compile)
-# and without the finetune plugin, measured on 2 cores: build 832 s from
-# scratch, tests about 3 minutes.
+# and without the finetune plugin, measured on 2 cores: build 650-830 s from
+# scratch, tests 1.5-4 minutes (a whole fresh-clone CI: 28 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${DOCFLOW_ASAN_BUILD_DIR:-build-asan}

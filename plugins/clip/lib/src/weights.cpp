@@ -68,9 +68,10 @@ int count_blocks(const std::map<std::string, torch::Tensor>& sd, const std::stri
     if (!std::regex_search(k, m, re)) continue;
     // A block index is bounded like a config's layer count; std::stoi of
     // a longer one would throw out_of_range with no name.
-    if (m[1].length() > 4 || std::stoi(m[1]) >= 1024)
+    const int block = m[1].length() > 4 ? 1024 : std::stoi(m[1]);
+    if (block >= 1024)
       throw Error("tensor '" + k + "': block index " + m[1].str() + " is beyond 1023 (at most 1024 layers)");
-    n = std::max(n, std::stoi(m[1]) + 1);
+    n = std::max(n, block + 1);
   }
   return n;
 }
