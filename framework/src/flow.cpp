@@ -4,7 +4,6 @@
 #include "sharded_executor.hpp"
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/container/small_vector.hpp>
 
@@ -13,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -25,7 +25,6 @@ namespace docflow {
 namespace {
 
 using Pool = boost::asio::thread_pool;
-using Strand = boost::asio::strand<Pool::executor_type>;
 
 struct Message {
   std::uint64_t seq = 0;
@@ -37,21 +36,53 @@ struct Message {
   std::exception_ptr error;
   std::shared_ptr<const std::vector<std::string>> only;
 };
+// Messages travel by pointer: a request passes five hand-offs at every
+// executor, and moving a Request (its DocumentArray, its parameters'
+// variant) each time was a tenth of a no-op pipeline's time.
+using MessagePtr = std::unique_ptr<Message>;
 
-// The per-vertex state of the runtime. `mu` guards the join and the in-order
-// dispatch; executors themselves are only touched on their replica's strand.
+// An event on its way through a node's replicas: every replica sees it, the
+// last one to finish passes it on.
+struct EventVisit {
+  MessagePtr msg;
+  std::atomic<std::size_t> remaining{0};
+  // Serving (post_event): the first replica's failure travels with the
+  // event, as a request's does, instead of failing the whole flow.
+  std::mutex mu;
+  std::exception_ptr first_error;
+};
+
+// One unit of work for one replica: a request, or its share of an event.
+struct Task {
+  MessagePtr msg;                      // a request
+  std::shared_ptr<EventVisit> visit;   // or an event (msg unused)
+};
+
+// One replica's queue. Its tasks run one at a time, in the order they were
+// queued (under the node's `mu`, in sequence order), as on an Asio strand;
+// but the runtime chooses the thread: a task queued by a pool thread that
+// just finished the previous executor runs on that thread, there and then,
+// instead of waking another one (run_lane, start_lanes).
+struct Lane {
+  std::deque<Task> queue;
+  bool owned = false;  // a thread runs the head task or is about to
+};
+
+// The per-vertex state of the runtime. `mu` guards the join, the in-order
+// dispatch and the lanes; an executor is only touched by its lane's owner.
 struct Node {
   std::size_t vertex = 0;
   std::string name;
   std::vector<std::size_t> preds, succs;
   std::vector<std::shared_ptr<Executor>> replicas;
-  std::vector<std::unique_ptr<Strand>> strands;
+  std::deque<Lane> lanes;  // one per replica (a deque: a Lane never moves)
+  bool sends = false;      // remote: handle_async only sends, the answer comes later
   std::optional<Filter> when;
   bool is_source = false;
 
   std::mutex mu;
-  std::map<std::uint64_t, std::vector<Message>> arriving;  // joins waiting for other branches
-  std::map<std::uint64_t, Message> ready;                   // complete, waiting for their turn
+  std::map<std::uint64_t, std::vector<MessagePtr>> arriving;  // joins waiting for other branches
+  std::map<std::uint64_t, MessagePtr> ready;                   // complete, waiting for their turn
   std::uint64_t next_seq = 0;
   std::size_t in_flight = 0;
   bool event_in_flight = false;
@@ -68,17 +99,32 @@ struct Node {
 // lock is dropped.
 struct Dispatch {
   enum class Kind { Data, Event, Output } kind;
-  Message msg;
+  MessagePtr msg;
   std::size_t replica = 0;  // Data: the replica; Output: the answer's turn
 };
 using Dispatches = boost::container::small_vector<Dispatch, 4>;
+// Lanes (replica indices) that became owned and need a thread.
+using LaneStarts = boost::container::small_vector<std::size_t, 4>;
 
-Message join(std::vector<Message>& parts) {
-  Message out = std::move(parts.front());
-  if (out.is_event) return out;
-  for (const auto& p : parts)
-    if (p.error && !out.error) out.error = p.error;
-  for (std::size_t i = 1; i < parts.size(); ++i) merge_arrays(out.request.docs, parts[i].request.docs);
+// Where a lane may run on the thread that queued it: a local executor's
+// only on its flow's own pool threads (the source's thread and the
+// gateway's and remote executors' I/O threads go back to their work), a
+// remote executor's anywhere (it only encodes and sends); and only so deep
+// (a callback that posts the next request would otherwise recurse without
+// end; an output callback stops it altogether, see emit_output).
+struct InlineLanes {
+  const void* flow = nullptr;  // the flow whose pool thread this is
+  int depth = 0;               // lanes nested on this thread's stack
+};
+thread_local InlineLanes inline_lanes;
+constexpr int kMaxInlineDepth = 8;
+
+MessagePtr join(std::vector<MessagePtr>& parts) {
+  MessagePtr out = std::move(parts.front());
+  if (out->is_event) return out;
+  for (std::size_t i = 1; i < parts.size(); ++i)
+    if (parts[i]->error && !out->error) out->error = parts[i]->error;
+  for (std::size_t i = 1; i < parts.size(); ++i) merge_arrays(out->request.docs, parts[i]->request.docs);
   return out;
 }
 
@@ -255,23 +301,24 @@ struct Flow::Impl {
 
   // --- message flow --------------------------------------------------------
 
-  void inject(Message msg) {
+  void inject(MessagePtr msg) {
     // From the gateway to its successors (a source's requests enter after it).
     forward(nodes[0]->succs, std::move(msg));
   }
 
-  void forward(const std::vector<std::size_t>& targets, Message msg) {
+  void forward(const std::vector<std::size_t>& targets, MessagePtr msg) {
     for (std::size_t i = 0; i < targets.size(); ++i) {
       if (i + 1 == targets.size()) deliver(*nodes[targets[i]], std::move(msg));
-      else deliver(*nodes[targets[i]], Message(msg));
+      else deliver(*nodes[targets[i]], std::make_unique<Message>(*msg));
     }
   }
 
-  void deliver(Node& node, Message msg) {
+  void deliver(Node& node, MessagePtr msg) {
     Dispatches ready;
+    LaneStarts starts;
     {
       std::lock_guard<std::mutex> lock(node.mu);
-      std::uint64_t seq = msg.seq;
+      std::uint64_t seq = msg->seq;
       if (node.preds.size() <= 1) {
         node.ready.emplace(seq, std::move(msg));
       } else {
@@ -283,17 +330,18 @@ struct Flow::Impl {
         }
       }
       collect(node, ready);
-      post_in_order(node, ready);
+      queue_in_order(node, ready, starts);
     }
-    run(node, ready);
+    emit_outputs(node, ready);
+    start_lanes(node, starts, /*may_run_here=*/true);
   }
 
   // Under node.mu: takes the next requests in sequence order. An event waits
   // until everything before it is done, and nothing passes it until it is done.
   void collect(Node& node, Dispatches& out) {
     while (!node.ready.empty() && node.ready.begin()->first == node.next_seq) {
-      Message& head = node.ready.begin()->second;
-      if (node.event_in_flight || (head.is_event && node.in_flight > 0)) break;
+      MessagePtr& head = node.ready.begin()->second;
+      if (node.event_in_flight || (head->is_event && node.in_flight > 0)) break;
       Dispatch d{Dispatch::Kind::Data, std::move(head), 0};
       node.ready.erase(node.ready.begin());
       ++node.next_seq;
@@ -301,7 +349,7 @@ struct Flow::Impl {
       if (&node == nodes.back().get()) {
         d.kind = Dispatch::Kind::Output;
         d.replica = node.turns_taken++;
-      } else if (d.msg.is_event) {
+      } else if (d.msg->is_event) {
         d.kind = Dispatch::Kind::Event;
         node.event_in_flight = true;
       } else {
@@ -311,14 +359,15 @@ struct Flow::Impl {
     }
   }
 
-  // Under node.mu, right after collect(): hands data and events to their
-  // strands. Posting only enqueues, so it is cheap under the lock, and it
-  // must be there: two threads that each collected in order and posted
-  // after unlocking could enqueue 32 before 31 on a replica's strand (seen
-  // once in CI: a Recorder after three Sleeper replicas got 33, 31, 32).
-  // What is left in `ready` is output, which run() emits after unlocking;
-  // its order is kept by the turns collect() numbered.
-  void post_in_order(Node& node, Dispatches& ready) {
+  // Under node.mu, right after collect(): queues data and events on their
+  // replicas' lanes. Queueing must happen under the lock: two threads that
+  // each collected in order and queued after unlocking could queue 32
+  // before 31 on a replica (seen once in CI with Asio strands: a Recorder
+  // after three Sleeper replicas got 33, 31, 32). Lanes that were idle are
+  // owned from here on and listed in `starts` for the caller to run once
+  // the lock is dropped. What is left in `ready` is output, which emit_outputs()
+  // emits after unlocking; its order is kept by the turns collect() numbered.
+  void queue_in_order(Node& node, Dispatches& ready, LaneStarts& starts) {
     std::size_t kept = 0;
     for (std::size_t i = 0; i < ready.size(); ++i) {
       Dispatch& d = ready[i];
@@ -327,65 +376,139 @@ struct Flow::Impl {
           if (kept != i) ready[kept] = std::move(d);  // never onto itself: a self-move empties a vector
           ++kept;
           break;
-        case Dispatch::Kind::Event: dispatch_event(node, std::make_shared<Message>(std::move(d.msg))); break;
-        case Dispatch::Kind::Data: dispatch_data(node, std::move(d.msg), d.replica); break;
+        case Dispatch::Kind::Event: {
+          auto visit = std::make_shared<EventVisit>();
+          visit->msg = std::move(d.msg);
+          visit->remaining = node.replicas.size();
+          for (std::size_t r = 0; r < node.replicas.size(); ++r) queue_task(node, r, Task{nullptr, visit}, starts);
+          break;
+        }
+        case Dispatch::Kind::Data: queue_task(node, d.replica, Task{std::move(d.msg), nullptr}, starts); break;
       }
     }
     ready.erase(ready.begin() + static_cast<std::ptrdiff_t>(kept), ready.end());
   }
 
-  void run(Node& node, Dispatches& ready) {
+  void emit_outputs(Node& node, Dispatches& ready) {
     for (Dispatch& d : ready) emit_output(node, std::move(d.msg), d.replica);
   }
 
-  void dispatch_data(Node& node, Message msg, std::size_t replica) {
+  // Under node.mu.
+  void queue_task(Node& node, std::size_t replica, Task task, LaneStarts& starts) {
     task_started();
-    boost::asio::post(*node.strands[replica], [this, &node, msg = std::move(msg), replica]() mutable {
-      const bool skip = msg.error || (msg.only && std::find(msg.only->begin(), msg.only->end(), node.name) == msg.only->end());
-      Executor& ex = *node.replicas[replica];
-      if (failed() || skip || !select(node, msg.request)) return finish(node, std::move(msg), nullptr, {});
-      const auto t0 = observer ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
-      if (!ex.answers_later()) {
-        std::exception_ptr error;
-        try {
-          ex.handle(msg.request);
-        } catch (...) {
-          error = std::current_exception();
-        }
-        return finish(node, std::move(msg), error, t0);
-      }
-      // A remote executor: the request goes out and this thread is free;
-      // the answer finishes it on whichever thread it arrives.
-      auto held = std::make_shared<Message>(std::move(msg));
-      try {
-        ex.handle_async(held->request, [this, &node, held, t0](std::exception_ptr error) {
-          finish(node, std::move(*held), error, t0);
+    Lane& lane = node.lanes[replica];
+    lane.queue.push_back(std::move(task));
+    if (!lane.owned) {
+      lane.owned = true;
+      starts.push_back(replica);
+    }
+  }
+
+  // Lanes just owned (by queue_task, or handed on by a finished task): the
+  // first runs on this thread when it is one of this flow's pool threads
+  // with stack to spare and the caller allows it (it is about to return);
+  // the rest go to the pool.
+  void start_lanes(Node& node, const LaneStarts& starts, bool may_run_here) {
+    for (std::size_t i = 0; i < starts.size(); ++i) {
+      const std::size_t r = starts[i];
+      if (i == 0 && may_run_here && inline_lanes.depth < kMaxInlineDepth && (node.sends || inline_lanes.flow == this)) {
+        run_lane(node, r);
+      } else {
+        boost::asio::post(*pool, [this, &node, r] {
+          inline_lanes.flow = this;
+          run_lane(node, r);
         });
-      } catch (...) {
-        finish(node, std::move(*held), std::current_exception(), t0);
       }
-    });
+    }
+  }
+
+  // Runs the head task of an owned lane. The lane passes on (to the pool,
+  // or becomes idle) as soon as the executor returns, before the message
+  // moves on, so that the next task of this replica can start on another
+  // thread while this one carries the message to the next executor.
+  void run_lane(Node& node, std::size_t replica) {
+    Task task;
+    {
+      std::lock_guard<std::mutex> lock(node.mu);
+      task = std::move(node.lanes[replica].queue.front());
+      node.lanes[replica].queue.pop_front();
+    }
+    ++inline_lanes.depth;
+    struct Depth {
+      ~Depth() { --inline_lanes.depth; }
+    } depth;
+    if (task.visit) return visit_event(node, replica, std::move(task.visit));
+    handle_data(node, replica, std::move(task.msg));
+  }
+
+  // The task that ran on `replica` is done with the executor: the lane's
+  // next task (if any) needs a thread, else the lane is idle. Under node.mu.
+  void release_lane_locked(Node& node, std::size_t replica, LaneStarts& starts) {
+    Lane& lane = node.lanes[replica];
+    if (lane.queue.empty()) lane.owned = false;
+    else starts.push_back(replica);
+  }
+
+  void release_lane(Node& node, std::size_t replica) {
+    LaneStarts starts;
+    {
+      std::lock_guard<std::mutex> lock(node.mu);
+      release_lane_locked(node, replica, starts);
+    }
+    start_lanes(node, starts, /*may_run_here=*/false);
+  }
+
+  static constexpr std::size_t kNoLane = static_cast<std::size_t>(-1);
+
+  void handle_data(Node& node, std::size_t replica, MessagePtr msg) {
+    const bool skip = msg->error || (msg->only && std::find(msg->only->begin(), msg->only->end(), node.name) == msg->only->end());
+    Executor& ex = *node.replicas[replica];
+    if (failed() || skip || !select(node, msg->request)) return finish(node, replica, std::move(msg), nullptr, {});
+    const auto t0 = observer ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+    if (!ex.answers_later()) {
+      std::exception_ptr error;
+      try {
+        ex.handle(msg->request);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      return finish(node, replica, std::move(msg), error, t0);
+    }
+    // A remote executor: the request goes out and the lane is free; the
+    // answer finishes it on whichever thread it arrives.
+    auto held = std::make_shared<MessagePtr>(std::move(msg));
+    try {
+      ex.handle_async((*held)->request, [this, &node, held, t0](std::exception_ptr error) {
+        finish(node, kNoLane, std::move(*held), error, t0);
+      });
+    } catch (...) {
+      release_lane(node, replica);
+      return finish(node, kNoLane, std::move(*held), std::current_exception(), t0);
+    }
+    release_lane(node, replica);
   }
 
   // After the executor ran (or was skipped: no start time): its failure
-  // named, the observer told, and the message passed on.
-  void finish(Node& node, Message msg, std::exception_ptr error, std::chrono::steady_clock::time_point t0) {
+  // named, the observer told, the lane it ran on (if any) released, and
+  // the message passed on.
+  void finish(Node& node, std::size_t lane, MessagePtr msg, std::exception_ptr error,
+              std::chrono::steady_clock::time_point t0) {
     if (error) {
       try {
         std::rethrow_exception(error);
       } catch (const std::exception& e) {
-        error = std::make_exception_ptr(ExecutorError(node.name, msg.request.endpoint, e.what()));
+        error = std::make_exception_ptr(ExecutorError(node.name, msg->request.endpoint, e.what()));
       } catch (...) {
-        error = std::make_exception_ptr(ExecutorError(node.name, msg.request.endpoint, "unknown exception"));
+        error = std::make_exception_ptr(ExecutorError(node.name, msg->request.endpoint, "unknown exception"));
       }
     }
     if (observer && t0 != std::chrono::steady_clock::time_point())
-      observer(ExecutorSample{node.name, msg.request.endpoint,
+      observer(ExecutorSample{node.name, msg->request.endpoint,
                               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-                              msg.request.docs.size(), error != nullptr});
-    if (error && isolate) msg.error = error;
+                              msg->request.docs.size(), error != nullptr});
+    if (error && isolate) msg->error = error;
     else if (error) fail(error);
-    complete(node, std::move(msg));
+    complete(node, lane, std::move(msg));
     task_finished();
   }
 
@@ -400,63 +523,61 @@ struct Flow::Impl {
     return !request.docs.empty();
   }
 
-  void dispatch_event(Node& node, std::shared_ptr<Message> msg) {
-    auto remaining = std::make_shared<std::atomic<std::size_t>>(node.replicas.size());
-    // Serving (post_event): the first replica's failure travels with the
-    // event, as a request's does, instead of failing the whole flow.
-    auto first_error = std::make_shared<std::pair<std::mutex, std::exception_ptr>>();
-    const bool skip = msg->error != nullptr;
-    for (std::size_t r = 0; r < node.replicas.size(); ++r) {
-      task_started();
-      boost::asio::post(*node.strands[r], [this, &node, msg, r, remaining, first_error, skip] {
-        if (!failed() && !skip) {
-          try {
-            node.replicas[r]->on_event(msg->event);
-          } catch (const std::exception& e) {
-            auto error = std::make_exception_ptr(ExecutorError(node.name, msg->event.endpoint, e.what()));
-            if (isolate) {
-              std::lock_guard<std::mutex> lock(first_error->first);
-              if (!first_error->second) first_error->second = error;
-            } else {
-              fail(error);
-            }
-          }
+  void visit_event(Node& node, std::size_t replica, std::shared_ptr<EventVisit> visit) {
+    if (!failed() && !visit->msg->error) {
+      try {
+        node.replicas[replica]->on_event(visit->msg->event);
+      } catch (const std::exception& e) {
+        auto error = std::make_exception_ptr(ExecutorError(node.name, visit->msg->event.endpoint, e.what()));
+        if (isolate) {
+          std::lock_guard<std::mutex> lock(visit->mu);
+          if (!visit->first_error) visit->first_error = error;
+        } else {
+          fail(error);
         }
-        if (remaining->fetch_sub(1) == 1) {
-          if (first_error->second) msg->error = first_error->second;
-          complete(node, std::move(*msg));
-        }
-        task_finished();
-      });
+      }
     }
+    if (visit->remaining.fetch_sub(1) == 1) {
+      if (visit->first_error) visit->msg->error = visit->first_error;
+      complete(node, replica, std::move(visit->msg));
+    } else {
+      release_lane(node, replica);
+    }
+    task_finished();
   }
 
-  void complete(Node& node, Message msg) {
+  // A task is done at `node` (on lane `lane`, or kNoLane for an answer that
+  // arrived from the network): the node's gate lets the next ones through,
+  // the lane passes on, and the message goes to the successors, the first
+  // of which may run right here.
+  void complete(Node& node, std::size_t lane, MessagePtr msg) {
     Dispatches ready;
+    LaneStarts starts;
     {
       std::lock_guard<std::mutex> lock(node.mu);
       --node.in_flight;
-      if (msg.is_event) node.event_in_flight = false;
+      if (msg->is_event) node.event_in_flight = false;
       collect(node, ready);
-      post_in_order(node, ready);
+      queue_in_order(node, ready, starts);
+      if (lane != kNoLane) release_lane_locked(node, lane, starts);
     }
-    run(node, ready);
+    emit_outputs(node, ready);
+    start_lanes(node, starts, /*may_run_here=*/false);
     if (failed()) return;  // after the first failure nothing moves on
     forward(node.succs.empty() ? std::vector<std::size_t>{nodes.size() - 1} : node.succs, std::move(msg));
   }
-
-  void emit_output(Node& out, Message msg, std::uint64_t turn) {
+  void emit_output(Node& out, MessagePtr msg, std::uint64_t turn) {
     std::function<void(Response)> callback;
     std::function<void(const Request&)> observer;
     {
       std::lock_guard<std::mutex> lock(mu);
       // A served event (post_event) has a callback too; it takes no slot.
-      auto it = callbacks.find(msg.seq);
+      auto it = callbacks.find(msg->seq);
       if (it != callbacks.end()) {
         callback = std::move(it->second);
         callbacks.erase(it);
       }
-      if (!msg.is_event) {
+      if (!msg->is_event) {
         observer = on_output;
         ++released;  // the slot is free before the callback: it may post the next request
         cv.notify_all();
@@ -481,13 +602,21 @@ struct Flow::Impl {
           out.turn_cv.notify_all();
         }
       } next_turn{out};
-      if (observer) observer(msg.request);
-      if (callback) callback(Response{std::move(msg.request), msg.error});
+      // A callback that posts the next request must not carry it through
+      // the flow on this stack: its answer would wait here for this
+      // callback's turn to end.
+      struct NoInline {
+        int saved = inline_lanes.depth;
+        NoInline() { inline_lanes.depth = kMaxInlineDepth; }
+        ~NoInline() { inline_lanes.depth = saved; }
+      } no_inline;
+      if (observer) observer(msg->request);
+      if (callback) callback(Response{std::move(msg->request), msg->error});
     }
     {
       std::lock_guard<std::mutex> lock(mu);
-      if (msg.is_event) {
-        if (msg.event.kind == Event::Kind::EndOfStream) stream_ended = true;
+      if (msg->is_event) {
+        if (msg->event.kind == Event::Kind::EndOfStream) stream_ended = true;
         else ++stats.epochs;
       } else {
         ++answered;
@@ -495,13 +624,14 @@ struct Flow::Impl {
       cv.notify_all();
     }
     Dispatches ready;
+    LaneStarts none;  // the output has no executor, hence no lanes
     {
       std::lock_guard<std::mutex> lock(out.mu);
       --out.in_flight;
       collect(out, ready);
-      post_in_order(out, ready);
+      queue_in_order(out, ready, none);
     }
-    run(out, ready);
+    emit_outputs(out, ready);
   }
 
   // Blocks while `prefetch` requests are in flight; false when the run failed
@@ -710,7 +840,8 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
         }
         ex->open();
         node.replicas.push_back(ex);
-        node.strands.push_back(std::make_unique<Strand>(im.pool->get_executor()));
+        node.lanes.emplace_back();
+        node.sends = ex->answers_later();
         im.opened.emplace_back(&node, node.replicas.size() - 1);
       } catch (const std::exception& e) {
         std::string msg = e.what();
@@ -788,14 +919,14 @@ void Flow::post(Request request, std::function<void(Response)> on_response, cons
     on_response(Response{Request{}, e});
     return;
   }
-  Message msg;
-  msg.request = std::move(request);
-  msg.only = options.only_executors;
+  auto msg = std::make_unique<Message>();
+  msg->request = std::move(request);
+  msg->only = options.only_executors;
   {
     std::lock_guard<std::mutex> lock(im.mu);
-    msg.seq = im.next_seq++;
+    msg->seq = im.next_seq++;
     ++im.injected;
-    im.callbacks[msg.seq] = std::move(on_response);
+    im.callbacks[msg->seq] = std::move(on_response);
   }
   im.inject(std::move(msg));
   // A failure that came before the callback was registered drops the request
@@ -811,13 +942,13 @@ void Flow::post_event(const Event& event, std::function<void(Response)> on_done)
     on_done(Response{Request{}, im.failure});
     return;
   }
-  Message msg;
-  msg.is_event = true;
-  msg.event = event;
+  auto msg = std::make_unique<Message>();
+  msg->is_event = true;
+  msg->event = event;
   {
     std::lock_guard<std::mutex> lock(im.mu);
-    msg.seq = im.next_seq++;
-    im.callbacks[msg.seq] = std::move(on_done);
+    msg->seq = im.next_seq++;
+    im.callbacks[msg->seq] = std::move(on_done);
   }
   im.inject(std::move(msg));
   if (im.failed()) im.fail_pending_callbacks();
@@ -852,26 +983,26 @@ RunStats Flow::run(std::function<void(const Request&)> on_output) {
         item = source->next();
         im.stats.source_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       }
-      Message msg;
+      auto msg = std::make_unique<Message>();
       if (!item) {
-        msg.seq = im.take_seq(false);
-        msg.is_event = true;
-        msg.event = Event{Event::Kind::EndOfStream, 0, endpoint};
+        msg->seq = im.take_seq(false);
+        msg->is_event = true;
+        msg->event = Event{Event::Kind::EndOfStream, 0, endpoint};
         im.forward(source_node->succs.empty() ? std::vector<std::size_t>{im.nodes.size() - 1} : source_node->succs,
                    std::move(msg));
         break;
       }
       const bool epoch_end = item->kind == Source::Item::Kind::EndOfEpoch;
       if (epoch_end) {
-        msg.seq = im.take_seq(false);
-        msg.is_event = true;
-        msg.event = Event{Event::Kind::EndOfEpoch, item->epoch, endpoint};
+        msg->seq = im.take_seq(false);
+        msg->is_event = true;
+        msg->event = Event{Event::Kind::EndOfEpoch, item->epoch, endpoint};
         ++epochs_sent;
       } else {
-        msg.seq = im.take_seq(true);
+        msg->seq = im.take_seq(true);
         im.stats.documents += item->docs.size();
         ++im.stats.requests;
-        msg.request = Request{endpoint, std::move(item->docs), {}};
+        msg->request = Request{endpoint, std::move(item->docs), {}};
       }
       im.forward(source_node->succs.empty() ? std::vector<std::size_t>{im.nodes.size() - 1} : source_node->succs,
                  std::move(msg));

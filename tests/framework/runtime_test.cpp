@@ -1,7 +1,11 @@
 // The runtime with real executors loaded from the test plugin.
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
+#include <cstdio>
 #include <fstream>
+#include <functional>
+#include <future>
 #include <set>
 #include <sstream>
 
@@ -216,6 +220,43 @@ BOOST_AUTO_TEST_CASE(embedding_api_post_sync_and_with_callbacks) {
   flow.close();
   BOOST_REQUIRE(order.size() == 50u);
   for (int i = 0; i < 50; ++i) BOOST_TEST(order[i] == "d" + std::to_string(i));  // responses in posting order
+}
+
+// A request runs through consecutive executors on the thread that finished
+// the previous one, nested up to a bound; a callback that posts the next
+// request must neither deadlock on its own answer's turn (a chain shorter
+// than the bound would carry it to the output inside the callback) nor
+// grow the stack without end (a chain longer than the bound). 2,000
+// requests each, every one posted by the previous one's callback.
+BOOST_AUTO_TEST_CASE(callbacks_that_post_the_next_request_through_short_and_long_chains) {
+  for (int length : {1, 3, 12}) {
+    TempDir ws;
+    std::string chain;
+    for (int i = 0; i < length; ++i) chain += "  - {name: t" + std::to_string(i) + ", uses: Tagger}\n";
+    Flow flow = flow_of(chain, 2);
+    QuietLogger log;
+    flow.open(ws.path(), &log);
+    constexpr int kRequests = 2000;
+    std::promise<void> all_answered;
+    std::atomic<int> wrong{0};
+    std::function<void(int)> post_from = [&](int i) {
+      if (i == kRequests) return all_answered.set_value();
+      flow.post("/index", docarray::DocumentArray({docarray::Document("d" + std::to_string(i))}), {},
+                [&, i](docflow::Response r) {
+                  if (r.error || r.request.docs.size() != 1 || r.request.docs[0].id != "d" + std::to_string(i) ||
+                      !r.request.docs[0].find_tag("seen"))
+                    ++wrong;
+                  post_from(i + 1);
+                });
+    };
+    post_from(0);
+    if (all_answered.get_future().wait_for(std::chrono::seconds(120)) != std::future_status::ready) {
+      std::fprintf(stderr, "a chain of %d: no answer for 120 s (deadlocked)\n", length);
+      std::abort();  // close() would wait for the stuck requests too
+    }
+    flow.close();
+    BOOST_TEST(wrong.load() == 0, "a chain of " << length);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(unbound_endpoints_pass_through) {
