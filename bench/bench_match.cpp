@@ -1,6 +1,6 @@
 // docarray::match() against FAISS's exact IndexFlatIP: Q queries against N
 // normalized DIM-dimensional embeddings, top K, in one process.
-//   bench_match [Q=1000] [N=100000] [DIM=512] [K=10]
+//   bench_match [Q=1000] [N=100000] [DIM=512] [K=10] [BATCH=MatchOptions' default: index rows per product]
 #include <ATen/ATen.h>
 #include <faiss/IndexFlat.h>
 
@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   const int nx = argc > 2 ? std::atoi(argv[2]) : 100000;
   const int dim = argc > 3 ? std::atoi(argv[3]) : 512;
   const int k = argc > 4 ? std::atoi(argv[4]) : 10;
+  const std::size_t batch = argc > 5 ? static_cast<std::size_t>(std::atol(argv[5])) : docarray::MatchOptions{}.batch_size;
   at::manual_seed(0);
   at::Tensor q = at::randn({nq, dim});
   at::Tensor x = at::randn({nx, dim});
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
     docarray::MatchOptions opt;
     opt.metric = "cosine";
     opt.limit = static_cast<std::size_t>(k);
+    opt.batch_size = batch;
     docarray::match(queries, index, opt);
     t_ours = std::min(t_ours, std::chrono::duration<double>(Clock::now() - t0).count());
     // As an index that answers many queries keeps them (SimpleIndexer): the
@@ -72,7 +74,7 @@ int main(int argc, char** argv) {
   int agree = 0;
   for (int i = 0; i < nq; ++i) agree += queries[i].matches[0].id == index[labels[i * k]].id;
 
-  std::printf("%d queries x %d index x %d dims, top %d\n", nq, nx, dim, k);
+  std::printf("%d queries x %d index x %d dims, top %d, %zu index rows per product\n", nq, nx, dim, k, batch);
   std::printf("faiss IndexFlatIP  %.3f s search (+ %.3f s add)\n", t_faiss, t_faiss_add);
   std::printf("docarray::match    %.3f s  (ratio faiss/docarray = %.2f; >= 1 means docarray is at least as fast)\n",
               t_ours, t_faiss / t_ours);

@@ -50,10 +50,12 @@ BOOST_AUTO_TEST_CASE(agrees_with_brute_force_for_every_metric) {
   at::manual_seed(7);
   const DocumentArray index = random_docs(300, 24, "x");
   for (std::string metric : {"cosine", "euclidean", "sqeuclidean", "dot"}) {
-    // A few queries take matrix-vector products, more one matrix product;
-    // embeddings stacked beforehand (as SimpleIndexer keeps them) give the same.
+    // Up to 8 queries are scored row by row (each row read once for all of
+    // them and its norm), more by one matrix product; embeddings stacked
+    // beforehand (as SimpleIndexer keeps them) give the same. 24 dimensions:
+    // the row kernel's 16 lanes and a tail.
     for (std::size_t batch : {std::size_t(7), std::size_t(64), std::size_t(1000)})
-    for (int nq : {1, 3, 20})
+    for (int nq : {1, 3, 8, 9, 20})
     for (bool stacked : {false, true}) {
       BOOST_TEST_CONTEXT(metric << " batch " << batch << " queries " << nq << (stacked ? " stacked" : "")) {
         DocumentArray queries = random_docs(nq, 24, "q");
@@ -139,14 +141,50 @@ BOOST_AUTO_TEST_CASE(traversal_paths_select_queries_and_index) {
   BOOST_TEST(pairs[0].chunks[0].matches[0].scores.count("sim") == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(double_embeddings_are_matched_in_double) {
+  at::manual_seed(5);
+  auto doubles = [](int n, int dim, const std::string& prefix) {
+    DocumentArray da;
+    at::Tensor e = at::randn({n, dim}, at::kDouble);
+    for (int i = 0; i < n; ++i) {
+      Document d(prefix + std::to_string(i));
+      d.embedding = e[i].clone();
+      da.append(d);
+    }
+    return da;
+  };
+  const DocumentArray index = doubles(500, 37, "x");
+  for (std::string metric : {"cosine", "euclidean", "dot"})
+  for (int nq : {1, 12}) {  // the row kernel, the matrix product
+    BOOST_TEST_CONTEXT(metric << ", " << nq << " queries") {
+      DocumentArray queries = doubles(nq, 37, "q");
+      docarray::MatchOptions opt;
+      opt.metric = metric;
+      opt.limit = 3;
+      docarray::match(queries, index, opt);
+      for (const auto& q : queries) {
+        std::vector<std::pair<double, std::string>> all;
+        for (const auto& x : index) all.emplace_back(reference(metric, q.embedding, x.embedding), x.id);
+        std::sort(all.begin(), all.end(), [&](auto& a, auto& b) { return metric == "dot" ? a.first > b.first : a.first < b.first; });
+        BOOST_REQUIRE(q.matches.size() == 3u);
+        for (std::size_t j = 0; j < 3; ++j) {
+          BOOST_TEST(q.matches[j].id == all[j].second);
+          BOOST_TEST(q.matches[j].scores.at(metric).value == all[j].first, boost::test_tools::tolerance(1e-9));
+        }
+      }
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(selection_split_across_threads_agrees_with_brute_force) {
   // Large enough for the norms and the per-query selection to be split over
   // the BLAS threads (when there are several).
   at::manual_seed(11);
   const DocumentArray index = random_docs(6000, 16, "x");
-  for (std::string metric : {"cosine", "sqeuclidean", "dot"}) {
-    BOOST_TEST_CONTEXT(metric) {
-      DocumentArray queries = random_docs(64, 16, "q");
+  for (std::string metric : {"cosine", "sqeuclidean", "dot"})
+  for (int nq : {2, 64}) {  // the row kernel, the matrix product
+    BOOST_TEST_CONTEXT(metric << ", " << nq << " queries") {
+      DocumentArray queries = random_docs(nq, 16, "q");
       docarray::MatchOptions opt;
       opt.metric = metric;
       opt.limit = 5;
