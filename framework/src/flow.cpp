@@ -66,6 +66,7 @@ struct Task {
 struct Lane {
   std::deque<Task> queue;
   bool owned = false;  // a thread runs the head task or is about to
+  bool keep = false;   // the owner goes on with the next task itself (run_lane)
 };
 
 // The per-vertex state of the runtime. `mu` guards the join, the in-order
@@ -118,6 +119,7 @@ struct InlineLanes {
 };
 thread_local InlineLanes inline_lanes;
 constexpr int kMaxInlineDepth = 8;
+constexpr bool kKeepBusyLanes = true;
 
 MessagePtr join(std::vector<MessagePtr>& parts) {
   MessagePtr out = std::move(parts.front());
@@ -142,6 +144,7 @@ struct Flow::Impl {
   Logger* logger = &own_logger;
   SharedRegistry shared;
   std::unique_ptr<Pool> pool;
+  std::shared_ptr<remote::RemoteIo> remote_io;  // the remote executors' io thread, made with the first
   std::vector<std::unique_ptr<Node>> nodes;  // per vertex; the last one is the output
   bool open = false;
   std::vector<std::pair<Node*, std::size_t>> opened;  // (node, replica), in open order
@@ -306,14 +309,16 @@ struct Flow::Impl {
     forward(nodes[0]->succs, std::move(msg));
   }
 
-  void forward(const std::vector<std::size_t>& targets, MessagePtr msg) {
+  // Branches other than the last start on other threads: only the last
+  // may run on this one (it would hold the others back until it is done).
+  void forward(const std::vector<std::size_t>& targets, MessagePtr msg, bool may_run_here = true) {
     for (std::size_t i = 0; i < targets.size(); ++i) {
-      if (i + 1 == targets.size()) deliver(*nodes[targets[i]], std::move(msg));
-      else deliver(*nodes[targets[i]], std::make_unique<Message>(*msg));
+      if (i + 1 == targets.size()) deliver(*nodes[targets[i]], std::move(msg), may_run_here);
+      else deliver(*nodes[targets[i]], std::make_unique<Message>(*msg), /*may_run_here=*/false);
     }
   }
 
-  void deliver(Node& node, MessagePtr msg) {
+  void deliver(Node& node, MessagePtr msg, bool may_run_here) {
     Dispatches ready;
     LaneStarts starts;
     {
@@ -333,7 +338,7 @@ struct Flow::Impl {
       queue_in_order(node, ready, starts);
     }
     emit_outputs(node, ready);
-    start_lanes(node, starts, /*may_run_here=*/true);
+    start_lanes(node, starts, may_run_here);
   }
 
   // Under node.mu: takes the next requests in sequence order. An event waits
@@ -427,26 +432,38 @@ struct Flow::Impl {
   // moves on, so that the next task of this replica can start on another
   // thread while this one carries the message to the next executor.
   void run_lane(Node& node, std::size_t replica) {
-    Task task;
-    {
-      std::lock_guard<std::mutex> lock(node.mu);
-      task = std::move(node.lanes[replica].queue.front());
-      node.lanes[replica].queue.pop_front();
-    }
     ++inline_lanes.depth;
     struct Depth {
       ~Depth() { --inline_lanes.depth; }
     } depth;
-    if (task.visit) return visit_event(node, replica, std::move(task.visit));
-    handle_data(node, replica, std::move(task.msg));
+    Lane& lane = node.lanes[replica];
+    for (;;) {
+      Task task;
+      {
+        std::lock_guard<std::mutex> lock(node.mu);
+        task = std::move(lane.queue.front());
+        lane.queue.pop_front();
+      }
+      if (task.visit) visit_event(node, replica, std::move(task.visit));
+      else handle_data(node, replica, std::move(task.msg));
+      std::lock_guard<std::mutex> lock(node.mu);
+      if (!lane.keep) return;
+      lane.keep = false;
+    }
   }
 
   // The task that ran on `replica` is done with the executor: the lane's
   // next task (if any) needs a thread, else the lane is idle. Under node.mu.
-  void release_lane_locked(Node& node, std::size_t replica, LaneStarts& starts) {
+  // True: this thread keeps the lane and runs its next task once done.
+  bool release_lane_locked(Node& node, std::size_t replica, LaneStarts& starts) {
     Lane& lane = node.lanes[replica];
-    if (lane.queue.empty()) lane.owned = false;
-    else starts.push_back(replica);
+    if (lane.queue.empty()) {
+      lane.owned = false;
+      return false;
+    }
+    if (kKeepBusyLanes) return lane.keep = true;
+    starts.push_back(replica);
+    return false;
   }
 
   void release_lane(Node& node, std::size_t replica) {
@@ -553,18 +570,19 @@ struct Flow::Impl {
   void complete(Node& node, std::size_t lane, MessagePtr msg) {
     Dispatches ready;
     LaneStarts starts;
+    bool kept = false;
     {
       std::lock_guard<std::mutex> lock(node.mu);
       --node.in_flight;
       if (msg->is_event) node.event_in_flight = false;
       collect(node, ready);
       queue_in_order(node, ready, starts);
-      if (lane != kNoLane) release_lane_locked(node, lane, starts);
+      kept = lane != kNoLane && release_lane_locked(node, lane, starts);
     }
     emit_outputs(node, ready);
     start_lanes(node, starts, /*may_run_here=*/false);
     if (failed()) return;  // after the first failure nothing moves on
-    forward(node.succs.empty() ? std::vector<std::size_t>{nodes.size() - 1} : node.succs, std::move(msg));
+    forward(node.succs.empty() ? std::vector<std::size_t>{nodes.size() - 1} : node.succs, std::move(msg), !kept);
   }
   void emit_output(Node& out, MessagePtr msg, std::uint64_t turn) {
     std::function<void(Response)> callback;
@@ -815,10 +833,13 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
       try {
         // One part of the executor: a local instance or a remote address.
         auto make = [&](ExecutorContext part, std::vector<std::string> addresses) -> std::shared_ptr<Executor> {
-          if (remote)
+          if (remote) {
+            if (!im.remote_io) im.remote_io = std::make_shared<remote::RemoteIo>();
             return std::make_shared<RemoteExecutor>(
                 part, RemoteOptions{addresses, cfg.timeout_ready_ms, cfg.timeout_send_ms,
-                                    cfg.token_file.empty() ? default_token() : read_token_file(cfg.token_file)});
+                                    cfg.token_file.empty() ? default_token() : read_token_file(cfg.token_file),
+                                    im.remote_io});
+          }
           part.params = Params(check_params(info->schema, cfg.with, cfg.name));
           std::filesystem::create_directories(part.workspace);
           if (cfg.isolate) return im.isolated(cfg, part);
@@ -1089,7 +1110,10 @@ void Flow::close() {
     }
   }
   im.opened.clear();
+  // What closing the remote executors queued runs out before they go.
+  if (im.remote_io) im.remote_io->stop();
   im.nodes.clear();
+  im.remote_io.reset();
   im.pool.reset();
   im.open = false;
   if (first) std::rethrow_exception(first);

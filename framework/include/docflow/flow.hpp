@@ -1,9 +1,11 @@
 #pragma once
 // A flow: executors loaded from plugins, wired as a DAG, run on a Boost.Asio
-// thread pool. Each executor replica has its own strand (never two threads
-// in it at once; the thread is not fixed); different executors work on
-// different requests at once; `prefetch` bounds the requests in flight; the
-// order of requests is kept at every executor's input and at the output.
+// thread pool. Each executor replica has its own queue (never two threads
+// in it at once; the thread is not fixed: a request usually goes on to the
+// next executor on the thread that finished the previous one); different
+// executors work on different requests at once; `prefetch` bounds the
+// requests in flight; the order of requests is kept at every executor's
+// input and at the output.
 //
 // Embedding, as Jina's Flow().add(...).post(...):
 //
