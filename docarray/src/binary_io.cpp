@@ -260,7 +260,7 @@ std::ifstream open_in(const std::string& path) {
 
 // Records packed but not yet written, for one gathered write: their small
 // pieces in one buffer, and references to the tensors its iovecs point into.
-constexpr std::size_t kGatherBytes = 8 << 20;
+constexpr std::size_t kGatherBytes = 2 << 20;
 constexpr std::size_t kGatherRecords = 4096;
 
 // One thread that runs one job at a time, started on first use and kept

@@ -60,9 +60,14 @@ struct Task {
 
 // One replica's queue. Its tasks run one at a time, in the order they were
 // queued (under the node's `mu`, in sequence order), as on an Asio strand;
-// but the runtime chooses the thread: a task queued by a pool thread that
-// just finished the previous executor runs on that thread, there and then,
-// instead of waking another one (run_lane, start_lanes).
+// but the runtime chooses the thread. A thread that finishes a task keeps
+// the lane while it has more (the message goes on to the next executor on
+// the pool), and otherwise carries the message on itself: a task queued on
+// an idle lane by a pool thread runs on that thread, there and then,
+// instead of waking another one (run_lane, start_lanes, complete). Of the
+// three policies measured (always carry the message on, never, this one),
+// this one was the only one at GStreamer's rate or better on every run of
+// bench_pipeline (bench/RESULTS.md).
 struct Lane {
   std::deque<Task> queue;
   bool owned = false;  // a thread runs the head task or is about to
@@ -119,7 +124,6 @@ struct InlineLanes {
 };
 thread_local InlineLanes inline_lanes;
 constexpr int kMaxInlineDepth = 8;
-constexpr bool kKeepBusyLanes = true;
 
 MessagePtr join(std::vector<MessagePtr>& parts) {
   MessagePtr out = std::move(parts.front());
@@ -144,7 +148,6 @@ struct Flow::Impl {
   Logger* logger = &own_logger;
   SharedRegistry shared;
   std::unique_ptr<Pool> pool;
-  std::shared_ptr<remote::RemoteIo> remote_io;  // the remote executors' io thread, made with the first
   std::vector<std::unique_ptr<Node>> nodes;  // per vertex; the last one is the output
   bool open = false;
   std::vector<std::pair<Node*, std::size_t>> opened;  // (node, replica), in open order
@@ -427,10 +430,10 @@ struct Flow::Impl {
     }
   }
 
-  // Runs the head task of an owned lane. The lane passes on (to the pool,
-  // or becomes idle) as soon as the executor returns, before the message
-  // moves on, so that the next task of this replica can start on another
-  // thread while this one carries the message to the next executor.
+  // Runs the tasks of an owned lane, one after the other, for as long as
+  // the lane is kept (release_lane_locked): each is done with the executor
+  // before its message moves on, so a lane left idle by the last task is
+  // free for the others while this thread carries that message onwards.
   void run_lane(Node& node, std::size_t replica) {
     ++inline_lanes.depth;
     struct Depth {
@@ -452,27 +455,21 @@ struct Flow::Impl {
     }
   }
 
-  // The task that ran on `replica` is done with the executor: the lane's
-  // next task (if any) needs a thread, else the lane is idle. Under node.mu.
-  // True: this thread keeps the lane and runs its next task once done.
-  bool release_lane_locked(Node& node, std::size_t replica, LaneStarts& starts) {
+  // The task that ran on `replica` is done with the executor. With more
+  // tasks queued, this thread keeps the lane and runs the next once it is
+  // done here (true; run_lane loops); else the lane is idle. Under node.mu.
+  bool release_lane_locked(Node& node, std::size_t replica) {
     Lane& lane = node.lanes[replica];
     if (lane.queue.empty()) {
       lane.owned = false;
       return false;
     }
-    if (kKeepBusyLanes) return lane.keep = true;
-    starts.push_back(replica);
-    return false;
+    return lane.keep = true;
   }
 
   void release_lane(Node& node, std::size_t replica) {
-    LaneStarts starts;
-    {
-      std::lock_guard<std::mutex> lock(node.mu);
-      release_lane_locked(node, replica, starts);
-    }
-    start_lanes(node, starts, /*may_run_here=*/false);
+    std::lock_guard<std::mutex> lock(node.mu);
+    release_lane_locked(node, replica);
   }
 
   static constexpr std::size_t kNoLane = static_cast<std::size_t>(-1);
@@ -565,8 +562,9 @@ struct Flow::Impl {
 
   // A task is done at `node` (on lane `lane`, or kNoLane for an answer that
   // arrived from the network): the node's gate lets the next ones through,
-  // the lane passes on, and the message goes to the successors, the first
-  // of which may run right here.
+  // the lane is kept or left idle, and the message goes to the successors:
+  // on the pool when this thread keeps the lane, else the last of them
+  // (its lane idle) may run right here.
   void complete(Node& node, std::size_t lane, MessagePtr msg) {
     Dispatches ready;
     LaneStarts starts;
@@ -577,7 +575,7 @@ struct Flow::Impl {
       if (msg->is_event) node.event_in_flight = false;
       collect(node, ready);
       queue_in_order(node, ready, starts);
-      kept = lane != kNoLane && release_lane_locked(node, lane, starts);
+      kept = lane != kNoLane && release_lane_locked(node, lane);
     }
     emit_outputs(node, ready);
     start_lanes(node, starts, /*may_run_here=*/false);
@@ -833,13 +831,10 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
       try {
         // One part of the executor: a local instance or a remote address.
         auto make = [&](ExecutorContext part, std::vector<std::string> addresses) -> std::shared_ptr<Executor> {
-          if (remote) {
-            if (!im.remote_io) im.remote_io = std::make_shared<remote::RemoteIo>();
+          if (remote)
             return std::make_shared<RemoteExecutor>(
                 part, RemoteOptions{addresses, cfg.timeout_ready_ms, cfg.timeout_send_ms,
-                                    cfg.token_file.empty() ? default_token() : read_token_file(cfg.token_file),
-                                    im.remote_io});
-          }
+                                    cfg.token_file.empty() ? default_token() : read_token_file(cfg.token_file)});
           part.params = Params(check_params(info->schema, cfg.with, cfg.name));
           std::filesystem::create_directories(part.workspace);
           if (cfg.isolate) return im.isolated(cfg, part);
@@ -1110,10 +1105,7 @@ void Flow::close() {
     }
   }
   im.opened.clear();
-  // What closing the remote executors queued runs out before they go.
-  if (im.remote_io) im.remote_io->stop();
   im.nodes.clear();
-  im.remote_io.reset();
   im.pool.reset();
   im.open = false;
   if (first) std::rethrow_exception(first);

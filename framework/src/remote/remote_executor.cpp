@@ -38,8 +38,8 @@ RemoteExecutor::RemoteExecutor(ExecutorContext context, RemoteOptions options)
     a.port = parsed.port;
     addresses_.push_back(std::move(a));
   }
-  owns_io_ = options_.io == nullptr;
-  io_ = owns_io_ ? std::make_shared<remote::RemoteIo>() : options_.io;
+  work_.emplace(io_.get_executor());
+  io_thread_ = std::thread([this] { io_.run(); });
 }
 
 RemoteExecutor::~RemoteExecutor() { stop_io(); }
@@ -47,28 +47,15 @@ RemoteExecutor::~RemoteExecutor() { stop_io(); }
 void RemoteExecutor::close() { stop_io(); }
 
 void RemoteExecutor::stop_io() {
-  if (stopped_) return;
-  stopped_ = true;
+  if (!io_thread_.joinable()) return;
   // The runtime closes an executor with nothing in flight; whatever a
   // connection still holds fails with this.
-  auto close_all = [this] {
+  boost::asio::post(io_, [this] {
     for (auto& a : addresses_)
       if (a.connection) a.connection->close("the remote executor " + name() + " is closing");
-  };
-  if (io_->running_here()) return close_all();
-  if (owns_io_) {
-    io_->post_if_running(close_all);
-    io_->stop();  // runs what the closing queued, then joins
-    return;
-  }
-  // The flow's thread: closed there now; what that queues runs before the
-  // flow stops the thread, which it does before destroying this executor.
-  std::promise<void> closed;
-  if (io_->post_if_running([&] {
-        close_all();
-        closed.set_value();
-      }))
-    closed.get_future().wait();
+  });
+  work_.reset();
+  io_thread_.join();
 }
 
 Client& RemoteExecutor::client(Address& a) {
@@ -104,9 +91,6 @@ void RemoteExecutor::open() {
         // Called synchronously (a shard among local ones): the same path, waited for.
         for (const auto& e : endpoints)
           on(e, [this](Request& r) {
-            // On the io thread the answer could never arrive (the runtime
-            // runs only handle_async there).
-            if (io_->running_here()) throw Error("a remote executor was called synchronously on its own io thread");
             std::promise<void> answered;
             handle_async(r, [&](std::exception_ptr error) {
               if (error) answered.set_exception(error);
@@ -165,8 +149,8 @@ void RemoteExecutor::handle_async(Request& request, Done done) {
   docarray::Value fields = docarray::Value::map();
   fields["exec_endpoint"] = request.endpoint;
   if (!request.parameters.is_null()) fields["parameters"] = request.parameters;
-  call->body = docarray::to_msgpack_envelope(fields, request.docs);  // here, on the calling thread
-  auto send = [this, call] {
+  call->body = docarray::to_msgpack_envelope(fields, request.docs);  // here, on the pool thread
+  boost::asio::post(io_, [this, call] {
     // Replicas that are up first (this replica's own before the others),
     // then the ones marked down, in case they are back.
     const auto now = std::chrono::steady_clock::now();
@@ -175,12 +159,7 @@ void RemoteExecutor::handle_async(Request& request, Done done) {
     for (auto& a : addresses_)
       if (a.down_until > now) call->order.push_back(&a);
     attempt(call);
-  };
-  // Already on the io thread (the previous remote executor's answer): sent
-  // from here, with no hand-off.
-  if (io_->running_here()) return send();
-  if (!io_->post_if_running(std::move(send)))
-    call->done(std::make_exception_ptr(Error("the remote executor " + name() + " is closed")));
+  });
 }
 
 void RemoteExecutor::attempt(const std::shared_ptr<Call>& call) {
@@ -188,7 +167,7 @@ void RemoteExecutor::attempt(const std::shared_ptr<Call>& call) {
     return call->done(std::make_exception_ptr(Error("no replica of the remote executor answered: " + call->tried)));
   Address& a = *call->order[call->at];
   if (!a.connection)
-    a.connection = std::make_shared<remote::PipelinedConnection>(io_->context(), a.host, a.port, options_.timeout_send_ms, kInFlight);
+    a.connection = std::make_shared<remote::PipelinedConnection>(io_, a.host, a.port, options_.timeout_send_ms, kInFlight);
   remote::http::request<remote::http::string_body> req{remote::http::verb::post, "/post", 11};
   req.set(remote::http::field::host, a.host + ":" + a.port);
   req.set(remote::http::field::user_agent, "docflow-remote-executor");

@@ -8,10 +8,9 @@
 // a remote trainer or evaluator works in a batch run.
 //
 // Requests answer later (Executor::handle_async): each replica keeps one
-// pipelined connection per address on an io thread (the flow's, shared by
-// its remote executors: RemoteIo; or one of its own), with up to kInFlight
-// requests on it at once, so waiting for the network holds no thread of the
-// flow's pool. open() and events use a synchronous Client.
+// pipelined connection per address on an io thread of its own, with up to
+// kInFlight requests on it at once, so waiting for the network holds no
+// thread of the flow's pool. open() and events use a synchronous Client.
 //
 // Replicas are addresses: replica r sends to address r first. When it
 // cannot be reached (or answers 503), the request goes to the next address,
@@ -19,15 +18,19 @@
 // an executor's own failure is not retried (it would fail again). A request
 // retried after its connection broke may have run on the lost replica too:
 // remote executors should be idempotent (SimpleIndexer is: ids replace).
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "docflow/client.hpp"
 #include "docflow/executor.hpp"
 #include "pipelined_connection.hpp"
-#include "remote_io.hpp"
 
 namespace docflow {
 
@@ -36,9 +39,6 @@ struct RemoteOptions {
   int timeout_ready_ms = 600000;       // open(): waiting for its address to answer /status (-1: no limit)
   int timeout_send_ms = 600000;        // one request's round trip (-1: no limit)
   std::string token;                   // `Authorization: Bearer`, for a `flow executor --token-file`
-  // The io thread to run on, shared with the flow's other remote executors
-  // (the flow stops it after closing them); null: one of its own.
-  std::shared_ptr<remote::RemoteIo> io;
 };
 
 // Jina's -1 ("no limit") for timeout_ready and timeout_send, as a day in ms.
@@ -69,13 +69,13 @@ class RemoteExecutor : public Executor {
   void stop_io();
 
   RemoteOptions options_;
-  // Declared before the addresses, so released after them: a connection's
+  // Declared before the addresses, so destroyed after them: a connection's
   // socket and timer deregister from the io_context's services as they go
   // (the other order was a use after free, found by AddressSanitizer).
-  std::shared_ptr<remote::RemoteIo> io_;
-  bool owns_io_ = false;
-  bool stopped_ = false;
+  boost::asio::io_context io_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<Address> addresses_;  // this replica's own first
+  std::thread io_thread_;
 };
 
 }  // namespace docflow
