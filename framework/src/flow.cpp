@@ -412,10 +412,10 @@ struct Flow::Impl {
     }
   }
 
-  // Lanes just owned (by queue_task, or handed on by a finished task): the
-  // first runs on this thread when it is one of this flow's pool threads
-  // with stack to spare and the caller allows it (it is about to return);
-  // the rest go to the pool.
+  // Lanes just owned by queue_task: the first runs on this thread when the
+  // caller allows it (it is about to return), there is stack to spare, and
+  // this is one of the flow's pool threads (any thread, for a remote
+  // executor's lane: it only sends); the rest go to the pool.
   void start_lanes(Node& node, const LaneStarts& starts, bool may_run_here) {
     for (std::size_t i = 0; i < starts.size(); ++i) {
       const std::size_t r = starts[i];
