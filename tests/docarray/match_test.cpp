@@ -13,12 +13,12 @@ using docarray::DocumentArray;
 
 namespace {
 
-DocumentArray random_docs(int n, int dim, const std::string& prefix) {
+DocumentArray random_docs(int n, int dim, const std::string& prefix, at::ScalarType type = at::kFloat) {
   DocumentArray da;
   at::Tensor e = at::randn({n, dim}, at::kDouble);
   for (int i = 0; i < n; ++i) {
     Document d(prefix + std::to_string(i));
-    d.embedding = e[i].to(at::kFloat).clone();
+    d.embedding = e[i].to(type).clone();
     da.append(d);
   }
   return da;
@@ -40,6 +40,25 @@ double reference(const std::string& metric, const at::Tensor& a, const at::Tenso
   if (metric == "euclidean") return std::sqrt(sq);
   if (metric == "sqeuclidean") return sq;
   return dot;
+}
+
+// Every query's matches are the `limit` best of the index by reference(),
+// in order, with their values within `tolerance`.
+void expect_brute_force(const DocumentArray& queries, const DocumentArray& index, const std::string& metric,
+                        std::size_t limit, double tolerance) {
+  for (const auto& q : queries) {
+    std::vector<std::pair<double, std::string>> all;
+    for (const auto& x : index) all.emplace_back(reference(metric, q.embedding, x.embedding), x.id);
+    std::sort(all.begin(), all.end(), [&](auto& a, auto& b) { return metric == "dot" ? a.first > b.first : a.first < b.first; });
+    BOOST_REQUIRE(q.matches.size() == limit);
+    for (std::size_t j = 0; j < limit; ++j) {
+      const Document& m = q.matches[j];
+      BOOST_TEST(m.id == all[j].second);
+      BOOST_TEST(m.scores.at(metric).value == all[j].first, boost::test_tools::tolerance(tolerance));
+      BOOST_TEST(m.scores.at(metric).ref_id == q.id);
+      BOOST_TEST(m.adjacency == 1);
+    }
+  }
 }
 
 }  // namespace
@@ -65,20 +84,7 @@ BOOST_AUTO_TEST_CASE(agrees_with_brute_force_for_every_metric) {
         opt.batch_size = batch;
         if (stacked) docarray::match(queries, index, index.embeddings(), opt);
         else docarray::match(queries, index, opt);
-        const bool similarity = metric == "dot";
-        for (const auto& q : queries) {
-          std::vector<std::pair<double, std::string>> all;
-          for (const auto& x : index) all.emplace_back(reference(metric, q.embedding, x.embedding), x.id);
-          std::sort(all.begin(), all.end(), [&](auto& a, auto& b) { return similarity ? a.first > b.first : a.first < b.first; });
-          BOOST_REQUIRE(q.matches.size() == 10u);
-          for (std::size_t j = 0; j < 10; ++j) {
-            const Document& m = q.matches[j];
-            BOOST_TEST(m.id == all[j].second);
-            BOOST_TEST(m.scores.at(metric).value == all[j].first, boost::test_tools::tolerance(1e-4));
-            BOOST_TEST(m.scores.at(metric).ref_id == q.id);
-            BOOST_TEST(m.adjacency == 1);
-          }
-        }
+        expect_brute_force(queries, index, metric, 10, 1e-4);
       }
     }
   }
@@ -143,35 +149,16 @@ BOOST_AUTO_TEST_CASE(traversal_paths_select_queries_and_index) {
 
 BOOST_AUTO_TEST_CASE(double_embeddings_are_matched_in_double) {
   at::manual_seed(5);
-  auto doubles = [](int n, int dim, const std::string& prefix) {
-    DocumentArray da;
-    at::Tensor e = at::randn({n, dim}, at::kDouble);
-    for (int i = 0; i < n; ++i) {
-      Document d(prefix + std::to_string(i));
-      d.embedding = e[i].clone();
-      da.append(d);
-    }
-    return da;
-  };
-  const DocumentArray index = doubles(500, 37, "x");
+  const DocumentArray index = random_docs(500, 37, "x", at::kDouble);
   for (std::string metric : {"cosine", "euclidean", "dot"})
   for (int nq : {1, 12}) {  // the row kernel, the matrix product
     BOOST_TEST_CONTEXT(metric << ", " << nq << " queries") {
-      DocumentArray queries = doubles(nq, 37, "q");
+      DocumentArray queries = random_docs(nq, 37, "q", at::kDouble);
       docarray::MatchOptions opt;
       opt.metric = metric;
       opt.limit = 3;
       docarray::match(queries, index, opt);
-      for (const auto& q : queries) {
-        std::vector<std::pair<double, std::string>> all;
-        for (const auto& x : index) all.emplace_back(reference(metric, q.embedding, x.embedding), x.id);
-        std::sort(all.begin(), all.end(), [&](auto& a, auto& b) { return metric == "dot" ? a.first > b.first : a.first < b.first; });
-        BOOST_REQUIRE(q.matches.size() == 3u);
-        for (std::size_t j = 0; j < 3; ++j) {
-          BOOST_TEST(q.matches[j].id == all[j].second);
-          BOOST_TEST(q.matches[j].scores.at(metric).value == all[j].first, boost::test_tools::tolerance(1e-9));
-        }
-      }
+      expect_brute_force(queries, index, metric, 3, 1e-9);
     }
   }
 }
