@@ -150,8 +150,7 @@ void select_block(Metric m, const at::Tensor& sims, const at::Tensor& x, std::in
 
 // a . b over n values, in sixteen independent sums: a shape the compiler
 // vectorises without reassociating anything itself, as four chains of
-// 4-wide adds (with eight sums, two chains, the adds' latency bound it:
-// eight queries took 2.4 times as long as four).
+// 4-wide adds (so that the adds' latency does not bound it).
 template <typename T>
 inline T dot_lanes(const T* a, const T* b, std::int64_t n) {
   constexpr int kLanes = 16;
@@ -169,14 +168,15 @@ inline T dot_lanes(const T* a, const T* b, std::int64_t n) {
 // Queries up to this many are scored by few_query_scores, more by GEMM.
 constexpr std::int64_t kFewQueries = 8;
 
-// sims = q . x^T and the rows' squared norms, for a handful of queries:
+// sims = q . x^T and (unless `norms` is false: dot) the rows' squared norms,
+// for a handful of queries:
 // each index row is read from memory once, for its norm and every query's
 // dot product (then from L1). A GEMV per query plus a norm pass read a
 // block that no longer fits in cache nq + 1 times, and one query against a
 // large index (what a search server answers) is bound by that reading.
 // GEMM with so few rows would first pack (copy) the whole block.
 template <typename T>
-void few_query_scores(const at::Tensor& q, const at::Tensor& x, at::Tensor& sims, std::vector<T>& row_sq) {
+void few_query_scores(const at::Tensor& q, const at::Tensor& x, at::Tensor& sims, std::vector<T>& row_sq, bool norms) {
   const std::int64_t nq = q.size(0), nb = x.size(0), dim = x.size(1), stride = x.stride(0);
   const T* qp = q.data_ptr<T>();
   const T* xp = x.data_ptr<T>();
@@ -185,7 +185,7 @@ void few_query_scores(const at::Tensor& q, const at::Tensor& x, at::Tensor& sims
   split_range(nb, 1024, [&](std::int64_t j0, std::int64_t j1) {
     for (std::int64_t j = j0; j < j1; ++j) {
       const T* row = xp + j * stride;
-      row_sq[static_cast<std::size_t>(j)] = dot_lanes(row, row, dim);
+      if (norms) row_sq[static_cast<std::size_t>(j)] = dot_lanes(row, row, dim);
       for (std::int64_t i = 0; i < nq; ++i) sp[i * nb + j] = dot_lanes(qp + i * dim, row, dim);
     }
   });
@@ -224,7 +224,7 @@ struct Scorer {
   void offer(const at::Tensor& x, std::int64_t offset) {
     if (!sims.defined() || sims.size(1) != x.size(0)) sims = at::empty({nq, x.size(0)}, q.options());
     if (nq <= kFewQueries) {
-      few_query_scores<T>(q, x, sims, row_sq);
+      few_query_scores<T>(q, x, sims, row_sq, metric != Metric::Dot);
       select_block<T>(metric, sims, x, offset, best_key.data(), best_idx.data(), best_size.data(), want, row_sq.data());
       return;
     }
