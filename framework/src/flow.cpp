@@ -79,7 +79,8 @@ struct Lane {
 struct Node {
   std::size_t vertex = 0;
   std::string name;
-  std::vector<std::size_t> preds, succs;
+  std::vector<std::size_t> preds;
+  std::vector<std::size_t> succs;  // where a message goes next: the successors, or the output for a sink
   std::vector<std::shared_ptr<Executor>> replicas;
   std::deque<Lane> lanes;  // one per replica (a deque: a Lane never moves)
   bool sends = false;      // remote: handle_async only sends, the answer comes later
@@ -580,7 +581,7 @@ struct Flow::Impl {
     emit_outputs(node, ready);
     start_lanes(node, starts, /*may_run_here=*/false);
     if (failed()) return;  // after the first failure nothing moves on
-    forward(node.succs.empty() ? std::vector<std::size_t>{nodes.size() - 1} : node.succs, std::move(msg), !kept);
+    forward(node.succs, std::move(msg), !kept);
   }
   void emit_output(Node& out, MessagePtr msg, std::uint64_t turn) {
     std::function<void(Response)> callback;
@@ -791,6 +792,7 @@ void Flow::open(const std::filesystem::path& workspace, Logger* logger) {
     if (v < g.size()) {
       node->preds = g.predecessors(v);
       node->succs = g.successors(v);
+      if (node->succs.empty()) node->succs = {g.size()};  // a sink: the output node
     } else {
       node->preds = g.sinks();
     }
@@ -1004,8 +1006,7 @@ RunStats Flow::run(std::function<void(const Request&)> on_output) {
         msg->seq = im.take_seq(false);
         msg->is_event = true;
         msg->event = Event{Event::Kind::EndOfStream, 0, endpoint};
-        im.forward(source_node->succs.empty() ? std::vector<std::size_t>{im.nodes.size() - 1} : source_node->succs,
-                   std::move(msg));
+        im.forward(source_node->succs, std::move(msg));
         break;
       }
       const bool epoch_end = item->kind == Source::Item::Kind::EndOfEpoch;
@@ -1020,8 +1021,7 @@ RunStats Flow::run(std::function<void(const Request&)> on_output) {
         ++im.stats.requests;
         msg->request = Request{endpoint, std::move(item->docs), {}};
       }
-      im.forward(source_node->succs.empty() ? std::vector<std::size_t>{im.nodes.size() - 1} : source_node->succs,
-                 std::move(msg));
+      im.forward(source_node->succs, std::move(msg));
       if (epoch_end) {
         // An epoch ends everywhere before the next begins: an executor may
         // end the stream there (early stopping), and evaluation sees the
