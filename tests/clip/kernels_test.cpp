@@ -64,7 +64,13 @@ void check_attention(std::int64_t b, std::int64_t l, std::int64_t w, std::int64_
     for (int i = 0; i < 3; ++i) {
       BOOST_TEST_CONTEXT("gradient of " << "qkv"[i]) {
         BOOST_TEST(torch::isfinite(fused_grads[i]).all().item<bool>());
-        const double bound = std::max(1e-4, 2 * relative_error(aten_grads[i], reference_grads[i]));
+        // ATen's own error moves with the BLAS kernels: with OpenBLAS's
+        // AVX-512 ones it set a bound the saturated case (scale 30) met;
+        // with its SSE3 ones (what it picks on a CPU model it does not know)
+        // ATen erred less and the fused path's unchanged 1.2e-4 failed a
+        // floor of 1e-4. Saturated scores get a floor of 2.5e-4.
+        const double floor = scale > 1 ? 2.5e-4 : 1e-4;
+        const double bound = std::max(floor, 2 * relative_error(aten_grads[i], reference_grads[i]));
         BOOST_TEST(relative_error(fused_grads[i], reference_grads[i]) < bound);
       }
     }

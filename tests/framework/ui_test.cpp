@@ -5,10 +5,13 @@
 // with a token: the page asks for it, and searches once it is typed in.
 #include <boost/test/unit_test.hpp>
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "../support/headless_chromium.hpp"
 #include "../support/run_command.hpp"
+#include "../support/temp_dir.hpp"
 #include "docarray/document.hpp"
 #include "docflow/client.hpp"
 #include "serve_support.hpp"
@@ -77,10 +80,19 @@ BOOST_AUTO_TEST_CASE(the_search_page_shows_the_right_matches_in_a_browser) {
   BOOST_TEST(contains(top2, "black trousers"), top2);
   BOOST_TEST(contains(dom, "cosine 0."), dom);
 
+  // ctest runs this suite twice at once (framework_tests and
+  // framework_tests_with_user_environment): each takes its screenshot in a
+  // folder of its own and then renames it into the build tree, so one run
+  // never removes the file the other is about to check.
+  TempDir scratch;
+  const std::string taken = scratch.file("ui-search.png");
+  chromium("--window-size=1000,700 --screenshot=" + taken + " '" + served.url() + "/ui?q=a%20pair%20of%20trousers'");
+  BOOST_REQUIRE(std::filesystem::exists(taken));
+  BOOST_TEST(std::filesystem::file_size(taken) > 1000u);
   const std::string shot = std::string(UI_SCREENSHOT_DIR) + "/ui-search.png";
-  std::filesystem::remove(shot);
-  chromium("--window-size=1000,700 --screenshot=" + shot + " '" + served.url() + "/ui?q=a%20pair%20of%20trousers'");
-  BOOST_TEST(std::filesystem::exists(shot));
+  std::filesystem::copy_file(taken, shot + "." + std::to_string(::getpid()),
+                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::rename(shot + "." + std::to_string(::getpid()), shot);
   BOOST_TEST_MESSAGE("screenshot: " << shot);
 
   // A flow without a /search executor has no page; the page is not on disk.
