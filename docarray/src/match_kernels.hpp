@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -17,6 +18,7 @@
 
 #include "docarray/error.hpp"
 #include "docarray/match.hpp"
+#include "match_simd.hpp"
 
 namespace docarray::detail {
 
@@ -113,56 +115,49 @@ struct TopK {
 // Scores one block of the index against every query and keeps the best.
 // With s = q.x: cosine keys are s / |x| (queries are pre-normalised), dot keys
 // are s, euclidean keys are 2s - |x|^2 (so that the distance is |q|^2 - key).
-// `row_sq`: the block rows' squared norms when already known (null: computed here).
+// `row_sq`: the block rows' squared norms when already known (null: computed
+// here). The keys overwrite `sims`.
 template <typename T>
-void select_block(Metric m, const at::Tensor& sims, const at::Tensor& x, std::int64_t offset, T* best_key,
-                  std::int64_t* best_idx, std::int64_t* best_size, std::int64_t want, const T* row_sq = nullptr) {
+void select_block(Metric m, at::Tensor& sims, const at::Tensor& x, std::int64_t offset, T* best_key, std::int64_t* best_idx,
+                  std::int64_t* best_size, std::int64_t want, const T* row_sq = nullptr) {
   const std::int64_t nq = sims.size(0), nb = sims.size(1), dim = x.size(1), row_stride = x.stride(0);
-  std::vector<T> scale(static_cast<std::size_t>(nb), T(1)), shift(static_cast<std::size_t>(nb), T(0));
-  const T* xp = x.data_ptr<T>();
+  std::vector<T> scale, shift;
   if (m != Metric::Dot) {
+    scale.resize(static_cast<std::size_t>(nb));
+    shift.resize(static_cast<std::size_t>(nb));
+    const T* xp = x.data_ptr<T>();
     split_range(nb, 2048, [&](std::int64_t j0, std::int64_t j1) {
+      // Norms not given are computed into scale[] first, then turned into it.
+      if (!row_sq) simd::sq_norms(xp, row_stride, dim, j0, j1, scale.data() + j0);
       for (std::int64_t j = j0; j < j1; ++j) {
-        T sq = 0;
-        if (row_sq) {
-          sq = row_sq[j];
-        } else {
-          const T* row = xp + j * row_stride;
-          for (std::int64_t d = 0; d < dim; ++d) sq += row[d] * row[d];
-        }
-        if (m == Metric::Cosine) scale[j] = T(1) / std::max(std::sqrt(sq), T(1e-12));
+        const T sq = row_sq ? row_sq[j] : scale[j];
+        if (m == Metric::Cosine) { scale[j] = T(1) / std::max(std::sqrt(sq), T(1e-12)); shift[j] = T(0); }
         else { scale[j] = T(2); shift[j] = -sq; }
       }
     });
   }
-  const T* sp = sims.data_ptr<T>();
+  T* sp = sims.data_ptr<T>();
   // Each query's running top-k is its own: queries split across threads
-  // without sharing anything.
+  // without sharing anything. Once a query has `want` candidates, a chunk
+  // of keys none of which beats the worst of them (nearly all of them, past
+  // the first blocks) costs one vector pass and no branch per key.
+  constexpr std::int64_t kChunk = 64;
   split_range(nq, std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(nb, 1)), [&](std::int64_t q0, std::int64_t q1) {
     for (std::int64_t q = q0; q < q1; ++q) {
       TopK<T> top{best_key + q * want, best_idx + q * want, best_size[q], want};
-      const T* row = sp + q * nb;
-      for (std::int64_t j = 0; j < nb; ++j) top.offer(row[j] * scale[j] + shift[j], offset + j);
+      T* row = sp + q * nb;
+      for (std::int64_t j = 0; j < nb; j += kChunk) {
+        const std::int64_t n = std::min(kChunk, nb - j);
+        const T worst = top.size == want ? top.key[want - 1] : -std::numeric_limits<T>::infinity();
+        const std::int64_t above = m == Metric::Dot ? simd::count_above(row + j, n, worst)
+                                                    : simd::keys_above(row + j, scale.data() + j, shift.data() + j, n, worst);
+        // Not yet full, every key is offered (a NaN key goes last).
+        if (above == 0 && top.size == want) continue;
+        for (std::int64_t k = j; k < j + n; ++k) top.offer(row[k], offset + k);
+      }
       best_size[q] = top.size;
     }
   });
-}
-
-// a . b over n values, in sixteen independent sums: a shape the compiler
-// vectorises without reassociating anything itself, as four chains of
-// 4-wide adds (so that the adds' latency does not bound it).
-template <typename T>
-inline T dot_lanes(const T* a, const T* b, std::int64_t n) {
-  constexpr int kLanes = 16;
-  T acc[kLanes] = {};
-  std::int64_t d = 0;
-  for (; d + kLanes <= n; d += kLanes)
-    for (int k = 0; k < kLanes; ++k) acc[k] += a[d + k] * b[d + k];
-  T tail = 0;
-  for (; d < n; ++d) tail += a[d] * b[d];
-  for (int width = kLanes / 2; width > 0; width /= 2)
-    for (int k = 0; k < width; ++k) acc[k] += acc[k + width];
-  return acc[0] + tail;
 }
 
 // Queries up to this many are scored by few_query_scores, more by GEMM.
@@ -183,11 +178,7 @@ void few_query_scores(const at::Tensor& q, const at::Tensor& x, at::Tensor& sims
   T* sp = sims.data_ptr<T>();
   row_sq.resize(static_cast<std::size_t>(nb));
   split_range(nb, 1024, [&](std::int64_t j0, std::int64_t j1) {
-    for (std::int64_t j = j0; j < j1; ++j) {
-      const T* row = xp + j * stride;
-      if (norms) row_sq[static_cast<std::size_t>(j)] = dot_lanes(row, row, dim);
-      for (std::int64_t i = 0; i < nq; ++i) sp[i * nb + j] = dot_lanes(qp + i * dim, row, dim);
-    }
+    simd::score_rows(qp, nq, xp, stride, dim, j0, j1, sp, nb, norms ? row_sq.data() : nullptr);
   });
 }
 
