@@ -27,6 +27,15 @@ BUILD_DIR=${DOCFLOW_BUILD_DIR:-build}
 [ -f "$BUILD_DIR/build.ninja" ] && cmake "$BUILD_DIR" >/dev/null
 scripts/setup.sh
 
+# `flow` starts itself with OpenBLAS's AVX kernels where OpenBLAS does not know
+# the CPU (framework/include/docflow/process_tuning.hpp): the benchmarks and
+# their peers (PyTorch, FAISS) get the same kernels, whatever the machine.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  coretype=$("$BUILD_DIR/framework/flow" info | sed -n 's/^OPENBLAS_CORETYPE: \([A-Za-z0-9]*\)$/\1/p')
+  if [ -n "$coretype" ]; then export OPENBLAS_CORETYPE=$coretype; fi
+fi
+echo "bench: OpenBLAS kernels: $("$BUILD_DIR/framework/flow" info | sed -n 's/^blas kernels: //p')"
+
 out=bench/out
 mkdir -p "$out"
 run() {  # NAME COMMAND...

@@ -1,13 +1,16 @@
 // `flow`: docflow's command line.
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "command.hpp"
 #include "docarray/error.hpp"
 #include "docarray/limits.hpp"
 #include "docflow/isolation.hpp"
+#include "docflow/process_tuning.hpp"
 
 namespace {
 const char* kUsage =
@@ -29,6 +32,7 @@ const char* kUsage =
     "  plugins [describe NAME]                        the executors plugins provide\n"
     "  docs show FILE | docs convert IN OUT           look inside document files\n"
     "  limits                                         the limits on untrusted input\n"
+    "  info                                           what docflow found on this machine\n"
     "\n"
     "Every command takes --input-limit NAME=VALUE (repeatable) to raise a limit on\n"
     "untrusted input; `flow limits` lists them with their values.\n"
@@ -58,10 +62,31 @@ int limits_command(const docflow::cli::Args&) {
   for (const auto& line : docarray::limit_names()) std::cout << "  " << line << "\n";
   return docflow::cli::kOk;
 }
+
+// What a bug report or a benchmark needs to know of the machine: the kernels
+// the products run on. bench.sh gives its peers the same.
+int info_command(const docflow::cli::Args&) {
+  std::cout << "cores: " << std::thread::hardware_concurrency() << "\n";
+  const std::string kernels = docflow::openblas_kernels();
+  std::cout << "blas: " << (kernels.empty() ? "not OpenBLAS" : "OpenBLAS") << "\n";
+  if (!kernels.empty()) std::cout << "blas kernels: " << kernels << "\n";
+  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+  std::cout << "OPENBLAS_CORETYPE: " << (coretype ? coretype : "(not set)") << "\n";
+  return docflow::cli::kOk;
+}
 }
 
 int main(int argc, char** argv) {
   using namespace docflow::cli;
+  // First, before any thread or file exists: OpenBLAS's right kernels for a
+  // CPU model newer than it (process_tuning.hpp), for the commands that
+  // compute. The restart loads LibTorch a second time (0.45 s here), which
+  // `flow ping` or `flow status` would pay for nothing.
+  if (argc >= 2) {
+    const std::string command = argv[1];
+    if (command == "run" || command == "serve" || command == "executor" || command == "info")
+      docflow::restart_with_better_blas_kernels(argv);
+  }
   // Isolated executors run in `flow` processes of their own: this one.
   {
     std::error_code ec;
@@ -78,7 +103,7 @@ int main(int argc, char** argv) {
       {"plot", plot_command},         {"plugins", plugins_command}, {"artifact", artifact_command},
       {"limits", limits_command},     {"serve", serve_command}, {"ping", ping_command},
       {"post", post_command},         {"executor", executor_command},
-      {"export", export_command},
+      {"export", export_command},     {"info", info_command},
   };
   std::string command = argv[1];
   auto it = commands.find(command);

@@ -4,9 +4,11 @@
 #include <dlfcn.h>
 #include <malloc.h>
 
-#include <cstdlib>
+#include <strings.h>
+#include <unistd.h>
 
 #include <climits>
+#include <cstdlib>
 
 namespace docflow {
 
@@ -23,6 +25,44 @@ bool set_compute_threads(int threads) {
   using Set = void (*)(int);
   if (auto set = reinterpret_cast<Set>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(threads);
   return true;
+}
+
+std::string openblas_kernels() {
+  using Name = char* (*)();
+  const auto corename = reinterpret_cast<Name>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  const char* chosen = corename ? corename() : nullptr;
+  return chosen ? chosen : "";
+}
+
+std::string better_openblas_coretype() {
+  if (std::getenv("OPENBLAS_CORETYPE")) return {};
+  // Prescott is where OpenBLAS lands for a model it does not know; a model it
+  // knows keeps its own choice (an AMD part, an older Intel one).
+  if (::strcasecmp(openblas_kernels().c_str(), "Prescott") != 0) return {};
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  // Both checks include the operating system's support for the registers.
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+  return {};
+}
+
+void restart_with_better_blas_kernels(char** argv) {
+  const std::string coretype = better_openblas_coretype();
+  if (coretype.empty()) return;
+  // Set before the exec, so that the new image never comes back here.
+  ::setenv("OPENBLAS_CORETYPE", coretype.c_str(), 1);
+  // The program's own path, not /proc/self/exe: the process's name (ps,
+  // pkill, /proc/PID/comm) comes from the path executed.
+  char self[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return;  // no /proc: carry on with the kernels there are
+  self[n] = '\0';
+  ::execv(self, argv);
+  // The exec failed: carry on with the kernels there are.
 }
 
 }  // namespace docflow

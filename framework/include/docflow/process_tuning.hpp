@@ -1,5 +1,6 @@
 #pragma once
 // Process-wide settings `flow run` applies before it loads anything.
+#include <string>
 
 namespace docflow {
 
@@ -20,5 +21,30 @@ void keep_freed_memory();
 // the same 330). Returns false, changing nothing, when the user set
 // OMP_NUM_THREADS or OPENBLAS_NUM_THREADS: their choice stands.
 bool set_compute_threads(int threads);
+
+}  // namespace docflow
+
+namespace docflow {
+
+// The OpenBLAS kernels this CPU deserves. OpenBLAS (Debian's, built for
+// every x86-64) picks its kernels by CPU model when it is loaded, and a model
+// newer than its release falls back to the SSE3 "Prescott" kernels: on this
+// project's Xeon (family 6, model 207) sgemm ran at a third of its AVX-512
+// rate, and every LibTorch product with it. OPENBLAS_CORETYPE overrides the
+// choice but is read only at load, so this returns the value to start the
+// process again with ("SkylakeX" for AVX-512, "Haswell" for AVX2 + FMA), or
+// an empty string when nothing is to be done: OpenBLAS is not there, chose
+// a kernel of its own, or the user set OPENBLAS_CORETYPE (their choice stands).
+std::string better_openblas_coretype();
+
+// The kernels OpenBLAS runs on ("SkylakeX", "Haswell", "Prescott"...), or an
+// empty string when the BLAS is not OpenBLAS.
+std::string openblas_kernels();
+
+// `flow`'s first step: when better_openblas_coretype() names a kernel, sets
+// OPENBLAS_CORETYPE to it and replaces this process by the same program with
+// the same arguments (same pid; children inherit the variable). Returns only
+// when nothing was to be done or the exec failed.
+void restart_with_better_blas_kernels(char** argv);
 
 }  // namespace docflow
