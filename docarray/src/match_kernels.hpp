@@ -160,16 +160,20 @@ void select_block(Metric m, at::Tensor& sims, const at::Tensor& x, std::int64_t 
   });
 }
 
-// Queries up to this many are scored by few_query_scores, more by GEMM.
-constexpr std::int64_t kFewQueries = 8;
+// Queries up to this many are scored by few_query_scores, more by GEMM: the
+// measured cross-over (100k x 512, 2 threads, AVX-512; bench/RESULTS.md).
+// GEMM wins earlier for dot, which needs no row norms.
+constexpr std::int64_t kFewQueries = 32;
+constexpr std::int64_t kFewQueriesDot = 16;
 
 // sims = q . x^T and (unless `norms` is false: dot) the rows' squared norms,
-// for a handful of queries:
+// for up to a few dozen queries:
 // each index row is read from memory once, for its norm and every query's
-// dot product (then from L1). A GEMV per query plus a norm pass read a
-// block that no longer fits in cache nq + 1 times, and one query against a
-// large index (what a search server answers) is bound by that reading.
-// GEMM with so few rows would first pack (copy) the whole block.
+// dot product (simd::score_rows, register-blocked). A GEMV per query plus a
+// norm pass read a block that no longer fits in cache nq + 1 times, and one
+// query against a large index (what a search server answers) is bound by
+// that reading. GEMM with few queries packs (copies) the whole block first,
+// and cosine and euclidean then read it once more for the norms.
 template <typename T>
 void few_query_scores(const at::Tensor& q, const at::Tensor& x, at::Tensor& sims, std::vector<T>& row_sq, bool norms) {
   const std::int64_t nq = q.size(0), nb = x.size(0), dim = x.size(1), stride = x.stride(0);
@@ -214,7 +218,7 @@ struct Scorer {
   // x: [rows, dim] of the matched type, rows contiguous (any row stride).
   void offer(const at::Tensor& x, std::int64_t offset) {
     if (!sims.defined() || sims.size(1) != x.size(0)) sims = at::empty({nq, x.size(0)}, q.options());
-    if (nq <= kFewQueries) {
+    if (nq <= (metric == Metric::Dot ? kFewQueriesDot : kFewQueries)) {
       few_query_scores<T>(q, x, sims, row_sq, metric != Metric::Dot);
       select_block<T>(metric, sims, x, offset, best_key.data(), best_idx.data(), best_size.data(), want, row_sq.data());
       return;

@@ -1,5 +1,12 @@
 #include "match_simd.hpp"
 
+#include <cstring>
+
+// load() and lane_sum() return vectors wider than the baseline's registers;
+// they are always inlined into a function compiled for those registers, so
+// no call passes one across the ABI that GCC warns about.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace docarray::detail::simd {
 namespace {
 
@@ -36,15 +43,112 @@ DOCARRAY_INLINE void sq_norms_impl(const T* x, std::int64_t stride, std::int64_t
   for (std::int64_t j = j0; j < j1; ++j) out[j - j0] = dot_impl(x + j * stride, x + j * stride, dim);
 }
 
-template <typename T>
-DOCARRAY_INLINE void score_rows_impl(const T* q, std::int64_t nq, const T* x, std::int64_t stride, std::int64_t dim,
-                                     std::int64_t j0, std::int64_t j1, T* sims, std::int64_t nb, T* row_sq) {
-  for (std::int64_t j = j0; j < j1; ++j) {
-    const T* row = x + j * stride;
-    if (row_sq) row_sq[j] = dot_impl(row, row, dim);
-    for (std::int64_t i = 0; i < nq; ++i) sims[i * nb + j] = dot_impl(q + i * dim, row, dim);
+// score_rows, register-blocked: R index rows by Q queries at a time, each
+// pair's partial sums in one vector V, so that every load of a row's values
+// serves Q products and every load of a query's serves R (a dot product per
+// pair loads two values per multiply-add and is bound by the loads). V is a
+// GCC vector type: the target each copy is compiled for decides how many
+// registers one V takes, and R and Q are chosen per target to fit them.
+template <typename V, typename T>
+DOCARRAY_INLINE V load(const T* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <typename T, typename V>
+DOCARRAY_INLINE T lane_sum(V v) {
+  constexpr int kLanes = sizeof(V) / sizeof(T);
+  T a[kLanes];
+  std::memcpy(a, &v, sizeof v);
+  for (int width = kLanes / 2; width > 0; width /= 2)
+    for (int k = 0; k < width; ++k) a[k] += a[k + width];
+  return a[0];
+}
+
+// Rows j..j+R of x against queries q[0, Q) (q and sims already offset to the
+// first of them); with Norm, the rows' squared norms too.
+template <typename T, typename V, int R, int Q, bool Norm>
+DOCARRAY_INLINE void tile(const T* q, std::int64_t dim, const T* x, std::int64_t stride, std::int64_t j, T* sims,
+                          std::int64_t nb, T* row_sq) {
+  constexpr int kLanes = sizeof(V) / sizeof(T);
+  V acc[R][Q] = {};
+  V norm[R] = {};
+  const T* row[R];
+  for (int r = 0; r < R; ++r) row[r] = x + (j + r) * stride;
+  std::int64_t d = 0;
+  // Unrolled in full, so that the accumulators live in registers.
+  for (; d + kLanes <= dim; d += kLanes) {
+    V xv[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) xv[r] = load<V>(row[r] + d);
+    if (Norm) {
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) norm[r] += xv[r] * xv[r];
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < Q; ++i) {
+      const V qv = load<V>(q + i * dim + d);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) acc[r][i] += xv[r] * qv;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int i = 0; i < Q; ++i) {
+      T sum = lane_sum<T>(acc[r][i]);
+      for (std::int64_t e = d; e < dim; ++e) sum += row[r][e] * q[i * dim + e];
+      sims[i * nb + j + r] = sum;
+    }
+    if (Norm) {
+      T sum = lane_sum<T>(norm[r]);
+      for (std::int64_t e = d; e < dim; ++e) sum += row[r][e] * row[r][e];
+      row_sq[j + r] = sum;
+    }
   }
 }
+
+// One group of R rows against every query: Q at a time, then the remainder;
+// the norms (when wanted) with the first group of queries.
+template <typename T, typename V, int R, int Q>
+DOCARRAY_INLINE void row_group(const T* q, std::int64_t nq, std::int64_t dim, const T* x, std::int64_t stride, std::int64_t j,
+                               T* sims, std::int64_t nb, T* row_sq) {
+  std::int64_t i = 0;
+  for (; i + Q <= nq; i += Q) {
+    if (row_sq && i == 0) tile<T, V, R, Q, true>(q, dim, x, stride, j, sims, nb, row_sq);
+    else tile<T, V, R, Q, false>(q + i * dim, dim, x, stride, j, sims + i * nb, nb, row_sq);
+  }
+  const bool norm = row_sq && i == 0;
+  const T* qi = q + i * dim;
+  T* si = sims + i * nb;
+  static_assert(Q <= 4, "the remainder below covers up to 3 queries");
+  switch (nq - i) {
+    case 3: norm ? tile<T, V, R, 3, true>(qi, dim, x, stride, j, si, nb, row_sq) : tile<T, V, R, 3, false>(qi, dim, x, stride, j, si, nb, row_sq); break;
+    case 2: norm ? tile<T, V, R, 2, true>(qi, dim, x, stride, j, si, nb, row_sq) : tile<T, V, R, 2, false>(qi, dim, x, stride, j, si, nb, row_sq); break;
+    case 1: norm ? tile<T, V, R, 1, true>(qi, dim, x, stride, j, si, nb, row_sq) : tile<T, V, R, 1, false>(qi, dim, x, stride, j, si, nb, row_sq); break;
+    default: break;
+  }
+}
+
+template <typename T, typename V, int R, int Q>
+DOCARRAY_INLINE void score_rows_impl(const T* q, std::int64_t nq, const T* x, std::int64_t stride, std::int64_t dim,
+                                     std::int64_t j0, std::int64_t j1, T* sims, std::int64_t nb, T* row_sq) {
+  std::int64_t j = j0;
+  for (; j + R <= j1; j += R) row_group<T, V, R, Q>(q, nq, dim, x, stride, j, sims, nb, row_sq);
+  for (; j < j1; ++j) row_group<T, V, 1, Q>(q, nq, dim, x, stride, j, sims, nb, row_sq);
+}
+
+// GCC's vector types of Bytes bytes (spelled per type: the attribute does not
+// apply to a template parameter).
+template <typename T, int Bytes>
+struct VecOf;
+template <> struct VecOf<float, 16> { typedef float type __attribute__((vector_size(16))); };
+template <> struct VecOf<float, 32> { typedef float type __attribute__((vector_size(32))); };
+template <> struct VecOf<float, 64> { typedef float type __attribute__((vector_size(64))); };
+template <> struct VecOf<double, 16> { typedef double type __attribute__((vector_size(16))); };
+template <> struct VecOf<double, 32> { typedef double type __attribute__((vector_size(32))); };
+template <> struct VecOf<double, 64> { typedef double type __attribute__((vector_size(64))); };
+template <typename T, int Bytes>
+using Vec = typename VecOf<T, Bytes>::type;
 
 template <typename T>
 DOCARRAY_INLINE std::int64_t keys_above_impl(T* s, const T* scale, const T* shift, std::int64_t n, T t) {
@@ -78,13 +182,55 @@ DOCARRAY_SIMD_CLONES void sq_norms(const double* x, std::int64_t stride, std::in
   sq_norms_impl(x, stride, dim, j0, j1, out);
 }
 
-DOCARRAY_SIMD_CLONES void score_rows(const float* q, std::int64_t nq, const float* x, std::int64_t stride, std::int64_t dim,
-                                     std::int64_t j0, std::int64_t j1, float* sims, std::int64_t nb, float* row_sq) {
-  score_rows_impl(q, nq, x, stride, dim, j0, j1, sims, nb, row_sq);
+// score_rows picks its copy by hand: its tile shape differs per target (4 x 4
+// of 512-bit vectors in AVX-512's 32 registers; 2 x 4 in the 16 of AVX2 and
+// SSE2), which target_clones cannot express.
+namespace {
+template <typename T>
+using ScoreRows = void (*)(const T*, std::int64_t, const T*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, T*,
+                           std::int64_t, T*);
+
+template <typename T>
+void score_rows_base(const T* q, std::int64_t nq, const T* x, std::int64_t stride, std::int64_t dim, std::int64_t j0,
+                     std::int64_t j1, T* sims, std::int64_t nb, T* row_sq) {
+  score_rows_impl<T, Vec<T, 16>, 2, 4>(q, nq, x, stride, dim, j0, j1, sims, nb, row_sq);
 }
-DOCARRAY_SIMD_CLONES void score_rows(const double* q, std::int64_t nq, const double* x, std::int64_t stride, std::int64_t dim,
-                                     std::int64_t j0, std::int64_t j1, double* sims, std::int64_t nb, double* row_sq) {
-  score_rows_impl(q, nq, x, stride, dim, j0, j1, sims, nb, row_sq);
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+template <typename T>
+__attribute__((target("arch=x86-64-v3"))) void score_rows_v3(const T* q, std::int64_t nq, const T* x, std::int64_t stride,
+                                                             std::int64_t dim, std::int64_t j0, std::int64_t j1, T* sims,
+                                                             std::int64_t nb, T* row_sq) {
+  score_rows_impl<T, Vec<T, 32>, 2, 4>(q, nq, x, stride, dim, j0, j1, sims, nb, row_sq);
+}
+template <typename T>
+__attribute__((target("arch=x86-64-v4"))) void score_rows_v4(const T* q, std::int64_t nq, const T* x, std::int64_t stride,
+                                                             std::int64_t dim, std::int64_t j0, std::int64_t j1, T* sims,
+                                                             std::int64_t nb, T* row_sq) {
+  score_rows_impl<T, Vec<T, 64>, 4, 4>(q, nq, x, stride, dim, j0, j1, sims, nb, row_sq);
+}
+#endif
+
+template <typename T>
+ScoreRows<T> pick_score_rows() {
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4")) return score_rows_v4<T>;
+  if (__builtin_cpu_supports("x86-64-v3")) return score_rows_v3<T>;
+#endif
+  return score_rows_base<T>;
+}
+}  // namespace
+
+void score_rows(const float* q, std::int64_t nq, const float* x, std::int64_t stride, std::int64_t dim, std::int64_t j0,
+                std::int64_t j1, float* sims, std::int64_t nb, float* row_sq) {
+  static const ScoreRows<float> run = pick_score_rows<float>();
+  run(q, nq, x, stride, dim, j0, j1, sims, nb, row_sq);
+}
+void score_rows(const double* q, std::int64_t nq, const double* x, std::int64_t stride, std::int64_t dim, std::int64_t j0,
+                std::int64_t j1, double* sims, std::int64_t nb, double* row_sq) {
+  static const ScoreRows<double> run = pick_score_rows<double>();
+  run(q, nq, x, stride, dim, j0, j1, sims, nb, row_sq);
 }
 
 DOCARRAY_SIMD_CLONES std::int64_t keys_above(float* s, const float* scale, const float* shift, std::int64_t n, float t) {

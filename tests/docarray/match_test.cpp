@@ -69,12 +69,13 @@ BOOST_AUTO_TEST_CASE(agrees_with_brute_force_for_every_metric) {
   at::manual_seed(7);
   const DocumentArray index = random_docs(300, 24, "x");
   for (std::string metric : {"cosine", "euclidean", "sqeuclidean", "dot"}) {
-    // Up to 8 queries are scored row by row (each row read once for all of
-    // them and its norm), more by one matrix product; embeddings stacked
+    // Up to 32 queries (16 for dot) are scored row by row (each row read
+    // once for all of them and its norm, in tiles of 4 rows x 4 queries with
+    // remainders of either), more by one matrix product; embeddings stacked
     // beforehand (as SimpleIndexer keeps them) give the same. 24 dimensions:
     // the row kernel's 16 lanes and a tail.
     for (std::size_t batch : {std::size_t(7), std::size_t(64), std::size_t(1000)})
-    for (int nq : {1, 3, 8, 9, 20})
+    for (int nq : {1, 3, 6, 8, 9, 17, 20, 32, 33})
     for (bool stacked : {false, true}) {
       BOOST_TEST_CONTEXT(metric << " batch " << batch << " queries " << nq << (stacked ? " stacked" : "")) {
         DocumentArray queries = random_docs(nq, 24, "q");
@@ -151,7 +152,7 @@ BOOST_AUTO_TEST_CASE(double_embeddings_are_matched_in_double) {
   at::manual_seed(5);
   const DocumentArray index = random_docs(500, 37, "x", at::kDouble);
   for (std::string metric : {"cosine", "euclidean", "dot"})
-  for (int nq : {1, 12}) {  // the row kernel, the matrix product
+  for (int nq : {1, 7, 12, 40}) {  // the row kernel (remainders of 1 and 3 queries), the matrix product
     BOOST_TEST_CONTEXT(metric << ", " << nq << " queries") {
       DocumentArray queries = random_docs(nq, 37, "q", at::kDouble);
       docarray::MatchOptions opt;
@@ -169,7 +170,7 @@ BOOST_AUTO_TEST_CASE(selection_split_across_threads_agrees_with_brute_force) {
   at::manual_seed(11);
   const DocumentArray index = random_docs(6000, 16, "x");
   for (std::string metric : {"cosine", "sqeuclidean", "dot"})
-  for (int nq : {2, 64}) {  // the row kernel, the matrix product
+  for (int nq : {2, 30, 64}) {  // the row kernel, either (dot), the matrix product
     BOOST_TEST_CONTEXT(metric << ", " << nq << " queries") {
       DocumentArray queries = random_docs(nq, 16, "q");
       docarray::MatchOptions opt;
