@@ -10,7 +10,7 @@
 namespace docarray::detail::simd {
 namespace {
 
-// GCC makes one copy of each function below per target and an ifunc that
+// GCC makes one copy of each function marked with this per target, and an ifunc that
 // picks the widest the CPU has when the library is loaded. Other compilers
 // (clang for the fuzzers) build the baseline only.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -169,9 +169,6 @@ DOCARRAY_INLINE std::int64_t count_above_impl(const T* k, std::int64_t n, T t) {
 }
 
 }  // namespace
-
-DOCARRAY_SIMD_CLONES float dot(const float* a, const float* b, std::int64_t n) { return dot_impl(a, b, n); }
-DOCARRAY_SIMD_CLONES double dot(const double* a, const double* b, std::int64_t n) { return dot_impl(a, b, n); }
 
 DOCARRAY_SIMD_CLONES void sq_norms(const float* x, std::int64_t stride, std::int64_t dim, std::int64_t j0, std::int64_t j1,
                                    float* out) {

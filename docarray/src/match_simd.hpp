@@ -1,16 +1,13 @@
 #pragma once
 // The inner loops of docarray::match, each compiled for AVX-512, AVX2 + FMA
-// and the x86-64 baseline and picked at load time (GCC's target_clones): the
-// library is built for any x86-64, and the baseline's 4-wide SSE2 left
-// three quarters of this machine's vector width unused in the norm pass and
-// the top-k filter (bench/RESULTS.md). Internal to docarray.
+// and the x86-64 baseline and picked by the CPU it runs on (GCC's
+// target_clones at load; score_rows by hand at first use): the library is
+// built for any x86-64, and the baseline's 4-wide SSE2 left three quarters
+// of this machine's vector width unused in the norm pass, the dot products
+// and the top-k filter (bench/RESULTS.md). Internal to docarray.
 #include <cstdint>
 
 namespace docarray::detail::simd {
-
-// a . b over n values.
-float dot(const float* a, const float* b, std::int64_t n);
-double dot(const double* a, const double* b, std::int64_t n);
 
 // out[j - j0] = |x_j|^2 for rows j0 <= j < j1 of x (row j at x + j * stride).
 void sq_norms(const float* x, std::int64_t stride, std::int64_t dim, std::int64_t j0, std::int64_t j1, float* out);
