@@ -65,7 +65,13 @@ int limits_command(const docflow::cli::Args&) {
 
 // What a bug report or a benchmark needs to know of the machine: the kernels
 // the products run on. bench.sh gives its peers the same.
-int info_command(const docflow::cli::Args&) {
+int info_command(const docflow::cli::Args& args) {
+  if (!args.empty()) {
+    const bool help = args[0] == "--help" || args[0] == "-h";
+    (help ? std::cout : std::cerr) << (help ? "" : "flow info: unexpected argument '" + args[0] + "'\n")
+                                   << "usage: flow info   (the cores, the BLAS and its kernels)\n";
+    return help ? docflow::cli::kOk : docflow::cli::kBadInput;
+  }
   std::cout << "cores: " << std::thread::hardware_concurrency() << "\n";
   const std::string kernels = docflow::openblas_kernels();
   std::cout << "blas: " << (kernels.empty() ? "not OpenBLAS" : "OpenBLAS") << "\n";

@@ -64,4 +64,10 @@ BOOST_AUTO_TEST_CASE(a_users_openblas_coretype_stands) {
   BOOST_TEST(field(r.output, "blas kernels") == "Prescott", r.output);
 }
 
+BOOST_AUTO_TEST_CASE(info_refuses_arguments_it_does_not_take) {
+  const auto r = run_command(kFlow + " info --kernels");
+  BOOST_TEST(r.exit_code == 2, r.output);
+  BOOST_TEST(r.output.find("flow info: unexpected argument '--kernels'") != std::string::npos, r.output);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
