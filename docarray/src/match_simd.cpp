@@ -2,11 +2,6 @@
 
 #include <cstring>
 
-// load() and lane_sum() return vectors wider than the baseline's registers;
-// they are always inlined into a function compiled for those registers, so
-// no call passes one across the ABI that GCC warns about.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 namespace docarray::detail::simd {
 namespace {
 
@@ -56,14 +51,35 @@ DOCARRAY_INLINE V load(const T* p) {
   return v;
 }
 
+// GCC's vector types of Bytes bytes (spelled per type: the attribute does not
+// apply to a template parameter).
+template <typename T, int Bytes>
+struct VecOf;
+template <> struct VecOf<float, 16> { typedef float type __attribute__((vector_size(16))); };
+template <> struct VecOf<float, 32> { typedef float type __attribute__((vector_size(32))); };
+template <> struct VecOf<float, 64> { typedef float type __attribute__((vector_size(64))); };
+template <> struct VecOf<double, 16> { typedef double type __attribute__((vector_size(16))); };
+template <> struct VecOf<double, 32> { typedef double type __attribute__((vector_size(32))); };
+template <> struct VecOf<double, 64> { typedef double type __attribute__((vector_size(64))); };
+template <typename T, int Bytes>
+using Vec = typename VecOf<T, Bytes>::type;
+
+// The sum of a vector's lanes, by halves (a 512-bit vector: its two 256-bit
+// halves added, then 128-bit ones, then four lanes): in registers, where
+// storing it and adding the lanes one by one went through memory.
 template <typename T, typename V>
 DOCARRAY_INLINE T lane_sum(V v) {
-  constexpr int kLanes = sizeof(V) / sizeof(T);
-  T a[kLanes];
-  std::memcpy(a, &v, sizeof v);
-  for (int width = kLanes / 2; width > 0; width /= 2)
-    for (int k = 0; k < width; ++k) a[k] += a[k + width];
-  return a[0];
+  if constexpr (sizeof(V) > 16) {
+    using Half = Vec<T, static_cast<int>(sizeof(V) / 2)>;
+    Half lo, hi;
+    std::memcpy(&lo, &v, sizeof lo);
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+    return lane_sum<T>(lo + hi);
+  } else {
+    T sum = 0;
+    for (int k = 0; k < static_cast<int>(sizeof(V) / sizeof(T)); ++k) sum += v[k];
+    return sum;
+  }
 }
 
 // Rows j..j+R of x against queries q[0, Q) (q and sims already offset to the
@@ -137,18 +153,6 @@ DOCARRAY_INLINE void score_rows_impl(const T* q, std::int64_t nq, const T* x, st
   for (; j < j1; ++j) row_group<T, V, 1, Q>(q, nq, dim, x, stride, j, sims, nb, row_sq);
 }
 
-// GCC's vector types of Bytes bytes (spelled per type: the attribute does not
-// apply to a template parameter).
-template <typename T, int Bytes>
-struct VecOf;
-template <> struct VecOf<float, 16> { typedef float type __attribute__((vector_size(16))); };
-template <> struct VecOf<float, 32> { typedef float type __attribute__((vector_size(32))); };
-template <> struct VecOf<float, 64> { typedef float type __attribute__((vector_size(64))); };
-template <> struct VecOf<double, 16> { typedef double type __attribute__((vector_size(16))); };
-template <> struct VecOf<double, 32> { typedef double type __attribute__((vector_size(32))); };
-template <> struct VecOf<double, 64> { typedef double type __attribute__((vector_size(64))); };
-template <typename T, int Bytes>
-using Vec = typename VecOf<T, Bytes>::type;
 
 template <typename T>
 DOCARRAY_INLINE std::int64_t keys_above_impl(T* s, const T* scale, const T* shift, std::int64_t n, T t) {
