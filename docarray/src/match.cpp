@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <atomic>
 #include <sstream>
 #include <vector>
 
@@ -57,19 +58,25 @@ at::Tensor rows_in_place(const std::vector<const Document*>& docs, std::int64_t 
   const std::ptrdiff_t step = static_cast<const char*>(docs[1]->embedding.data_ptr()) - base;
   const auto element = static_cast<std::ptrdiff_t>(first.element_size());
   if (step < dim * element || step % element != 0) return {};
-  // Each document and its tensor are two cache misses (a pointer chase):
-  // fetched a few documents ahead, the walk over 100k documents took 9 ms
-  // without and 3 ms with (as long as a 32-query product).
+  // Each document and its tensor are two cache misses (a pointer chase), so
+  // the walk is split over the BLAS threads and fetches a few documents
+  // ahead: 100k documents took 8-10 ms on one thread without prefetching
+  // (as long as a 32-query match's product), 4-5 ms with, 2-4 ms on two threads.
   constexpr std::size_t kAhead = 8;
-  for (std::size_t i = 1; i < docs.size(); ++i) {
-    if (i + 2 * kAhead < docs.size()) __builtin_prefetch(docs[i + 2 * kAhead]);
-    if (i + kAhead < docs.size()) __builtin_prefetch(docs[i + kAhead]->embedding.unsafeGetTensorImpl());
-    const at::Tensor& e = docs[i]->embedding;
-    if (!e.defined() || e.storage().unsafeGetStorageImpl() != storage || e.scalar_type() != first.scalar_type() ||
-        e.dim() != 1 || e.numel() != dim || !e.is_contiguous() ||
-        static_cast<const char*>(e.data_ptr()) != base + static_cast<std::ptrdiff_t>(i) * step)
-      return {};
-  }
+  std::atomic<bool> aliased{true};
+  split_range(static_cast<std::int64_t>(docs.size()) - 1, 16384, [&](std::int64_t begin, std::int64_t end) {
+    const auto last = static_cast<std::size_t>(end) + 1;
+    for (auto i = static_cast<std::size_t>(begin) + 1; i < last && aliased.load(std::memory_order_relaxed); ++i) {
+      if (i + 2 * kAhead < last) __builtin_prefetch(docs[i + 2 * kAhead]);
+      if (i + kAhead < last) __builtin_prefetch(docs[i + kAhead]->embedding.unsafeGetTensorImpl());
+      const at::Tensor& e = docs[i]->embedding;
+      if (!e.defined() || e.storage().unsafeGetStorageImpl() != storage || e.scalar_type() != first.scalar_type() ||
+          e.dim() != 1 || e.numel() != dim || !e.is_contiguous() ||
+          static_cast<const char*>(e.data_ptr()) != base + static_cast<std::ptrdiff_t>(i) * step)
+        aliased.store(false, std::memory_order_relaxed);
+    }
+  });
+  if (!aliased.load()) return {};
   return first.as_strided({static_cast<std::int64_t>(docs.size()), dim}, {step / element, 1}, first.storage_offset());
 }
 
