@@ -22,10 +22,6 @@ void keep_freed_memory();
 // OMP_NUM_THREADS or OPENBLAS_NUM_THREADS: their choice stands.
 bool set_compute_threads(int threads);
 
-}  // namespace docflow
-
-namespace docflow {
-
 // The OpenBLAS kernels this CPU deserves. OpenBLAS (Debian's, built for
 // every x86-64) picks its kernels by CPU model when it is loaded, and a model
 // newer than its release falls back to the SSE3 "Prescott" kernels: on this
