@@ -30,11 +30,12 @@ scripts/setup.sh
 # `flow` starts itself with OpenBLAS's AVX kernels where OpenBLAS does not know
 # the CPU (framework/include/docflow/process_tuning.hpp): the benchmarks and
 # their peers (PyTorch, FAISS) get the same kernels, whatever the machine.
+info=$("$BUILD_DIR/framework/flow" info)
 if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
-  coretype=$("$BUILD_DIR/framework/flow" info | sed -n 's/^OPENBLAS_CORETYPE: \([A-Za-z0-9]*\)$/\1/p')
+  coretype=$(sed -n 's/^OPENBLAS_CORETYPE: \([A-Za-z0-9]*\)$/\1/p' <<<"$info")
   if [ -n "$coretype" ]; then export OPENBLAS_CORETYPE=$coretype; fi
 fi
-echo "bench: OpenBLAS kernels: $("$BUILD_DIR/framework/flow" info | sed -n 's/^blas kernels: //p')"
+echo "bench: OpenBLAS kernels: $(sed -n 's/^blas kernels: //p' <<<"$info")"
 
 out=bench/out
 mkdir -p "$out"

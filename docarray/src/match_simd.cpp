@@ -93,19 +93,13 @@ DOCARRAY_INLINE void tile(const T* q, std::int64_t dim, const T* x, std::int64_t
   const T* row[R];
   for (int r = 0; r < R; ++r) row[r] = x + (j + r) * stride;
   std::int64_t d = 0;
-  // Unrolled in full, so that the accumulators live in registers.
   for (; d + kLanes <= dim; d += kLanes) {
     V xv[R];
-#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) xv[r] = load<V>(row[r] + d);
-    if (Norm) {
-#pragma GCC unroll 4
+    if (Norm)
       for (int r = 0; r < R; ++r) norm[r] += xv[r] * xv[r];
-    }
-#pragma GCC unroll 4
     for (int i = 0; i < Q; ++i) {
       const V qv = load<V>(q + i * dim + d);
-#pragma GCC unroll 4
       for (int r = 0; r < R; ++r) acc[r][i] += xv[r] * qv;
     }
   }
@@ -123,24 +117,26 @@ DOCARRAY_INLINE void tile(const T* q, std::int64_t dim, const T* x, std::int64_t
   }
 }
 
-// One group of R rows against every query: Q at a time, then the remainder;
-// the norms (when wanted) with the first group of queries.
+// tile() for queries i, i+Q of the group of rows at j; the rows' norms with
+// the first queries (i == 0) when they are wanted.
+template <typename T, typename V, int R, int Q>
+DOCARRAY_INLINE void tile_at(const T* q, std::int64_t i, std::int64_t dim, const T* x, std::int64_t stride, std::int64_t j,
+                             T* sims, std::int64_t nb, T* row_sq) {
+  if (row_sq && i == 0) tile<T, V, R, Q, true>(q, dim, x, stride, j, sims, nb, row_sq);
+  else tile<T, V, R, Q, false>(q + i * dim, dim, x, stride, j, sims + i * nb, nb, row_sq);
+}
+
+// One group of R rows against every query: Q at a time, then the remainder.
 template <typename T, typename V, int R, int Q>
 DOCARRAY_INLINE void row_group(const T* q, std::int64_t nq, std::int64_t dim, const T* x, std::int64_t stride, std::int64_t j,
                                T* sims, std::int64_t nb, T* row_sq) {
   std::int64_t i = 0;
-  for (; i + Q <= nq; i += Q) {
-    if (row_sq && i == 0) tile<T, V, R, Q, true>(q, dim, x, stride, j, sims, nb, row_sq);
-    else tile<T, V, R, Q, false>(q + i * dim, dim, x, stride, j, sims + i * nb, nb, row_sq);
-  }
-  const bool norm = row_sq && i == 0;
-  const T* qi = q + i * dim;
-  T* si = sims + i * nb;
+  for (; i + Q <= nq; i += Q) tile_at<T, V, R, Q>(q, i, dim, x, stride, j, sims, nb, row_sq);
   static_assert(Q <= 4, "the remainder below covers up to 3 queries");
   switch (nq - i) {
-    case 3: norm ? tile<T, V, R, 3, true>(qi, dim, x, stride, j, si, nb, row_sq) : tile<T, V, R, 3, false>(qi, dim, x, stride, j, si, nb, row_sq); break;
-    case 2: norm ? tile<T, V, R, 2, true>(qi, dim, x, stride, j, si, nb, row_sq) : tile<T, V, R, 2, false>(qi, dim, x, stride, j, si, nb, row_sq); break;
-    case 1: norm ? tile<T, V, R, 1, true>(qi, dim, x, stride, j, si, nb, row_sq) : tile<T, V, R, 1, false>(qi, dim, x, stride, j, si, nb, row_sq); break;
+    case 3: tile_at<T, V, R, 3>(q, i, dim, x, stride, j, sims, nb, row_sq); break;
+    case 2: tile_at<T, V, R, 2>(q, i, dim, x, stride, j, sims, nb, row_sq); break;
+    case 1: tile_at<T, V, R, 1>(q, i, dim, x, stride, j, sims, nb, row_sq); break;
     default: break;
   }
 }
@@ -152,7 +148,6 @@ DOCARRAY_INLINE void score_rows_impl(const T* q, std::int64_t nq, const T* x, st
   for (; j + R <= j1; j += R) row_group<T, V, R, Q>(q, nq, dim, x, stride, j, sims, nb, row_sq);
   for (; j < j1; ++j) row_group<T, V, 1, Q>(q, nq, dim, x, stride, j, sims, nb, row_sq);
 }
-
 
 template <typename T>
 DOCARRAY_INLINE std::int64_t keys_above_impl(T* s, const T* scale, const T* shift, std::int64_t n, T t) {

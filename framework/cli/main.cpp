@@ -84,21 +84,19 @@ int info_command(const docflow::cli::Args& args) {
 
 int main(int argc, char** argv) {
   using namespace docflow::cli;
+  std::error_code no_proc;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe", no_proc).string();
   // First, before any thread or file exists: OpenBLAS's right kernels for a
   // CPU model newer than it (process_tuning.hpp), for the commands that
   // compute. The restart loads LibTorch a second time (0.45 s here), which
   // `flow ping` or `flow status` would pay for nothing.
-  if (argc >= 2) {
+  if (argc >= 2 && !no_proc) {
     const std::string command = argv[1];
     if (command == "run" || command == "serve" || command == "executor" || command == "info")
-      docflow::restart_with_better_blas_kernels(argv);
+      docflow::restart_with_better_blas_kernels(self, argv);
   }
   // Isolated executors run in `flow` processes of their own: this one.
-  {
-    std::error_code ec;
-    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    if (!ec) docflow::set_flow_executable(self.string());
-  }
+  if (!no_proc) docflow::set_flow_executable(self);
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::cout << kUsage;
     return argc < 2 ? kBadInput : kOk;

@@ -50,18 +50,12 @@ std::string better_openblas_coretype() {
   return {};
 }
 
-void restart_with_better_blas_kernels(char** argv) {
+void restart_with_better_blas_kernels(const std::string& executable, char** argv) {
   const std::string coretype = better_openblas_coretype();
   if (coretype.empty()) return;
   // Set before the exec, so that the new image never comes back here.
   ::setenv("OPENBLAS_CORETYPE", coretype.c_str(), 1);
-  // The program's own path, not /proc/self/exe: the process's name (ps,
-  // pkill, /proc/PID/comm) comes from the path executed.
-  char self[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return;  // no /proc: carry on with the kernels there are
-  self[n] = '\0';
-  ::execv(self, argv);
+  ::execv(executable.c_str(), argv);
   // The exec failed: carry on with the kernels there are.
 }
 

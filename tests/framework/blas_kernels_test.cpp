@@ -31,7 +31,8 @@ bool has_avx512() {
 }
 bool has_avx2() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
 
 }  // namespace
 

@@ -38,9 +38,11 @@ std::string better_openblas_coretype();
 std::string openblas_kernels();
 
 // `flow`'s first step: when better_openblas_coretype() names a kernel, sets
-// OPENBLAS_CORETYPE to it and replaces this process by the same program with
-// the same arguments (same pid; children inherit the variable). Returns only
-// when nothing was to be done or the exec failed.
-void restart_with_better_blas_kernels(char** argv);
+// OPENBLAS_CORETYPE to it and replaces this process by `executable` (the
+// program's own path: the process's name in ps, pkill and /proc/PID/comm
+// comes from the path executed, so not /proc/self/exe) with the same
+// arguments (same pid; children inherit the variable). Returns only when
+// nothing was to be done or the exec failed.
+void restart_with_better_blas_kernels(const std::string& executable, char** argv);
 
 }  // namespace docflow
