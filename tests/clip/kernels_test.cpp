@@ -4,6 +4,12 @@
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <dlfcn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
 #include "clip/kernels.hpp"
 
 namespace kernels = clip::kernels;
@@ -262,6 +268,124 @@ BOOST_AUTO_TEST_CASE(packed_linear_rejects_mismatched_layers) {
   BOOST_CHECK_THROW(kernels::packed_linear(x, {torch::randn({4, 7})}, {torch::randn({4})}), c10::Error);
   BOOST_CHECK_THROW(kernels::packed_linear(x, {torch::randn({4, 8})}, {torch::randn({5})}), c10::Error);
   BOOST_CHECK_THROW(kernels::packed_linear(x, {torch::randn({4, 8})}, {}), c10::Error);
+}
+
+// kernels::linear: without autograd, a few rows go through row products (one
+// weight row's dot products with every input row, the weight rows split with
+// a helper thread); everything else, and anything with a gradient, through
+// at::matmul. Both against a double-precision product, over row counts on
+// either side of the cut-over (32 rows; 80 with 512 inputs and more), input
+// sizes that are and are not a multiple of a vector, and outputs too few to
+// split.
+namespace {
+
+// OpenBLAS's thread count, set for one test and restored: the split over
+// the helper runs only where BLAS is configured for two or more cores.
+class BlasThreads {
+ public:
+  explicit BlasThreads(int n) {
+    if (set_ && get_) {
+      saved_ = get_();
+      set_(n);
+    }
+  }
+  ~BlasThreads() {
+    if (saved_ > 0) set_(saved_);
+  }
+  BlasThreads(const BlasThreads&) = delete;
+  BlasThreads& operator=(const BlasThreads&) = delete;
+  bool available() const { return saved_ > 0; }
+
+ private:
+  using Set = void (*)(int);
+  using Get = int (*)();
+  Set set_ = reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  Get get_ = reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  int saved_ = 0;
+};
+
+double linear_error(const torch::Tensor& x, const torch::Tensor& w) {
+  torch::NoGradGuard inference;
+  const torch::Tensor expected = at::matmul(x.to(torch::kDouble), w.to(torch::kDouble).t());
+  const torch::Tensor got = kernels::linear(x, w);
+  if (got.sizes() != expected.sizes() || got.scalar_type() != x.scalar_type()) return 1e30;
+  return relative_error(got.to(torch::kDouble), expected);
+}
+
+}  // namespace
+
+BOOST_DATA_TEST_CASE(linear_matches_a_double_product,
+                     boost::unit_test::data::make({1, 3, 12, 17, 32, 33, 50, 77, 80, 81}) *
+                         boost::unit_test::data::make({48, 50, 512, 770}),
+                     rows, in) {
+  BlasThreads two(2);
+  if (!two.available()) BOOST_TEST_MESSAGE("not OpenBLAS: the split over the helper thread is not exercised");
+  torch::manual_seed(rows * 1000 + in);
+  for (const std::int64_t out : {16, 40, 1536}) BOOST_TEST_CONTEXT(rows << " x " << in << " by " << out << " x " << in) {
+      const torch::Tensor x = torch::randn({rows, in}), w = torch::randn({out, in});
+      BOOST_TEST(linear_error(x, w) < 1e-5);
+      // Batch dimensions, and a non-contiguous input and weight.
+      BOOST_TEST(linear_error(x.reshape({1, rows, in}), w) < 1e-5);
+      BOOST_TEST(linear_error(torch::randn({in, rows}).t(), torch::randn({in, out}).t()) < 1e-5);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(linear_keeps_the_gradient_where_autograd_records) {
+  torch::manual_seed(3);
+  const std::vector<torch::Tensor> inputs = {torch::randn({2, 6, 64}), torch::randn({96, 64})};
+  const torch::Tensor upstream = torch::randn({2, 6, 96});
+  auto ours = run([](auto& v) { return kernels::linear(v[0], v[1]); }, inputs, upstream);
+  auto reference = run([](auto& v) { return torch::linear(v[0], v[1]); }, inputs, upstream);
+  BOOST_TEST(relative_error(ours.out, reference.out) < 1e-5);
+  for (int i = 0; i < 2; ++i) BOOST_TEST_CONTEXT("gradient of input " << i) {
+      BOOST_TEST(relative_error(ours.grads[i], reference.grads[i]) < 1e-5);
+    }
+  // Other dtypes take ATen's product.
+  torch::NoGradGuard inference;
+  const torch::Tensor xd = torch::randn({4, 64}, torch::kDouble), wd = torch::randn({8, 64}, torch::kDouble);
+  BOOST_TEST(relative_error(kernels::linear(xd, wd), at::matmul(xd, wd.t())) < 1e-12);
+  BOOST_CHECK_THROW(kernels::linear(torch::randn({4, 64}), torch::randn({8, 63})), c10::Error);
+}
+
+// Products from several threads at once: one holds the helper, the others
+// run alone; every result is right.
+BOOST_AUTO_TEST_CASE(linear_from_several_threads_at_once) {
+  BlasThreads two(2);
+  torch::manual_seed(5);
+  const torch::Tensor w = torch::randn({1536, 512});
+  std::vector<torch::Tensor> xs;
+  for (int t = 0; t < 4; ++t) xs.push_back(torch::randn({12, 512}));
+  std::vector<double> errors(xs.size(), 1e30);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < xs.size(); ++t)
+    threads.emplace_back([&, t] {
+      double worst = 0;
+      for (int i = 0; i < 50; ++i) worst = std::max(worst, linear_error(xs[t], w));
+      errors[t] = worst;
+    });
+  for (auto& t : threads) t.join();
+  for (double e : errors) BOOST_TEST(e < 1e-5);
+}
+
+// A child forked after the helper thread started has no such thread: its
+// products must still complete, with their helper of its own.
+BOOST_AUTO_TEST_CASE(linear_in_a_forked_child) {
+  BlasThreads two(2);
+  torch::manual_seed(9);
+  const torch::Tensor x = torch::randn({12, 512}), w = torch::randn({1536, 512});
+  BOOST_TEST(linear_error(x, w) < 1e-5);  // the parent's helper is running now
+  const pid_t child = ::fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) {
+    alarm(60);  // a child that hung waiting for a helper would be killed, and fail below
+    const bool right = linear_error(x, w) < 1e-5 && linear_error(x * 2, w) < 1e-5;
+    ::_exit(right ? 0 : 1);
+  }
+  int status = 0;
+  BOOST_REQUIRE(::waitpid(child, &status, 0) == child);
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 0);
+  BOOST_TEST(linear_error(x, w) < 1e-5);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

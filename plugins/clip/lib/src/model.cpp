@@ -41,14 +41,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, bool causal) {
 torch::Tensor AttentionImpl::forward_without_out_bias(const torch::Tensor& x, bool causal) {
   const torch::Tensor qkv = kernels::packed_linear(x, {q_proj->weight, k_proj->weight, v_proj->weight},
                                                    {q_proj->bias, k_proj->bias, v_proj->bias});
-  return torch::matmul(kernels::attention(qkv, heads, causal), out_proj->weight.t());
+  return kernels::linear(kernels::attention(qkv, heads, causal), out_proj->weight);
 }
 
 torch::Tensor AttentionImpl::forward_one_query_without_out_bias(const torch::Tensor& x, const torch::Tensor& at,
                                                                 bool causal) {
   const auto b = x.size(0), l = x.size(1);
   const torch::Tensor kv = kernels::packed_linear(x, {k_proj->weight, v_proj->weight}, {k_proj->bias, v_proj->bias});
-  const torch::Tensor q = q_proj(rows_at(x, at));
+  const torch::Tensor q = kernels::linear(rows_at(x, at), q_proj->weight).add_(q_proj->bias);
   // [B, L, W] -> [B, L, heads, head_dim]
   auto split = [&](const torch::Tensor& t) { return t.reshape({b, l, heads, head_dim}); };
   const auto k_v = kv.chunk(2, -1);
@@ -63,7 +63,7 @@ torch::Tensor AttentionImpl::forward_one_query_without_out_bias(const torch::Ten
   }
   const torch::Tensor probs = torch::softmax(scores, 1).unsqueeze(-1);  // over the L positions
   const torch::Tensor mixed = (probs * split(k_v[1])).sum(1);            // [B, heads, head_dim]
-  return torch::matmul(mixed.reshape({b, heads * head_dim}), out_proj->weight.t());
+  return kernels::linear(mixed.reshape({b, heads * head_dim}), out_proj->weight);
 }
 
 MlpImpl::MlpImpl(std::int64_t width, std::int64_t hidden) {
@@ -75,7 +75,7 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return forward_without_
 
 torch::Tensor MlpImpl::forward_without_out_bias(const torch::Tensor& x) {
   // fc1's bias is added inside quick_gelu's one pass, not by a pass of its own.
-  return torch::matmul(kernels::quick_gelu(torch::matmul(x, fc1->weight.t()), fc1->bias), fc2->weight.t());
+  return kernels::linear(kernels::quick_gelu(kernels::linear(x, fc1->weight), fc1->bias), fc2->weight);
 }
 
 EncoderLayerImpl::EncoderLayerImpl(std::int64_t width, std::int64_t heads, std::int64_t mlp_, double eps) {
@@ -162,7 +162,7 @@ torch::Tensor VisionEmbeddingsImpl::forward(const torch::Tensor& pixels) {
   // convolution took 0.2 s of a ViT-B/32 step forward and backward, the GEMM
   // about a third of that).
   torch::Tensor cut = pixels.reshape({b, 3, grid, p, grid, p}).permute({0, 2, 4, 1, 3, 5}).reshape({b, grid * grid, 3 * p * p});
-  torch::Tensor patches = torch::matmul(cut, patch_embedding->weight.reshape({patch_embedding->weight.size(0), -1}).t());
+  torch::Tensor patches = kernels::linear(cut, patch_embedding->weight.reshape({patch_embedding->weight.size(0), -1}));
   torch::Tensor cls = class_embedding.expand({b, 1, class_embedding.size(0)});
   return torch::cat({cls, patches}, 1) + position_embedding->weight.unsqueeze(0);
 }
@@ -218,9 +218,13 @@ ClipModelImpl::ClipModelImpl(const ClipConfig& c) : config(c) {
   logit_scale = register_parameter("logit_scale", torch::tensor(static_cast<float>(c.logit_scale_init)));
 }
 
-torch::Tensor ClipModelImpl::encode_image(const torch::Tensor& pixels) { return visual_projection(vision_model(pixels)); }
+torch::Tensor ClipModelImpl::encode_image(const torch::Tensor& pixels) {
+  return kernels::linear(vision_model(pixels), visual_projection->weight);
+}
 
-torch::Tensor ClipModelImpl::encode_text(const torch::Tensor& ids) { return text_projection(text_model(ids)); }
+torch::Tensor ClipModelImpl::encode_text(const torch::Tensor& ids) {
+  return kernels::linear(text_model(ids), text_projection->weight);
+}
 
 torch::Tensor ClipModelImpl::logits_per_image(const torch::Tensor& image, const torch::Tensor& text) {
   auto norm = [](const torch::Tensor& t) { return t / t.norm(2, -1, true); };

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "blas.hpp"
+#include "few_rows_linear.hpp"
 #include "kernels_common.hpp"
 
 namespace clip::kernels {
@@ -55,13 +56,34 @@ torch::Tensor packed_linear(const torch::Tensor& x, at::TensorList weights, at::
   std::int64_t column = 0;
   for (const auto& w_in : weights) {
     const torch::Tensor w = w_in.contiguous();
-    detail::gemm(false, true, rows.size(0), w.size(0), in, 1, rows.data_ptr<float>(), in, w.data_ptr<float>(), in, 0,
-                 out.data_ptr<float>() + column, total);
+    if (detail::few_rows(rows.size(0), in))
+      detail::few_rows_product(rows.data_ptr<float>(), rows.size(0), in, w.data_ptr<float>(), w.size(0),
+                               out.data_ptr<float>() + column, total);
+    else
+      detail::gemm(false, true, rows.size(0), w.size(0), in, 1, rows.data_ptr<float>(), in, w.data_ptr<float>(), in, 0,
+                   out.data_ptr<float>() + column, total);
     column += w.size(0);
   }
   out.add_(bias);
   auto sizes = x.sizes().vec();
   sizes.back() = total;
+  return out.view(sizes);
+}
+
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight) {
+  TORCH_CHECK(weight.dim() == 2 && x.dim() >= 1 && weight.size(1) == x.size(-1), "linear: weight is ", weight.sizes(),
+              ", input ", x.sizes(), ", expected weight [out, ", x.dim() >= 1 ? x.size(-1) : 0, "]");
+  const bool needs_grad = at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad());
+  const std::int64_t in = x.size(-1), rows = in == 0 ? 0 : x.numel() / in;
+  if (needs_grad || !detail::fusable(x) || !detail::fusable(weight) || !detail::few_rows(rows, in))
+    return at::matmul(x, weight.t());
+  RECORD_FUNCTION("clip::linear", std::vector<c10::IValue>());
+  const torch::Tensor x_rows = x.reshape({rows, in}).contiguous(), w = weight.contiguous();
+  torch::Tensor out = at::empty({rows, w.size(0)}, x.options());
+  detail::few_rows_product(x_rows.data_ptr<float>(), rows, in, w.data_ptr<float>(), w.size(0), out.data_ptr<float>(),
+                           w.size(0));
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.size(0);
   return out.view(sizes);
 }
 

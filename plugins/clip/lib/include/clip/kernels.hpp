@@ -41,6 +41,15 @@ torch::Tensor attention(const torch::Tensor& qkv, std::int64_t heads, bool causa
 // result, so the weights are not copied on every call.
 torch::Tensor packed_linear(const torch::Tensor& x, at::TensorList weights, at::TensorList biases);
 
+// x [..., in] by weight [out, in]: x W^T, [..., out], a Linear layer without
+// its bias (which callers fold into the pass after it). Without autograd and
+// for a few rows (a short text or one image: serving's latency case), each
+// output is an input row's dot product with a weight row in registers
+// (docarray::row_products), since a BLAS sgemm copies the whole weight into
+// its own layout first, which at a dozen rows costs more than the product;
+// packed_linear does the same. Otherwise at::matmul.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight);
+
 // The residual add of a pre-LayerNorm block fused with the LayerNorm that
 // reads its result: returns (sum, layer_norm(sum)), sum = x + (r + r_bias),
 // normalized over the last dimension with `weight` and `bias` (both [W]).
