@@ -267,6 +267,9 @@ void prep_bench(int n) {
 // equal to the training-mode forward's.
 void infer_bench(const std::string& preset, int reps) {
   torch::manual_seed(0);
+  // As `flow serve` and `flow run` do (the Python peer, a separate process,
+  // runs stock).
+  if (!std::getenv("BENCH_STOCK_ALLOCATOR")) docflow::keep_freed_memory();
   clip::ClipConfig cfg = clip::preset(preset);
   clip::ClipModel model(cfg);
   model->eval();
