@@ -1,6 +1,7 @@
 #include "docarray/binary_io.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -27,6 +28,24 @@
 
 namespace docarray {
 namespace {
+
+// The slots of a whole file's documents (584 bytes each: 58 MB for 100k) are
+// fresh memory that the read touches once, page by page: ask for 2 MB pages
+// where the kernel makes them only on request (transparent huge pages in
+// "madvise" mode, Debian's default), so that it takes one fault per 2 MB
+// instead of one per 4 KB. A hint: nothing changes where it is refused.
+void advise_huge_pages(const void* p, std::size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) & ~(kHuge - 1);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
 
 constexpr char kMagic[8] = {'D', 'F', 'D', 'O', 'C', 'S', '\r', '\n'};
 constexpr std::size_t kHeaderSize = 16;
@@ -696,6 +715,7 @@ struct BinaryReader::Impl {
       return false;
     }
     Document* const slots = docs.data() + first;  // stable: nothing grows past the reservation
+    advise_huge_pages(slots, expected * sizeof(Document));
     const auto* const places = records.data();
 
     std::atomic<std::size_t> published{0};  // slots and places [0, published) are ready
@@ -875,6 +895,8 @@ void reserve_for(DocumentArray& docs, std::optional<std::uint64_t> count) {
   if (!count) return;
   try {
     docs.reserve(docs.size() + static_cast<std::size_t>(*count));
+    const std::vector<Document>& slots = static_cast<const DocumentArray&>(docs).raw();  // not marking its index stale
+    advise_huge_pages(slots.data() + slots.size(), static_cast<std::size_t>(*count) * sizeof(Document));
   } catch (const std::bad_alloc&) {
     // An end marker that lies about a large file (the count is bounded by
     // the file's size, a Document is 584 bytes): grow as records come; the
