@@ -156,6 +156,11 @@ struct Flow::Impl {
   // Request accounting.
   std::mutex mu;
   std::condition_variable cv;
+  // The source waiting for a free prefetch slot waits on a variable of its
+  // own: on `cv`, every answer's accounting woke it a second time for
+  // nothing (bench_pipeline, 1M requests: 713k -> 622k context switches,
+  // `perf stat`, GStreamer's run included; the rate moved within noise).
+  std::condition_variable room_cv;
   std::uint64_t next_seq = 0;
   // Data requests: `released` counts those whose prefetch slot is free again
   // (just before their callback runs, so a callback may post the next one),
@@ -291,6 +296,7 @@ struct Flow::Impl {
       if (!failure) failure = e;
       has_failed = true;
       cv.notify_all();
+      room_cv.notify_all();
     }
     fail_pending_callbacks();
   }
@@ -597,7 +603,7 @@ struct Flow::Impl {
       if (!msg->is_event) {
         observer = on_output;
         ++released;  // the slot is free before the callback: it may post the next request
-        cv.notify_all();
+        room_cv.notify_one();  // one source waits (Flow::run, or serving's post)
       }
     }
     {
@@ -655,7 +661,7 @@ struct Flow::Impl {
   // or was stopped.
   bool wait_for_room() {
     std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return failure || stopping || injected - released < static_cast<std::uint64_t>(config.prefetch); });
+    room_cv.wait(lock, [&] { return failure || stopping || injected - released < static_cast<std::uint64_t>(config.prefetch); });
     return !failure && !stopping;
   }
 
@@ -1085,6 +1091,7 @@ void Flow::request_stop() {
   if (!im.failure) im.failure = std::make_exception_ptr(Error("the run was interrupted"));
   im.has_failed = true;
   im.cv.notify_all();
+  im.room_cv.notify_all();
 }
 
 void Flow::close() {
