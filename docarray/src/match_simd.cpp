@@ -14,9 +14,6 @@ namespace {
 #define DOCARRAY_SIMD_CLONES
 #endif
 #define DOCARRAY_INLINE inline __attribute__((always_inline))
-#ifndef DOCARRAY_AHEAD
-#define DOCARRAY_AHEAD 4
-#endif
 
 // a . b in 256 bytes of independent sums (four 512-bit or eight 256-bit
 // registers): the shape the compiler vectorises without reassociating

@@ -5,8 +5,6 @@
 #include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <cmath>
 #include <exception>
@@ -40,23 +38,19 @@ using clip::detail::fast_exp;
 // it started, and no product ever runs on more threads than configured.
 class SingleThreadedBlas {
  public:
-  SingleThreadedBlas() {
-    if (set_ && get_ && (saved_ = get_()) > 1) set_(1);
+  SingleThreadedBlas() : saved_(detail::blas_threads()) {
+    if (saved_ > 1) detail::set_blas_threads(1);
   }
   ~SingleThreadedBlas() {
-    if (saved_ > 1) set_(saved_);
+    if (saved_ > 1) detail::set_blas_threads(saved_);
   }
   SingleThreadedBlas(const SingleThreadedBlas&) = delete;
   SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
   // The BLAS threads there were: the cores the per-head loop may use instead.
-  int threads() const { return std::max(1, saved_); }
+  int threads() const { return saved_; }
 
  private:
-  using Set = void (*)(int);
-  using Get = int (*)();
-  static inline Set set_ = reinterpret_cast<Set>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  static inline Get get_ = reinterpret_cast<Get>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  int saved_ = 0;
+  const int saved_;
 };
 
 // Softmax over the first `n` entries of one row of scores; the rest (masked by

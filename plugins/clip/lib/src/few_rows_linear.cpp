@@ -1,15 +1,13 @@
 #include "few_rows_linear.hpp"
 
-#include <dlfcn.h>
 #include <pthread.h>
 
-#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
-#include <vector>
 
+#include "blas.hpp"
 #include "docarray/row_products.hpp"
 
 #if defined(__x86_64__)
@@ -19,14 +17,6 @@
 namespace clip::kernels::detail {
 
 namespace {
-
-// The cores BLAS is configured for (the process's compute threads); looked
-// up at run time, as libblas.so.3 may be another BLAS.
-int blas_threads() {
-  using Get = int (*)();
-  static const Get get = reinterpret_cast<Get>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  return get ? std::max(1, get()) : 1;
-}
 
 void cpu_relax() {
 #if defined(__x86_64__)
