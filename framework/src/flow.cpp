@@ -63,8 +63,9 @@ struct Task {
 // but the runtime chooses the thread. A thread that finishes a task keeps
 // the lane while it has more (the message goes on to the next executor on
 // the pool), and otherwise carries the message on itself: a task queued on
-// an idle lane by a pool thread runs on that thread, there and then,
-// instead of waking another one (run_lane, start_lanes, complete). Of the
+// an idle lane by a pool thread (any thread, for a light executor: below)
+// runs on that thread, there and then, instead of waking another one
+// (run_lane, start_lanes, complete). Of the
 // three policies measured (always carry the message on, never, this one),
 // this one was the only one at GStreamer's rate or better on every run of
 // bench_pipeline (bench/RESULTS.md).
@@ -72,7 +73,23 @@ struct Lane {
   std::deque<Task> queue;
   bool owned = false;  // a thread runs the head task or is about to
   bool keep = false;   // the owner goes on with the next task itself (run_lane)
+  std::uint32_t calls = 0;  // requests handled (by the owner only): every kTimeEvery-th is timed
 };
+
+// A local executor whose requests take a few microseconds (a router, a
+// filter, a no-op) costs less than the hand-off to another thread: a futex
+// wake-up is 15-25 us here, and on a served flow the gateway's network
+// thread hands a request to the pool and the pool hands the answer back.
+// Such an executor is "light": its lane may run on any thread that queued
+// it (a gateway or remote executor's I/O thread, a source's thread), as
+// GStreamer runs elements on the pushing thread between queues. Light is
+// measured, not declared: every kTimeEvery-th request of a replica is timed
+// and a moving mean kept (weight 1/4 to the new sample); an executor is
+// light once that mean is under kLightNs. It starts unknown (heavy), so a
+// new flow's first requests go to the pool as before.
+constexpr std::uint32_t kTimeEvery = 4;
+constexpr std::uint32_t kLightNs = 20000;
+constexpr std::uint32_t kUnknownCost = 0xffffffffu;
 
 // The per-vertex state of the runtime. `mu` guards the join, the in-order
 // dispatch and the lanes; an executor is only touched by its lane's owner.
@@ -84,6 +101,18 @@ struct Node {
   std::vector<std::shared_ptr<Executor>> replicas;
   std::deque<Lane> lanes;  // one per replica (a deque: a Lane never moves)
   bool sends = false;      // remote: handle_async only sends, the answer comes later
+  // The moving mean of a request's time in a local executor, in ns (any
+  // replica's; kUnknownCost before the first). Relaxed: a lost update only
+  // delays the mean by a sample.
+  std::atomic<std::uint32_t> cost_ns{kUnknownCost};
+  bool light() const { return cost_ns.load(std::memory_order_relaxed) < kLightNs; }
+  void note_cost(std::chrono::steady_clock::duration d) {
+    const auto ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+    const std::uint64_t sample = std::min<std::uint64_t>(ns, kUnknownCost - 1);
+    const std::uint32_t old = cost_ns.load(std::memory_order_relaxed);
+    cost_ns.store(static_cast<std::uint32_t>(old == kUnknownCost ? sample : (3 * std::uint64_t{old} + sample) / 4),
+                  std::memory_order_relaxed);
+  }
   std::optional<Filter> when;
   bool is_source = false;
 
@@ -110,13 +139,20 @@ struct Dispatch {
   std::size_t replica = 0;  // Data: the replica; Output: the answer's turn
 };
 using Dispatches = boost::container::small_vector<Dispatch, 4>;
-// Lanes (replica indices) that became owned and need a thread.
-using LaneStarts = boost::container::small_vector<std::size_t, 4>;
+// Lanes that became owned and need a thread: the replica, and whether its
+// first task is an event (an executor light on requests may do heavy work
+// at an epoch's end: events run inline only where heavy work may).
+struct LaneStart {
+  std::size_t replica = 0;
+  bool event = false;
+};
+using LaneStarts = boost::container::small_vector<LaneStart, 4>;
 
 // Where a lane may run on the thread that queued it: a local executor's
-// only on its flow's own pool threads (the source's thread and the
-// gateway's and remote executors' I/O threads go back to their work), a
-// remote executor's anywhere (it only encodes and sends); and only so deep
+// on its flow's own pool threads, and on any other thread only when it is
+// light (the source's thread and the gateway's and remote executors' I/O
+// threads go back to their work), a remote executor's anywhere (it only
+// encodes and sends); and only so deep
 // (a callback that posts the next request would otherwise recurse without
 // end; an output callback stops it altogether, see emit_output).
 struct InlineLanes {
@@ -412,21 +448,23 @@ struct Flow::Impl {
   void queue_task(Node& node, std::size_t replica, Task task, LaneStarts& starts) {
     task_started();
     Lane& lane = node.lanes[replica];
+    const bool event = task.visit != nullptr;
     lane.queue.push_back(std::move(task));
     if (!lane.owned) {
       lane.owned = true;
-      starts.push_back(replica);
+      starts.push_back(LaneStart{replica, event});
     }
   }
 
   // Lanes just owned by queue_task: the first runs on this thread when the
   // caller allows it (it is about to return), there is stack to spare, and
   // this is one of the flow's pool threads (any thread, for a remote
-  // executor's lane: it only sends); the rest go to the pool.
+  // executor's lane, it only sends, or a light one); the rest go to the pool.
   void start_lanes(Node& node, const LaneStarts& starts, bool may_run_here) {
     for (std::size_t i = 0; i < starts.size(); ++i) {
-      const std::size_t r = starts[i];
-      if (i == 0 && may_run_here && inline_lanes.depth < kMaxInlineDepth && (node.sends || inline_lanes.flow == this)) {
+      const std::size_t r = starts[i].replica;
+      if (i == 0 && may_run_here && inline_lanes.depth < kMaxInlineDepth &&
+          (node.sends || inline_lanes.flow == this || (node.light() && !starts[i].event))) {
         run_lane(node, r);
       } else {
         boost::asio::post(*pool, [this, &node, r] {
@@ -485,16 +523,19 @@ struct Flow::Impl {
     const bool skip = msg->error || (msg->only && std::find(msg->only->begin(), msg->only->end(), node.name) == msg->only->end());
     Executor& ex = *node.replicas[replica];
     if (failed() || skip || !select(node, msg->request)) return finish(node, replica, std::move(msg), nullptr, {});
-    const auto t0 = observer ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     if (!ex.answers_later()) {
+      const bool timed = node.lanes[replica].calls++ % kTimeEvery == 0;
+      const auto t0 = observer || timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       std::exception_ptr error;
       try {
         ex.handle(msg->request);
       } catch (...) {
         error = std::current_exception();
       }
+      if (timed) node.note_cost(std::chrono::steady_clock::now() - t0);
       return finish(node, replica, std::move(msg), error, t0);
     }
+    const auto t0 = observer ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     // A remote executor: the request goes out and the lane is free; the
     // answer finishes it on whichever thread it arrives.
     auto held = std::make_shared<MessagePtr>(std::move(msg));

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <pthread.h>
 #include <future>
 #include <set>
 #include <sstream>
@@ -257,6 +258,35 @@ BOOST_AUTO_TEST_CASE(callbacks_that_post_the_next_request_through_short_and_long
     flow.close();
     BOOST_TEST(wrong.load() == 0, "a chain of " << length);
   }
+}
+
+// A local executor that takes microseconds runs on the thread that posts to
+// it (as a GStreamer element runs on the pushing thread), once the runtime
+// has timed a few of its requests; one that takes milliseconds always goes
+// to the flow's pool. Seen from inside: each tags the documents with the
+// thread it ran on. Counted, not required of every request: a request timed
+// while the machine preempted the thread makes the light one look heavy for
+// a while (bounded: the mean weighs each new sample by 1/4).
+BOOST_AUTO_TEST_CASE(light_executors_run_on_the_posting_thread_heavy_ones_on_the_pool) {
+  TempDir ws;
+  Flow flow = flow_of(R"(
+  - {name: light, uses: ThreadMarker, with: {key: light}}
+  - {name: heavy, uses: ThreadMarker, with: {key: heavy, sleep_us: 2000}}
+)");
+  QuietLogger log;
+  flow.open(ws.path(), &log);
+  const auto me = static_cast<std::int64_t>(::pthread_self());
+  constexpr int kRequests = 400;
+  int light_here = 0, heavy_here = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    const docarray::DocumentArray out = flow.post("/index", docarray::DocumentArray({docarray::Document("d" + std::to_string(i))}));
+    BOOST_REQUIRE(out.size() == 1u);
+    light_here += out[0].find_tag("light")->as_int() == me;
+    heavy_here += out[0].find_tag("heavy")->as_int() == me;
+  }
+  flow.close();
+  BOOST_TEST(light_here >= kRequests / 4, light_here << " of " << kRequests << " light requests ran on the posting thread");
+  BOOST_TEST(heavy_here == 0, heavy_here << " heavy requests ran on the posting thread");
 }
 
 BOOST_AUTO_TEST_CASE(unbound_endpoints_pass_through) {

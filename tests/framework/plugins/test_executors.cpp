@@ -2,6 +2,7 @@
 // on purpose, sleep to reorder completions, and detect concurrent calls.
 #include <ATen/ATen.h>
 #include <csignal>
+#include <pthread.h>
 
 #include <atomic>
 #include <cctype>
@@ -99,6 +100,19 @@ class Sleeper : public docflow::Executor {
  private:
   std::atomic<int> inside_{0};
   std::mt19937 rng_;
+};
+
+// Writes the thread it ran on (pthread_self) into tags[key] of every
+// document, after sleeping `sleep_us` (0: none): the runtime's choice of
+// thread, seen from inside.
+class ThreadMarker : public docflow::Executor {
+ public:
+  explicit ThreadMarker(ExecutorContext c) : Executor(std::move(c)) {
+    on("*", [this](Request& r) {
+      if (const auto us = params().get_int("sleep_us"); us > 0) std::this_thread::sleep_for(std::chrono::microseconds(us));
+      for (auto& d : r.docs) d.tags[params().get_string("key")] = static_cast<std::int64_t>(::pthread_self());
+    });
+  }
 };
 
 // Fails on its `after`-th request (1-based), in open() when `in_open`, and
@@ -249,6 +263,8 @@ const docflow_param_schema kFailerParams[] = {param("after", "int", "1", "fail o
                                               param("in_open", "bool", "false", "fail in open() instead")};
 const docflow_param_schema kRendezvousParams[] = {at_least(param("n", "int", "2", "requests that meet"), 1),
                                                   at_least(param("timeout_ms", "int", "20000", "how long one waits"), 1)};
+const docflow_param_schema kThreadMarkerParams[] = {param("key", "string", "\"thread\"", "tag name"),
+                                                    at_least(param("sleep_us", "int", "0", "sleep per request"), 0)};
 const docflow_param_schema kResourceParams[] = {param("resource", "string", "\"counter\"", "shared resource name")};
 
 const docflow_executor_entry kExecutors[] = {
@@ -256,6 +272,7 @@ const docflow_executor_entry kExecutors[] = {
     docflow::plugin::executor<Tagger>("Tagger", "sets a tag", kTaggerParams),
     docflow::plugin::executor<Sleeper>("Sleeper", "sleeps at random", kSleeperParams),
     docflow::plugin::executor<Failer>("Failer", "fails on purpose", kFailerParams),
+    docflow::plugin::executor<ThreadMarker>("ThreadMarker", "tags documents with the thread it ran on", kThreadMarkerParams),
     docflow::plugin::executor<Recorder>("Recorder", "records requests and events"),
     docflow::plugin::executor<Publisher>("Publisher", "publishes a shared counter", kResourceParams),
     docflow::plugin::executor<Consumer>("Consumer", "uses the shared counter", kResourceParams),
