@@ -24,6 +24,7 @@ int executor_command(const Args& args) {
       "workspace", po::value<std::string>(), "where its run folder goes (default runs)")(
       "prefetch", po::value<int>(), "requests in flight at once (default 8)")(
       "replicas", po::value<int>(), "instances of the executor in this process, the requests spread over them (default 1)")(
+      "io-threads", po::value<int>(), "network threads (default 1)")(
       "detach", "return once it serves and leave it running")(
       "token-file", po::value<std::string>(), "require `Authorization: Bearer TOKEN` (the file's one line)")(
       "monitoring", "serve Prometheus metrics at /metrics");
@@ -62,6 +63,13 @@ int executor_command(const Args& args) {
     if (vm.count("host")) serve_args.insert(serve_args.end(), {"--host", vm["host"].as<std::string>()});
     if (vm.count("port")) serve_args.insert(serve_args.end(), {"--port", std::to_string(vm["port"].as<int>())});
     if (vm.count("token-file")) serve_args.insert(serve_args.end(), {"--token-file", vm["token-file"].as<std::string>()});
+    // One network thread by default (`flow serve` has two): an executor
+    // service speaks msgpack to a gateway, and its executor runs on the
+    // flow's pool, or on that thread when it is light (flow.cpp). With two,
+    // every completion one thread queued woke the other out of epoll_wait
+    // (6 futex calls per request, strace): a remote hop took 0.15-0.22 ms
+    // against 0.10-0.14 with one (bench_remote, bench/RESULTS.md).
+    serve_args.insert(serve_args.end(), {"--io-threads", std::to_string(vm.count("io-threads") ? vm["io-threads"].as<int>() : 1)});
     if (vm.count("detach")) serve_args.push_back("--detach");
     if (vm.count("monitoring")) serve_args.push_back("--monitoring");
   } catch (const po::error&) {

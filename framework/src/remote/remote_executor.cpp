@@ -1,5 +1,6 @@
 #include "remote_executor.hpp"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
@@ -38,8 +39,7 @@ RemoteExecutor::RemoteExecutor(ExecutorContext context, RemoteOptions options)
     a.port = parsed.port;
     addresses_.push_back(std::move(a));
   }
-  work_.emplace(io_.get_executor());
-  io_thread_ = std::thread([this] { io_.run(); });
+  io_thread_ = remote::SharedIoThread::get();
 }
 
 RemoteExecutor::~RemoteExecutor() { stop_io(); }
@@ -47,15 +47,25 @@ RemoteExecutor::~RemoteExecutor() { stop_io(); }
 void RemoteExecutor::close() { stop_io(); }
 
 void RemoteExecutor::stop_io() {
-  if (!io_thread_.joinable()) return;
+  if (stopped_) return;
+  stopped_ = true;
   // The runtime closes an executor with nothing in flight; whatever a
-  // connection still holds fails with this.
-  boost::asio::post(io_, [this] {
+  // connection still holds fails with this. The connections are let go on
+  // the io thread: what runs there after this (the handlers of the
+  // operations the close cancelled) holds them itself, never this executor.
+  auto shut = [this] {
+    stopping_ = true;
     for (auto& a : addresses_)
       if (a.connection) a.connection->close("the remote executor " + name() + " is closing");
+    for (auto& a : addresses_) a.connection.reset();
+  };
+  if (io_thread_->on_this_thread()) return shut();
+  std::promise<void> done;
+  boost::asio::post(io_thread_->io(), [&] {
+    shut();
+    done.set_value();
   });
-  work_.reset();
-  io_thread_.join();
+  done.get_future().wait();
 }
 
 Client& RemoteExecutor::client(Address& a) {
@@ -150,7 +160,9 @@ void RemoteExecutor::handle_async(Request& request, Done done) {
   fields["exec_endpoint"] = request.endpoint;
   if (!request.parameters.is_null()) fields["parameters"] = request.parameters;
   call->body = docarray::to_msgpack_envelope(fields, request.docs);  // here, on the pool thread
-  boost::asio::post(io_, [this, call] {
+  // On the io thread already (the answer of a remote executor before this
+  // one): sent from here, no hand-off.
+  boost::asio::dispatch(io_thread_->io(), [this, call] {
     // Replicas that are up first (this replica's own before the others),
     // then the ones marked down, in case they are back.
     const auto now = std::chrono::steady_clock::now();
@@ -163,11 +175,13 @@ void RemoteExecutor::handle_async(Request& request, Done done) {
 }
 
 void RemoteExecutor::attempt(const std::shared_ptr<Call>& call) {
+  if (stopping_)
+    return call->done(std::make_exception_ptr(Error("the remote executor " + name() + " is closing")));
   if (call->at >= call->order.size())
     return call->done(std::make_exception_ptr(Error("no replica of the remote executor answered: " + call->tried)));
   Address& a = *call->order[call->at];
   if (!a.connection)
-    a.connection = std::make_shared<remote::PipelinedConnection>(io_, a.host, a.port, options_.timeout_send_ms, kInFlight);
+    a.connection = std::make_shared<remote::PipelinedConnection>(io_thread_->io(), a.host, a.port, options_.timeout_send_ms, kInFlight);
   remote::http::request<remote::http::string_body> req{remote::http::verb::post, "/post", 11};
   req.set(remote::http::field::host, a.host + ":" + a.port);
   req.set(remote::http::field::user_agent, "docflow-remote-executor");

@@ -8,9 +8,11 @@
 // a remote trainer or evaluator works in a batch run.
 //
 // Requests answer later (Executor::handle_async): each replica keeps one
-// pipelined connection per address on an io thread of its own, with up to
-// kInFlight requests on it at once, so waiting for the network holds no
-// thread of the flow's pool. open() and events use a synchronous Client.
+// pipelined connection per address, with up to kInFlight requests on it at
+// once, on the io thread that all remote executors of the process share
+// (shared_io_thread.hpp), so waiting for the network holds no thread of the
+// flow's pool, and an answer goes on to the next remote executor without a
+// thread hand-off. open() and events use a synchronous Client.
 //
 // Replicas are addresses: replica r sends to address r first. When it
 // cannot be reached (or answers 503), the request goes to the next address,
@@ -18,9 +20,6 @@
 // an executor's own failure is not retried (it would fail again). A request
 // retried after its connection broke may have run on the lost replica too:
 // remote executors should be idempotent (SimpleIndexer is: ids replace).
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -31,6 +30,7 @@
 #include "docflow/client.hpp"
 #include "docflow/executor.hpp"
 #include "pipelined_connection.hpp"
+#include "shared_io_thread.hpp"
 
 namespace docflow {
 
@@ -69,13 +69,14 @@ class RemoteExecutor : public Executor {
   void stop_io();
 
   RemoteOptions options_;
-  // Declared before the addresses, so destroyed after them: a connection's
+  // Declared before the addresses, so released after them: a connection's
   // socket and timer deregister from the io_context's services as they go
   // (the other order was a use after free, found by AddressSanitizer).
-  boost::asio::io_context io_;
-  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  // stop_io() drops the connections on the io thread itself.
+  std::shared_ptr<remote::SharedIoThread> io_thread_;
   std::vector<Address> addresses_;  // this replica's own first
-  std::thread io_thread_;
+  bool stopping_ = false;           // on the io thread: closing, no request goes out
+  bool stopped_ = false;
 };
 
 }  // namespace docflow

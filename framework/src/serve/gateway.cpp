@@ -8,6 +8,7 @@
 
 #include "http_api.hpp"
 #include "http_server.hpp"
+#include "io_pool.hpp"
 #include "metrics.hpp"
 
 namespace docflow {
@@ -28,9 +29,7 @@ GatewayOptions GatewayOptions::from(const ServeConfig& serve) {
 struct Gateway::Impl {
   Flow& flow;
   GatewayOptions options;
-  net::io_context io;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
-  std::vector<std::thread> threads;
+  serve::IoPool io;
   std::unique_ptr<serve::Metrics> metrics;
   serve::TransportStats transport, monitoring_transport;
   std::unique_ptr<serve::HttpApi> api;
@@ -38,7 +37,7 @@ struct Gateway::Impl {
   std::unique_ptr<serve::HttpServer> server, monitoring_server;
   bool started = false, stopped = false;
 
-  Impl(Flow& f, GatewayOptions o) : flow(f), options(std::move(o)) {}
+  Impl(Flow& f, GatewayOptions o) : flow(f), options(std::move(o)), io(options.io_threads) {}
 
   serve::ServerLimits limits() const {
     serve::ServerLimits l;
@@ -57,14 +56,11 @@ struct Gateway::Impl {
     if (monitoring_server) monitoring_server->stop_accepting();
     if (server) server->close_connections();
     if (monitoring_server) monitoring_server->close_connections();
-    work.reset();
-    // Connections close on their strands; whatever is left is cut by stop().
+    io.release();
+    // Connections close on their threads; whatever is left is cut by stop().
     for (int i = 0; i < 50 && (transport.connections.load() > 0 || monitoring_transport.connections.load() > 0); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     io.stop();
-    for (auto& t : threads)
-      if (t.joinable()) t.join();
-    threads.clear();
     stopped = true;
   }
 };
@@ -87,7 +83,7 @@ void Gateway::start() {
   auto& im = *impl_;
   if (im.started) throw Error("the gateway is already started");
   if (!im.flow.is_open()) throw Error("start the gateway after flow.open()");
-  im.api = std::make_unique<serve::HttpApi>(im.flow, im.options, *im.metrics, im.io);
+  im.api = std::make_unique<serve::HttpApi>(im.flow, im.options, *im.metrics, im.io.first());
   im.server = std::make_unique<serve::HttpServer>(im.io, *im.api, im.limits(), im.transport);
   im.server->listen(im.options.host, im.options.port);
   if (im.options.monitoring) {
@@ -97,8 +93,7 @@ void Gateway::start() {
     im.monitoring_server = std::make_unique<serve::HttpServer>(im.io, *im.metrics_api, l, im.monitoring_transport);
     im.monitoring_server->listen(im.options.host, im.options.port_monitoring);
   }
-  im.work.emplace(im.io.get_executor());
-  for (int i = 0; i < std::max(1, im.options.io_threads); ++i) im.threads.emplace_back([&im] { im.io.run(); });
+  im.io.start();
   im.started = true;
 }
 

@@ -1,4 +1,5 @@
 #include "http_server.hpp"
+#include "io_pool.hpp"
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -33,7 +34,8 @@ HttpResponse error_response(http::status status, const std::string& detail, unsi
   return res;
 }
 
-// One connection. Everything runs on the connection's strand. Requests are
+// One connection. Everything runs on the connection's thread (its
+// io_context has one, io_pool.hpp). Requests are
 // read ahead (up to `pipeline`) while earlier ones are being answered; the
 // answers go out in the order the requests came.
 class Session : public std::enable_shared_from_this<Session> {
@@ -107,6 +109,23 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_.limits_.header_bytes));
     parser_->body_limit(server_.limits_.body_bytes);
+    // A request already whole in the buffer (a small one arrives in one
+    // read) is parsed here: async_read would post its completion as a
+    // handler of its own, with a read timer armed and cancelled around it.
+    if (buffer_.size() > 0) {
+      beast::error_code ec;
+      while (buffer_.size() > 0 && !parser_->is_done()) {
+        const std::size_t used = parser_->put(buffer_.data(), ec);
+        buffer_.consume(used);
+        if (ec == http::error::need_more) {
+          ec = {};
+          break;
+        }
+        if (ec || used == 0) break;
+      }
+      if (ec) return on_read_error(ec, true);
+      if (parser_->is_done()) return on_request();
+    }
     stream_.expires_after(server_.limits_.read);
     const std::size_t before = buffer_.size();
     http::async_read(stream_, buffer_, *parser_, [self = shared_from_this(), before](beast::error_code ec, std::size_t n) {
@@ -227,15 +246,15 @@ class Session : public std::enable_shared_from_this<Session> {
   bool reading_ = false, writing_ = false, closing_ = false, shut_ = false, waiting_first_byte_ = false;
 };
 
-HttpServer::HttpServer(net::io_context& io, RequestHandler& handler, ServerLimits limits, TransportStats& stats)
-    : io_(io), handler_(handler), limits_(limits), stats_(stats), acceptor_(net::make_strand(io)) {}
+HttpServer::HttpServer(IoPool& io, RequestHandler& handler, ServerLimits limits, TransportStats& stats)
+    : io_(io), handler_(handler), limits_(limits), stats_(stats), acceptor_(io.first()) {}
 
 HttpServer::~HttpServer() = default;
 
 void HttpServer::listen(const std::string& host, int port) {
   const std::string where = host + ":" + std::to_string(port);
   beast::error_code ec;
-  tcp::resolver resolver(io_);
+  tcp::resolver resolver(io_.first());
   auto results = resolver.resolve(host, std::to_string(port), tcp::resolver::passive, ec);
   if (ec || results.empty()) throw Error("cannot resolve the address to serve on, " + where + ": " + ec.message());
   const tcp::endpoint endpoint = results.begin()->endpoint();
@@ -249,7 +268,7 @@ void HttpServer::listen(const std::string& host, int port) {
 }
 
 void HttpServer::accept() {
-  acceptor_.async_accept(net::make_strand(io_), [this](beast::error_code ec, tcp::socket socket) {
+  acceptor_.async_accept(io_.next(), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
@@ -277,8 +296,8 @@ void HttpServer::forget(Session* s) {
 }
 
 void HttpServer::stop_accepting() {
-  // On the acceptor's strand (an accept may be completing on another
-  // thread), waited for; when the network threads are gone, directly.
+  // On the acceptor's thread (an accept may be completing there), waited
+  // for; when the network threads are gone, directly.
   auto closed = std::make_shared<std::promise<void>>();
   auto done = closed->get_future();
   net::post(acceptor_.get_executor(), [this, closed] {

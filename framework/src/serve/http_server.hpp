@@ -50,10 +50,13 @@ struct TransportStats {
 HttpResponse error_response(http::status status, const std::string& detail, unsigned version = 11);
 
 class Session;
+class IoPool;
 
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& io, RequestHandler& handler, ServerLimits limits, TransportStats& stats);
+  // Listens on the pool's first io_context; each connection lives on the
+  // next one in turn.
+  HttpServer(IoPool& io, RequestHandler& handler, ServerLimits limits, TransportStats& stats);
   ~HttpServer();
   // Binds and starts accepting; throws docflow::Error naming the address.
   void listen(const std::string& host, int port);
@@ -69,7 +72,7 @@ class HttpServer {
   void accept();
   void forget(Session* s);
 
-  boost::asio::io_context& io_;
+  IoPool& io_;
   RequestHandler& handler_;
   ServerLimits limits_;
   TransportStats& stats_;
