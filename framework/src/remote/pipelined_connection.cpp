@@ -115,13 +115,15 @@ void PipelinedConnection::arm_timer() {
   Clock::time_point deadline;
   if (link_ && !open_) deadline = connect_deadline_;
   else if (!written_.empty()) deadline = written_.front()->deadline;
-  else {
-    timer_.cancel();
-    return;
-  }
-  timer_.expires_at(deadline);
+  else return;  // nothing to wait for: a pending wait finds that out when it ends
+  if (timer_pending_ && armed_at_ <= deadline) return;
+  timer_pending_ = true;
+  armed_at_ = deadline;
+  timer_.expires_at(deadline);  // cancels a later wait, whose handler sees it was aborted
   timer_.async_wait([self = shared_from_this(), link = link_](const boost::system::error_code& ec) {
-    if (ec == net::error::operation_aborted || link != self->link_) return;
+    if (ec == net::error::operation_aborted) return;
+    self->timer_pending_ = false;
+    if (link != self->link_) return self->arm_timer();  // a new connection's deadline, if any
     self->on_timer();
   });
 }
@@ -147,6 +149,7 @@ void PipelinedConnection::close(const std::string& why, bool timed_out) {
   open_ = writing_ = reading_ = false;
   resolver_.cancel();
   timer_.cancel();
+  timer_pending_ = false;
   // Taken out first: a callback may send again (a retry), on a new connection.
   std::deque<EntryPtr> written = std::move(written_), queued = std::move(queued_);
   written_.clear();

@@ -85,6 +85,12 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
   boost::asio::steady_timer timer_;
   LinkPtr link_;  // null: closed
   bool open_ = false, writing_ = false, reading_ = false;
+  // The timer's wait, when one is pending, ends at `armed_at_`. A later
+  // deadline leaves it be (it re-arms when it fires, on_timer): re-arming
+  // on every answer cost a cancelled handler and two timerfd updates per
+  // request.
+  bool timer_pending_ = false;
+  std::chrono::steady_clock::time_point armed_at_{};
   std::chrono::steady_clock::time_point connect_deadline_{};
   std::deque<EntryPtr> queued_;   // not written yet
   std::deque<EntryPtr> written_;  // written, waiting for their answers, in order
