@@ -39,6 +39,22 @@ int main(int argc, char** argv) {
     std::vector<torch::Tensor> grads = c.gradients();
     group->allreduce(grads, docflow::ProcessGroup::Op::Average);
     if (env.rank == 0) torch::save(grads, argv[5]);
+    // Tensors above the process group's split size (4M floats) go over in
+    // parts at once: every element must come back summed, for a contiguous
+    // tensor and for a transposed (non-contiguous) one. Small integers are
+    // exact in float.
+    const auto world = static_cast<double>(env.world_size);
+    const double rank_sum = world * (world - 1) / 2;
+    const torch::Tensor base = torch::arange((std::int64_t{1} << 22) + 12345, torch::kFloat).fmod(1000);
+    std::vector<torch::Tensor> big{base + env.rank};
+    group->allreduce(big, docflow::ProcessGroup::Op::Sum);
+    const torch::Tensor square = torch::arange(2100 * 2100, torch::kFloat).fmod(777).view({2100, 2100});
+    std::vector<torch::Tensor> transposed{(square + env.rank).t()};
+    group->allreduce(transposed, docflow::ProcessGroup::Op::Sum);
+    if (!torch::equal(big[0], base * world + rank_sum) || !torch::equal(transposed[0], (square * world + rank_sum).t())) {
+      std::cerr << "gather_worker rank " << env.rank << ": a large allreduce came back wrong\n";
+      return 1;
+    }
     group->barrier();
     return 0;
   } catch (const std::exception& e) {

@@ -59,6 +59,9 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const DistributedEnvironm
 }
 
 class GlooProcessGroup final : public ProcessGroup {
+  static constexpr std::int64_t kSplitAbove = std::int64_t{1} << 22;  // floats (16 MB)
+  static constexpr std::int64_t kParts = 2;
+
  public:
   explicit GlooProcessGroup(const DistributedEnvironment& env) : ProcessGroup(env) {
     const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
@@ -96,7 +99,24 @@ class GlooProcessGroup final : public ProcessGroup {
     o.reduceOp = op == Op::Max ? c10d::ReduceOp::MAX : c10d::ReduceOp::SUM;  // Gloo has no AVG
     // c10d's list is one tensor per device; several tensors go as one flat one.
     std::vector<at::Tensor> flat{tensors.size() == 1 ? tensors[0] : at::cat(flatten(tensors))};
-    run("allreduce", [&] { group_->allreduce(flat, o)->wait(); });
+    run("allreduce", [&] {
+      const std::int64_t n = flat[0].numel();
+      if (n < kSplitAbove) return (void)group_->allreduce(flat, o)->wait();
+      // A large tensor goes in kParts parts at once, on Gloo's two threads:
+      // one part's reduction overlaps the other's transfer (605 MB between
+      // two processes here: 1.07-1.33 -> 1.45-1.54 GB/s; four parts gave
+      // the same). Every rank splits alike: the decision is the size's.
+      const at::Tensor dense = flat[0].contiguous();
+      const at::Tensor whole = dense.view(-1);
+      std::vector<c10::intrusive_ptr<c10d::Work>> works;
+      for (std::int64_t k = 0; k < kParts; ++k) {
+        const std::int64_t lo = n * k / kParts, hi = n * (k + 1) / kParts;
+        std::vector<at::Tensor> part{whole.narrow(0, lo, hi - lo)};
+        works.push_back(group_->allreduce(part, o));
+      }
+      for (auto& w : works) w->wait();
+      if (!dense.is_same(flat[0])) flat[0].copy_(dense);
+    });
     if (op == Op::Average) flat[0].div_(env_.world_size);
     if (tensors.size() == 1) return;
     std::int64_t at = 0;
