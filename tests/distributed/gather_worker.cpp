@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
     std::vector<torch::Tensor> grads = c.gradients();
     group->allreduce(grads, docflow::ProcessGroup::Op::Average);
     if (env.rank == 0) torch::save(grads, argv[5]);
-    // Tensors above the process group's split size (4M floats) go over in
+    // Tensors above the process group's split size (256K floats) go over in
     // parts at once: every element must come back summed, for a contiguous
     // tensor and for a transposed (non-contiguous) one. Small integers are
     // exact in float.
