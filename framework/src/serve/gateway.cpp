@@ -1,9 +1,5 @@
 #include "docflow/gateway.hpp"
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-
-#include <optional>
 #include <thread>
 
 #include "http_api.hpp"
@@ -12,8 +8,6 @@
 #include "metrics.hpp"
 
 namespace docflow {
-
-namespace net = boost::asio;
 
 GatewayOptions GatewayOptions::from(const ServeConfig& serve) {
   GatewayOptions o;
