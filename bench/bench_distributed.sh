@@ -6,14 +6,15 @@
 # ratio, and the gradient allreduce time per step.
 #
 #   bench/bench_distributed.sh FLOW_EXE [small|vit] [RANKS]
+#   KEEP_WORK=DIR keeps the runs (logs, run folders) in DIR.
 set -euo pipefail
 flow=$1
 what=${2:-small}
 ranks=${3:-2}
 root=$(cd "$(dirname "$0")/.." && pwd)
 vocab=$root/../shared/data/clip/bpe_simple_vocab_16e6.txt.gz
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+work=${KEEP_WORK:-$(mktemp -d)}
+[ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$work"' EXIT
 case $what in
   small) sets="--set reader.batch_size=256 --set reader.limit=5120 --set image_encoder.model=small --set text_encoder.model=small" ;;
   vit) sets="--set reader.batch_size=32 --set reader.limit=160 --set reader.image_size=224 --set image_encoder.model=ViT-B/32 --set text_encoder.model=ViT-B/32" ;;

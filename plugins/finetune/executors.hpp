@@ -10,6 +10,7 @@
 #include <random>
 
 #include "clip/shared_model.hpp"
+#include "docflow/gradient_reducer.hpp"
 #include "clip/tokenizer.hpp"
 #include "docflow/executor.hpp"
 #include "epoch_sampler.hpp"
@@ -106,9 +107,11 @@ class ClipTrainer : public Executor {
   void train(Request& r);
   torch::Tensor step_loss(const torch::Tensor& image, const torch::Tensor& text);
   double loss_value(const torch::Tensor& loss);
-  void average_gradients();
   void apply_step();
-  double allreduce_seconds_ = 0, last_allreduce_seconds_ = 0;  // this epoch's and the last step's gradient allreduce
+  // Distributed: averages the gradients, from backward on (see gradient_reducer.hpp).
+  std::unique_ptr<GradientReducer> reducer_;
+  // this epoch's and the last step's wait for the gradients' allreduce after backward
+  double allreduce_seconds_ = 0, last_allreduce_seconds_ = 0;
   std::shared_ptr<clip::SharedClip> clip_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<torch::Tensor> parameters_;

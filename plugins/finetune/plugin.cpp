@@ -86,6 +86,10 @@ const docflow_param_schema kTrainerParams[] = {
     param("local_loss", "bool", "false",
           "distributed: each rank's loss covers only its own rows against all features (open_clip's local_loss; "
           "less compute per rank, the same gradients)"),
+    param("overlap_allreduce", "bool", "false",
+          "distributed: each bucket of gradients starts its allreduce as soon as backward has filled it, as "
+          "DistributedDataParallel does (for ranks with cores to spare: on ranks that use every core it measured "
+          "slower); false: all of them after backward"),
 };
 
 const docflow_param_schema kEvaluatorParams[] = {

@@ -1,13 +1,17 @@
 // One rank of the gather-with-grad check: `gather_worker RANK WORLD PORT
 // WITH_GRAD OUT`. Every rank builds the same batch (seeded), takes its rows,
 // computes CLIPLoss over the gathered features, backpropagates, averages the
-// parameters' gradients over the ranks as the trainer does, and rank 0 saves
-// them to OUT for the test to compare with one process's.
+// parameters' gradients over the ranks with a GradientReducer as the
+// trainer does (buckets of a few floats, so there are several, one alone,
+// and the lookup table by its touched rows; with WITH_GRAD 1 they start
+// from backward's hooks, with 0 after it), and rank 0 saves them to OUT for
+// the test to compare with one process's.
 #include <torch/torch.h>
 
 #include <iostream>
 
 #include "clip/loss.hpp"
+#include "docflow/gradient_reducer.hpp"
 #include "docflow/process_group.hpp"
 #include "feature_gather.hpp"
 #include "gather_case.hpp"
@@ -31,14 +35,27 @@ int main(int argc, char** argv) {
 
     docflow::testing::GatherCase c;
     const std::int64_t rows = c.kBatch / env.world_size;
-    const torch::Tensor image = torch::matmul(c.x_image.narrow(0, env.rank * rows, rows), c.w_image);
-    const torch::Tensor text = torch::matmul(c.x_text.narrow(0, env.rank * rows, rows), c.w_text);
+    std::vector<docflow::GradientReducer::Parameter> parameters;
+    for (const auto& p : c.parameters()) parameters.push_back({p, p.is_same(c.table)});
+    docflow::GradientReducer::Options options;
+    options.bucket_floats = 2;  // the scale alone fills one
+    options.alone_floats = 24;  // the towers' 6 x 4 weights
+    docflow::GradientReducer reducer(*group, parameters, options);
+    if (with_grad) reducer.prepare();
+    const torch::Tensor image = c.image_features(env.rank * rows, rows), text = c.text_features(env.rank * rows, rows);
     torch::Tensor loss = clip::clip_loss(docflow::finetune::gather_features(*group, image, with_grad),
                                          docflow::finetune::gather_features(*group, text, with_grad), c.scale);
     loss.backward();
-    std::vector<torch::Tensor> grads = c.gradients();
-    group->allreduce(grads, docflow::ProcessGroup::Op::Average);
-    if (env.rank == 0) torch::save(grads, argv[5]);
+    // Buckets in reverse order: the scale, w_text, w_image, then `unused`,
+    // whose gradient never comes: three of four start inside backward.
+    const int started = reducer.started_in_backward();
+    reducer.finish();
+    if (reducer.buckets() != 4 || started != (with_grad ? 3 : 0)) {
+      std::cerr << "gather_worker rank " << env.rank << ": " << started << " of " << reducer.buckets()
+                << " buckets started inside backward\n";
+      return 1;
+    }
+    if (env.rank == 0) torch::save(c.gradients(), argv[5]);
     // Tensors above the process group's split size (256K floats) go over in
     // parts at once: every element must come back summed, for a contiguous
     // tensor and for a transposed (non-contiguous) one. Small integers are

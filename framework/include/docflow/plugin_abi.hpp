@@ -11,7 +11,8 @@
 // 2: executor entries carry flags and output_param (the table's stride changed).
 // 3: ExecutorContext carries the process group of a distributed run.
 // 4: Executor gains answers_later() and handle_async() (the vtable changed).
-#define DOCFLOW_ABI_MAJOR 4
+// 5: ProcessGroup gains allreduce_async() and channel() (the vtable changed).
+#define DOCFLOW_ABI_MAJOR 5
 #define DOCFLOW_ABI_MINOR 0
 
 #define DOCFLOW_STR_(x) #x

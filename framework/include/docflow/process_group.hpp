@@ -45,6 +45,16 @@ class ProcessGroup {
   enum class Op { Sum, Average, Max };
   virtual ~ProcessGroup();
 
+  // A collective under way (allreduce_async): wait() returns once its
+  // results are in place, and throws docflow::Error as the blocking call
+  // would. Dropping it unwaited is safe (c10d keeps the tensors alive) but
+  // leaves the tensors' contents undefined.
+  class Pending {
+   public:
+    virtual ~Pending();
+    virtual void wait() = 0;
+  };
+
   // Joins the run `env` describes (world size 1: no network at all). Throws
   // docflow::Error naming the store's address when it cannot be reached in
   // env.timeout.
@@ -59,7 +69,11 @@ class ProcessGroup {
 
   // In place, on every rank: float tensors of the same shapes on every rank
   // (several travel as one flat tensor).
-  virtual void allreduce(std::vector<at::Tensor>& tensors, Op op = Op::Sum) = 0;
+  void allreduce(std::vector<at::Tensor>& tensors, Op op = Op::Sum) { allreduce_async(tensors, op)->wait(); }
+  // The same, started and returned at once: the tensors must be left alone
+  // until wait(). Collectives pair up across the ranks in the order they
+  // are started, so every rank starts them in the same order.
+  virtual std::unique_ptr<Pending> allreduce_async(std::vector<at::Tensor> tensors, Op op = Op::Sum) = 0;
   // Every rank's `tensor` (the same shape on every rank), in rank order.
   virtual std::vector<at::Tensor> allgather(const at::Tensor& tensor) = 0;
   // `tensor` becomes root's, in place.
@@ -69,6 +83,12 @@ class ProcessGroup {
   virtual void store_set(const std::string& key, const std::string& value) = 0;
   // Waits for the key, up to `timeout` (0: the environment's).
   virtual std::string store_get(const std::string& key, std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) = 0;
+
+  // Another channel to the same ranks, `name` alike on every rank: its
+  // collectives pair up among themselves and never with this group's, so
+  // two parts of a program (the gradients' buckets started from backward,
+  // the features gathered inside it) cannot cross each other's order.
+  virtual std::shared_ptr<ProcessGroup> channel(const std::string& name) = 0;
 
   // Refuses a run whose ranks resolved different flows (another file, other
   // --set values): every rank publishes a digest of `text` and compares.

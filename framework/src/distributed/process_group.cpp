@@ -19,6 +19,7 @@
 namespace docflow {
 
 ProcessGroup::~ProcessGroup() = default;
+ProcessGroup::Pending::~Pending() = default;
 
 std::string DistributedEnvironment::describe() const {
   std::ostringstream s;
@@ -29,11 +30,34 @@ std::string DistributedEnvironment::describe() const {
 
 namespace {
 
+struct Done final : ProcessGroup::Pending {
+  void wait() override {}
+};
+
+// c10d's messages carry a stack trace after the first line.
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+// Runs a c10d call; its failure becomes an Error naming the rank and what
+// it waited for. `timeout`: the one the call waited with, when not the
+// environment's.
+void run(const DistributedEnvironment& env, const std::string& what, const std::function<void()>& f,
+         std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    const auto waited = timeout.count() > 0 ? timeout : env.timeout;
+    throw Error("rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) + ": " + what +
+                " failed (another rank died, stopped or took longer than the " + std::to_string(waited.count() / 1000) +
+                " s timeout): " + first_line(e.what()));
+  }
+}
+
 // World size 1: every collective is the identity.
 class SingleProcessGroup final : public ProcessGroup {
  public:
   SingleProcessGroup() : ProcessGroup(DistributedEnvironment{}) {}
-  void allreduce(std::vector<at::Tensor>&, Op) override {}
+  std::unique_ptr<Pending> allreduce_async(std::vector<at::Tensor>, Op) override { return std::make_unique<Done>(); }
+  std::shared_ptr<ProcessGroup> channel(const std::string&) override { return std::make_shared<SingleProcessGroup>(); }
   std::vector<at::Tensor> allgather(const at::Tensor& tensor) override { return {tensor.clone()}; }
   void broadcast(at::Tensor&, int) override {}
   void barrier() override {}
@@ -58,6 +82,39 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const DistributedEnvironm
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
+// An allreduce started on Gloo's threads: wait() finishes what the
+// blocking call did after them (the copy back into a non-contiguous
+// tensor, the average, the pieces of a flat bucket).
+class GlooPending final : public ProcessGroup::Pending {
+ public:
+  GlooPending(const DistributedEnvironment& env, ProcessGroup::Op op, std::vector<at::Tensor> tensors, at::Tensor flat,
+              at::Tensor dense, std::vector<c10::intrusive_ptr<c10d::Work>> works)
+      : env_(env), op_(op), tensors_(std::move(tensors)), flat_(std::move(flat)), dense_(std::move(dense)), works_(std::move(works)) {}
+
+  void wait() override {
+    if (works_.empty()) return;
+    run(env_, "allreduce", [&] {
+      for (auto& w : works_) w->wait();
+    });
+    works_.clear();
+    if (!dense_.is_same(flat_)) flat_.copy_(dense_);
+    if (op_ == ProcessGroup::Op::Average) flat_.div_(env_.world_size);
+    if (tensors_.size() == 1) return;
+    std::int64_t at = 0;
+    for (auto& t : tensors_) {
+      t.copy_(flat_.narrow(0, at, t.numel()).view_as(t));
+      at += t.numel();
+    }
+  }
+
+ private:
+  DistributedEnvironment env_;
+  ProcessGroup::Op op_;
+  std::vector<at::Tensor> tensors_;
+  at::Tensor flat_, dense_;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works_;
+};
+
 class GlooProcessGroup final : public ProcessGroup {
   static constexpr std::int64_t kSplitAbove = std::int64_t{1} << 18;  // floats (1 MB)
   static constexpr std::int64_t kParts = 2;
@@ -73,66 +130,63 @@ class GlooProcessGroup final : public ProcessGroup {
       o.waitWorkers = false;  // the process group's own rendezvous waits for every rank
       o.timeout = env.timeout;
       tcp_store_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
-      // An agent's store outlives a restart of the workers: each attempt
-      // keys its rendezvous apart, as torch.distributed does.
-      store_ = c10::make_intrusive<c10d::PrefixStore>(
-          env.agent_store ? "/worker/attempt_" + std::to_string(env.restart_count) + "/docflow" : "docflow", tcp_store_);
     } catch (const std::exception& e) {
       throw Error(std::string(env.rank == 0 && !env.agent_store ? "cannot serve" : "cannot reach") + " the run's store at " +
                   where + " (" + env.describe() + ") within " + std::to_string(env.timeout.count() / 1000) + " s: " + first_line(e.what()));
     }
-    try {
-      auto options = c10d::ProcessGroupGloo::Options::create(env.timeout);
-      options->devices.push_back(gloo_device(env));
-      options->threads = 2;
-      group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, env.rank, env.world_size, options);
-    } catch (const std::exception& e) {
-      throw Error("rank " + std::to_string(env.rank) + " could not connect to the other " + std::to_string(env.world_size - 1) +
-                  " rank(s) through the store at " + where + " within " + std::to_string(env.timeout.count() / 1000) +
-                  " s (a rank that did not start, or a firewall?): " + first_line(e.what()));
-    }
+    // An agent's store outlives a restart of the workers: each attempt
+    // keys its rendezvous apart, as torch.distributed does.
+    prefix_ = env.agent_store ? "/worker/attempt_" + std::to_string(env.restart_count) + "/docflow" : "docflow";
+    connect();
   }
 
-  void allreduce(std::vector<at::Tensor>& tensors, Op op) override {
-    if (tensors.empty()) return;
+  // A channel: the same store under a prefix of its own, Gloo pairs of its own.
+  GlooProcessGroup(const DistributedEnvironment& env, c10::intrusive_ptr<c10d::TCPStore> tcp_store, std::string prefix)
+      : ProcessGroup(env), tcp_store_(std::move(tcp_store)), prefix_(std::move(prefix)) {
+    connect();
+  }
+
+  std::shared_ptr<ProcessGroup> channel(const std::string& name) override {
+    return std::make_shared<GlooProcessGroup>(env_, tcp_store_, prefix_ + "/channel/" + name);
+  }
+
+  std::unique_ptr<Pending> allreduce_async(std::vector<at::Tensor> tensors, Op op) override {
+    if (tensors.empty()) return std::make_unique<Done>();
     c10d::AllreduceOptions o;
     o.reduceOp = op == Op::Max ? c10d::ReduceOp::MAX : c10d::ReduceOp::SUM;  // Gloo has no AVG
     // c10d's list is one tensor per device; several tensors go as one flat one.
-    std::vector<at::Tensor> flat{tensors.size() == 1 ? tensors[0] : at::cat(flatten(tensors))};
-    run("allreduce", [&] {
-      const std::int64_t n = flat[0].numel();
-      if (n < kSplitAbove) return (void)group_->allreduce(flat, o)->wait();
+    at::Tensor flat = tensors.size() == 1 ? tensors[0] : at::cat(flatten(tensors));
+    at::Tensor dense = flat;
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    run(env_, "allreduce", [&] {
+      const std::int64_t n = flat.numel();
+      if (n < kSplitAbove) {
+        std::vector<at::Tensor> one{flat};
+        works.push_back(group_->allreduce(one, o));
+        return;
+      }
       // A tensor over 1 MB goes in kParts parts at once, on Gloo's two
       // threads: one part's reduction overlaps the other's transfer
       // (bench_allreduce against torch.distributed, medians of three
       // rounds: 605 MB 1.03 -> 1.18x, 9.4 MB 1.02 -> 1.22x, 2.4 MB 1.04 ->
       // 1.19x; four parts gave the same as two). Every rank splits alike:
       // the decision is the size's.
-      const at::Tensor dense = flat[0].contiguous();
+      dense = flat.contiguous();
       const at::Tensor whole = dense.view(-1);
-      std::vector<c10::intrusive_ptr<c10d::Work>> works;
       for (std::int64_t k = 0; k < kParts; ++k) {
         const std::int64_t lo = n * k / kParts, hi = n * (k + 1) / kParts;
         std::vector<at::Tensor> part{whole.narrow(0, lo, hi - lo)};
         works.push_back(group_->allreduce(part, o));
       }
-      for (auto& w : works) w->wait();
-      if (!dense.is_same(flat[0])) flat[0].copy_(dense);
     });
-    if (op == Op::Average) flat[0].div_(env_.world_size);
-    if (tensors.size() == 1) return;
-    std::int64_t at = 0;
-    for (auto& t : tensors) {
-      t.copy_(flat[0].narrow(0, at, t.numel()).view_as(t));
-      at += t.numel();
-    }
+    return std::make_unique<GlooPending>(env_, op, std::move(tensors), std::move(flat), std::move(dense), std::move(works));
   }
 
   std::vector<at::Tensor> allgather(const at::Tensor& tensor) override {
     std::vector<at::Tensor> input{tensor.contiguous()};
     std::vector<std::vector<at::Tensor>> output(1);
     for (int r = 0; r < env_.world_size; ++r) output[0].push_back(at::empty_like(input[0]));
-    run("allgather", [&] { group_->allgather(output, input)->wait(); });
+    run(env_, "allgather", [&] { group_->allgather(output, input)->wait(); });
     return output[0];
   }
 
@@ -140,21 +194,21 @@ class GlooProcessGroup final : public ProcessGroup {
     std::vector<at::Tensor> t{tensor};
     c10d::BroadcastOptions o;
     o.rootRank = root;
-    run("broadcast", [&] { group_->broadcast(t, o)->wait(); });
+    run(env_, "broadcast", [&] { group_->broadcast(t, o)->wait(); });
   }
 
   void barrier() override {
-    run("barrier", [&] { group_->barrier()->wait(); });
+    run(env_, "barrier", [&] { group_->barrier()->wait(); });
   }
 
   void store_set(const std::string& key, const std::string& value) override {
-    run("store set '" + key + "'", [&] { store_->set(key, std::vector<std::uint8_t>(value.begin(), value.end())); });
+    run(env_, "store set '" + key + "'", [&] { store_->set(key, std::vector<std::uint8_t>(value.begin(), value.end())); });
   }
 
   std::string store_get(const std::string& key, std::chrono::milliseconds timeout) override {
     std::vector<std::uint8_t> v;
     run(
-        "store get '" + key + "'",
+        env_, "store get '" + key + "'",
         [&] {
           if (timeout.count() > 0) store_->wait({key}, timeout);
           v = store_->get(key);
@@ -170,23 +224,22 @@ class GlooProcessGroup final : public ProcessGroup {
     return out;
   }
 
-  // c10d's messages carry a stack trace after the first line.
-  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
-  // `timeout`: the one the call waited with, when not the environment's.
-  void run(const std::string& what, const std::function<void()>& f,
-           std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+  void connect() {
+    store_ = c10::make_intrusive<c10d::PrefixStore>(prefix_, tcp_store_);
     try {
-      f();
+      auto options = c10d::ProcessGroupGloo::Options::create(env_.timeout);
+      options->devices.push_back(gloo_device(env_));
+      options->threads = 2;
+      group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, env_.rank, env_.world_size, options);
     } catch (const std::exception& e) {
-      const auto waited = timeout.count() > 0 ? timeout : env_.timeout;
-      throw Error("rank " + std::to_string(env_.rank) + " of " + std::to_string(env_.world_size) + ": " + what +
-                  " failed (another rank died, stopped or took longer than the " + std::to_string(waited.count() / 1000) +
-                  " s timeout): " + first_line(e.what()));
+      throw Error("rank " + std::to_string(env_.rank) + " could not connect to the other " + std::to_string(env_.world_size - 1) +
+                  " rank(s) through the store at " + env_.master_addr + ":" + std::to_string(env_.master_port) + " within " +
+                  std::to_string(env_.timeout.count() / 1000) + " s (a rank that did not start, or a firewall?): " + first_line(e.what()));
     }
   }
 
   c10::intrusive_ptr<c10d::TCPStore> tcp_store_;
+  std::string prefix_;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
 };
