@@ -1,5 +1,5 @@
-// `flow export kubernetes FILE OUT [--namespace NS] [--image IMAGE] [--data-claim PVC] [--nodes N] [--set K=V]...`
-// `flow export compose FILE OUT [--image IMAGE] [--port P] [--nodes N] [--set K=V]...`
+// `flow export kubernetes FILE OUT [--namespace NS] [--image IMAGE] [--data-claim PVC] [--nodes N] [--nproc-per-node P] [--set K=V]...`
+// `flow export compose FILE OUT [--image IMAGE] [--port P] [--nodes N] [--nproc-per-node P] [--set K=V]...`
 // A served flow becomes a service per executor (per shard) and a gateway
 // (Jina's `flow.to_kubernetes_yaml` / `to_docker_compose_yaml`); a batch flow
 // (a source, as a training flow has) becomes a distributed job of N ranks.
@@ -42,7 +42,9 @@ int export_command(const Args& args) {
       "image", po::value<std::string>()->default_value(kDefaultImage), "the image every container runs (see the Dockerfile)")(
       "data-claim", po::value<std::string>(), "kubernetes: a PersistentVolumeClaim mounted at /data in every pod (default: an emptyDir)")(
       "port", po::value<int>()->default_value(kServicePort), "compose: the host port the gateway is published on")(
-      "nodes", po::value<int>()->default_value(2), "a batch flow: the number of ranks (one process, one pod each)")(
+      "nodes", po::value<int>()->default_value(2), "a batch flow: the number of pods (nodes)")(
+      "nproc-per-node", po::value<int>()->default_value(1),
+      "a batch flow: ranks per pod (more than 1: each pod runs the launcher, as torchrun in a PyTorchJob with nprocPerNode)")(
       "format", po::value<std::string>(), "kubernetes or compose")("file", po::value<std::string>(), "flow file")(
       "out", po::value<std::string>(), "the folder to write");
   po::positional_options_description pos;
@@ -60,7 +62,9 @@ int export_command(const Args& args) {
     // Validated as `flow run` would: an export that cannot start is refused here.
     const Flow flow = Flow::load(vm["file"].as<std::string>(), overrides_of(vm));
     const std::string image = vm["image"].as<std::string>();
-    const int nodes = vm["nodes"].as<int>();
+    const int nodes = vm["nodes"].as<int>(), nproc = vm["nproc-per-node"].as<int>();
+    const std::string ranks = std::to_string(nodes * nproc) + " ranks" +
+                              (nproc > 1 ? " (" + std::to_string(nodes) + " pods of " + std::to_string(nproc) + ")" : "");
     std::map<std::string, std::string> files;
     std::vector<std::string> warnings;
     std::string what;
@@ -72,10 +76,10 @@ int export_command(const Args& args) {
       if (vm.count("data-claim")) o.data_claim = vm["data-claim"].as<std::string>();
       ManifestFiles manifests;
       if (is_batch_flow(flow)) {
-        TrainingPlan plan = plan_training(flow, nodes);
+        TrainingPlan plan = plan_training(flow, nodes, nproc);
         warnings = plan.warnings;
         manifests = kubernetes_training(plan, o);
-        what = std::to_string(nodes) + " ranks: apply pytorchjob.yml (Kubeflow's training operator) or job.yml (an indexed Job), not both";
+        what = ranks + ": apply pytorchjob.yml (Kubeflow's training operator) or job.yml (an indexed Job), not both";
       } else {
         ServingPlan plan = plan_serving(flow, [&](const std::string& s) { return cluster_address(s, o.ns); });
         warnings = plan.warnings;
@@ -88,10 +92,10 @@ int export_command(const Args& args) {
       o.image = image;
       o.gateway_port = vm["port"].as<int>();
       if (is_batch_flow(flow)) {
-        TrainingPlan plan = plan_training(flow, nodes);
+        TrainingPlan plan = plan_training(flow, nodes, nproc);
         warnings = plan.warnings;
         files = compose_training(plan, o);
-        what = std::to_string(nodes) + " ranks";
+        what = ranks;
       } else {
         ServingPlan plan = plan_serving(flow, [](const std::string& s) { return s; });
         warnings = plan.warnings;

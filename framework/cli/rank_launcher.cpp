@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -52,6 +54,8 @@ namespace {
   ::setenv("MASTER_PORT", std::to_string(o.master_port).c_str(), 1);
   ::setenv("DOCFLOW_DIST_TIMEOUT", std::to_string(o.timeout_s).c_str(), 1);
   ::unsetenv("TORCHELASTIC_USE_AGENT_STORE");  // this launcher serves no store: rank 0 does
+  // A rank is no launcher: the training operator's launcher variables stop here.
+  for (const char* v : {"PET_NPROC_PER_NODE", "PET_NNODES", "PET_NODE_RANK", "PET_MASTER_ADDR", "PET_MASTER_PORT"}) ::unsetenv(v);
   std::vector<std::string> argv{"flow", "run"};
   argv.insert(argv.end(), run_args.begin(), run_args.end());
   std::vector<char*> c;
@@ -134,6 +138,55 @@ std::vector<RankExit> launch_ranks(const LaunchOptions& given, const Args& run_a
   ::signal(SIGINT, SIG_DFL);
   ::signal(SIGTERM, SIG_DFL);
   return exits;
+}
+
+namespace {
+
+std::optional<std::string> variable(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return std::nullopt;
+  return std::string(v);
+}
+
+int whole_number(const char* name, const std::string& v, int min) {
+  std::size_t used = 0;
+  int n = -1;
+  try {
+    n = std::stoi(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != v.size() || n < min || n > 65535)
+    throw Error(std::string(name) + "='" + v + "' is not a whole number from " + std::to_string(min) + " to 65535");
+  return n;
+}
+
+}  // namespace
+
+std::optional<LaunchOptions> launch_options_from_variables() {
+  const std::optional<std::string> nproc = variable("PET_NPROC_PER_NODE");
+  if (!nproc || variable("TORCHELASTIC_RUN_ID")) return std::nullopt;
+  LaunchOptions o;
+  if (*nproc == "auto" || *nproc == "cpu")
+    o.nproc_per_node = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  else if (*nproc == "gpu")
+    throw Error("PET_NPROC_PER_NODE=gpu: docflow trains on CPUs; give a number of processes");
+  else
+    o.nproc_per_node = whole_number("PET_NPROC_PER_NODE", *nproc, 1);
+  if (const auto nnodes = variable("PET_NNODES")) {
+    // torchrun's elastic form MIN:MAX; docflow's runs have a fixed size.
+    const auto colon = nnodes->find(':');
+    o.nnodes = whole_number("PET_NNODES", nnodes->substr(0, colon), 1);
+    if (colon != std::string::npos && whole_number("PET_NNODES", nnodes->substr(colon + 1), 1) != o.nnodes)
+      throw Error("PET_NNODES='" + *nnodes + "' asks for an elastic run; docflow's runs have a fixed number of nodes (N or N:N)");
+  }
+  if (const auto rank = variable("PET_NODE_RANK")) o.node_rank = whole_number("PET_NODE_RANK", *rank, 0);
+  std::optional<std::string> addr = variable("PET_MASTER_ADDR");
+  if (!addr) addr = variable("MASTER_ADDR");
+  if (addr) o.master_addr = *addr;
+  const char* port_name = variable("PET_MASTER_PORT") ? "PET_MASTER_PORT" : "MASTER_PORT";
+  if (const auto port = variable(port_name)) o.master_port = whole_number(port_name, *port, 1);
+  return o;
 }
 
 }  // namespace docflow::cli

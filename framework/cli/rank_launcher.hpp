@@ -6,6 +6,7 @@
 // distributed timeout to fail by themselves (they say what they saw) before
 // it kills them: no rank is left hanging.
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,5 +36,15 @@ std::vector<RankExit> launch_ranks(const LaunchOptions& options, const Args& run
 
 // A TCP port free on 127.0.0.1 right now (for the store of a one-node run).
 int free_loopback_port();
+
+// The launcher's options from torchrun's own variables, the contract of
+// Kubeflow's training operator with `nprocPerNode` (v1.7 on):
+// PET_NPROC_PER_NODE (a number, or auto/cpu: this machine's cores),
+// PET_NNODES ("N" or "N:N"), PET_NODE_RANK, PET_MASTER_ADDR and
+// PET_MASTER_PORT (else MASTER_ADDR and MASTER_PORT). nullopt when
+// PET_NPROC_PER_NODE is not set, or in a worker torchrun started
+// (TORCHELASTIC_RUN_ID: that process is a rank). A bad value is an error
+// naming the variable.
+std::optional<LaunchOptions> launch_options_from_variables();
 
 }  // namespace docflow::cli

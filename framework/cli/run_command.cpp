@@ -1,7 +1,9 @@
 // `flow run FILE [--name NAME] [--set K=V]... [--detach] [--resume NAME]`,
 // and a distributed run: `--nproc-per-node N` (with `--nnodes M --node-rank R
 // --master-addr A --master-port P` across machines) starts the ranks, and a
-// process with torchrun's environment (WORLD_SIZE, RANK, ...) is one of them.
+// process with torchrun's environment (WORLD_SIZE, RANK, ...) is one of them;
+// one with torchrun's launcher variables (PET_NPROC_PER_NODE, ...: Kubeflow's
+// training operator with nprocPerNode) is the launcher.
 #include <signal.h>
 #include <unistd.h>
 
@@ -101,13 +103,17 @@ RunSetup await_setup(ProcessGroup& group) {
 // The launcher's side of `--nproc-per-node`: starts this node's ranks with
 // the same run arguments and reports how each ended.
 int launch(const po::variables_map& vm, const std::string& file, const FlowConfig& config) {
-  if (environment_from_variables())
+  // Started as torchrun would be (the training operator's PET_* variables):
+  // those are the defaults, and the WORLD_SIZE and RANK the operator sets
+  // beside them describe the pods, not the ranks this launcher starts.
+  const std::optional<LaunchOptions> from_variables = launch_options_from_variables();
+  if (!from_variables && environment_from_variables())
     throw Error("--nproc-per-node in a process that is already a rank (WORLD_SIZE is set, by torchrun?): "
                 "let one launcher start the ranks");
-  LaunchOptions o;
-  o.nproc_per_node = vm.count("nproc-per-node") ? vm["nproc-per-node"].as<int>() : 1;
-  o.nnodes = vm["nnodes"].as<int>();
-  o.node_rank = vm["node-rank"].as<int>();
+  LaunchOptions o = from_variables.value_or(LaunchOptions{});
+  if (vm.count("nproc-per-node")) o.nproc_per_node = vm["nproc-per-node"].as<int>();
+  if (!vm["nnodes"].defaulted()) o.nnodes = vm["nnodes"].as<int>();
+  if (!vm["node-rank"].defaulted()) o.node_rank = vm["node-rank"].as<int>();
   if (vm.count("master-addr")) o.master_addr = vm["master-addr"].as<std::string>();
   if (vm.count("master-port")) o.master_port = vm["master-port"].as<int>();
   o.timeout_s = vm["dist-timeout"].as<double>();
@@ -196,7 +202,8 @@ int run_command(const Args& args) {
     if (vm.count("resume") && vm.count("name")) throw po::error("--resume NAME names the run already; drop --name");
     flow = std::make_unique<Flow>(Flow::load(file, overrides_of(vm)));
     config = flow->config();
-    if (vm.count("nproc-per-node") || vm["nnodes"].as<int>() > 1 || vm.count("master-addr") || vm.count("master-port"))
+    if (vm.count("nproc-per-node") || vm["nnodes"].as<int>() > 1 || vm.count("master-addr") || vm.count("master-port") ||
+        launch_options_from_variables())
       return launch(vm, file, config);
 
     const std::optional<DistributedEnvironment> env = environment_from_variables();

@@ -208,6 +208,24 @@ BOOST_AUTO_TEST_CASE(processes_started_with_torchruns_environment_are_its_ranks)
   same_losses(losses(dir.path() / "runs" / "tr"), ref.losses);
 }
 
+// A pod of Kubeflow's training operator with nprocPerNode: torchrun's
+// launcher variables, and beside them the WORLD_SIZE and RANK the operator
+// sets for the pod (not for the ranks): `flow run FILE` is the launcher.
+BOOST_AUTO_TEST_CASE(a_pod_with_torchruns_launcher_variables_launches_its_ranks) {
+  Reference& ref = reference();
+  TempDir dir;
+  const std::string port = std::to_string(docflow::cli::free_loopback_port());
+  const auto r = run_command("PET_NPROC_PER_NODE=2 PET_NNODES=1:1 PET_NODE_RANK=0 PET_MASTER_ADDR=127.0.0.1 PET_MASTER_PORT=" + port +
+                             " WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " sh -c '" + job(dir, "--name pet") + "'");
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  BOOST_TEST(r.output.find("ranks 0-1 of 2 started") != std::string::npos, r.output);
+  same_losses(losses(dir.path() / "runs" / "pet"), ref.losses);
+
+  const auto elastic = run_command("PET_NPROC_PER_NODE=2 PET_NNODES=1:4 sh -c '" + job(dir, "--name elastic") + "'");
+  BOOST_TEST(elastic.exit_code != 0);
+  BOOST_TEST(elastic.output.find("PET_NNODES='1:4' asks for an elastic run") != std::string::npos, elastic.output);
+}
+
 BOOST_AUTO_TEST_CASE(one_launcher_per_node_joins_a_run_across_machines) {
   Reference& ref = reference();
   TempDir dir;

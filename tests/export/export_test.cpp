@@ -65,6 +65,14 @@ YAML::Node document(const fs::path& file, const std::string& kind) {
   return {};
 }
 
+// The environment a container gets: name -> value, or the field it comes from.
+std::map<std::string, std::string> environment_of(const YAML::Node& container) {
+  std::map<std::string, std::string> env;
+  for (const auto& v : container["env"])
+    env[v["name"].as<std::string>()] = v["value"] ? v["value"].as<std::string>() : v["valueFrom"]["fieldRef"]["fieldPath"].as<std::string>();
+  return env;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(export_manifests)
@@ -155,15 +163,51 @@ BOOST_AUTO_TEST_CASE(a_batch_flow_is_a_pytorchjob_and_an_indexed_job_of_its_rank
   BOOST_TEST(job["spec"]["completionMode"].as<std::string>() == "Indexed");
   BOOST_TEST(job["spec"]["completions"].as<int>() == 3);
   BOOST_TEST(job["spec"]["template"]["spec"]["subdomain"].as<std::string>() == "train");
-  std::map<std::string, std::string> env;
-  for (const auto& v : job["spec"]["template"]["spec"]["containers"][0]["env"])
-    env[v["name"].as<std::string>()] = v["value"] ? v["value"].as<std::string>() : v["valueFrom"]["fieldRef"]["fieldPath"].as<std::string>();
+  auto env = environment_of(job["spec"]["template"]["spec"]["containers"][0]);
   BOOST_TEST(env["RANK"] == "metadata.annotations['batch.kubernetes.io/job-completion-index']");
   BOOST_TEST(env["WORLD_SIZE"] == "3");
   BOOST_TEST(env["MASTER_ADDR"] == "train-0.train.ml.svc");  // rank 0's pod through the headless Service
   BOOST_TEST(document(out / "job.yml", "Service")["spec"]["clusterIP"].as<std::string>() == "None");
   const std::string flow = document(out / "job.yml", "ConfigMap")["data"]["flow.yml"].as<std::string>();
   BOOST_TEST(contains(flow, "uses: DocumentReader"), flow);
+}
+
+BOOST_AUTO_TEST_CASE(several_ranks_per_pod_make_each_pod_the_launcher_told_by_torchruns_variables) {
+  TempDir dir;
+  const fs::path out = dir.path() / "job";
+  auto r = run_command(kFlow + " export kubernetes " + write(dir, "flow.yml", kBatch) + " " + out.string() +
+                       " --nodes 2 --nproc-per-node 4 --namespace ml");
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  BOOST_TEST(contains(r.output, "8 ranks (2 pods of 4): apply pytorchjob.yml"), r.output);
+  r = validate(out);
+  BOOST_TEST(r.exit_code == 0, r.output);
+
+  // The operator (v1.7 on) sets PET_NPROC_PER_NODE and the rest from nprocPerNode.
+  const YAML::Node pytorch = document(out / "pytorchjob.yml", "PyTorchJob");
+  BOOST_TEST(pytorch["spec"]["nprocPerNode"].as<std::string>() == "4");
+  BOOST_TEST(pytorch["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"].as<int>() == 1);
+  const auto master_env = environment_of(pytorch["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]);
+  BOOST_TEST(master_env.count("LOCAL_WORLD_SIZE") == 0u);  // the launcher sets it for its ranks
+
+  // Without the operator the indexed Job says it itself.
+  auto env = environment_of(document(out / "job.yml", "Job")["spec"]["template"]["spec"]["containers"][0]);
+  BOOST_TEST(env["PET_NPROC_PER_NODE"] == "4");
+  BOOST_TEST(env["PET_NNODES"] == "2");
+  BOOST_TEST(env["PET_NODE_RANK"] == "metadata.annotations['batch.kubernetes.io/job-completion-index']");
+  BOOST_TEST(env["PET_MASTER_ADDR"] == "train-0.train.ml.svc");
+  BOOST_TEST((env.count("RANK") == 0u && env.count("WORLD_SIZE") == 0u));
+
+  r = run_command(kFlow + " export compose " + write(dir, "batch.yml", kBatch) + " " + dir.file("batch") + " --nodes 2 --nproc-per-node 3");
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  BOOST_TEST(contains(r.output, "6 ranks (2 pods of 3)"), r.output);
+  const YAML::Node batch = YAML::LoadFile(dir.file("batch/docker-compose.yml"));
+  BOOST_TEST(batch["services"]["rank-1"]["environment"]["PET_NODE_RANK"].as<std::string>() == "1");
+  BOOST_TEST(batch["services"]["rank-1"]["environment"]["PET_NPROC_PER_NODE"].as<std::string>() == "3");
+  BOOST_TEST(batch["services"]["rank-1"]["environment"]["PET_MASTER_ADDR"].as<std::string>() == "rank-0");
+
+  r = run_command(kFlow + " export kubernetes " + write(dir, "flow.yml", kBatch) + " " + dir.file("bad") + " --nproc-per-node 0");
+  BOOST_TEST(r.exit_code != 0);
+  BOOST_TEST(contains(r.output, "--nproc-per-node expects at least 1, found 0"), r.output);
 }
 
 BOOST_AUTO_TEST_CASE(compose_files_are_what_docker_compose_accepts) {

@@ -29,6 +29,8 @@ function checkPyTorchJob(doc, where) {
   const spec = doc.spec || fail(where, "spec is required");
   for (const k of Object.keys(spec))
     if (!["runPolicy", "pytorchReplicaSpecs", "elasticPolicy", "nprocPerNode"].includes(k)) fail(where, `unknown field 'spec.${k}'`);
+  if ("nprocPerNode" in spec && (typeof spec.nprocPerNode !== "string" || !/^([1-9][0-9]*|auto|cpu|gpu)$/.test(spec.nprocPerNode)))
+    fail(where, `spec.nprocPerNode is a string: a number, auto, cpu or gpu; found ${JSON.stringify(spec.nprocPerNode)}`);
   const replicas = spec.pytorchReplicaSpecs || fail(where, "spec.pytorchReplicaSpecs is required");
   if (!replicas.Master) fail(where, "spec.pytorchReplicaSpecs.Master is required (rank 0)");
   for (const [role, r] of Object.entries(replicas)) {

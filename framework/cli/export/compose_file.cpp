@@ -83,14 +83,20 @@ std::map<std::string, std::string> compose_training(const TrainingPlan& plan, co
   for (int r = 0; r < plan.nodes; ++r) {
     Manifest s = base_service(plan.flow + ".yml", plan.command, o);
     s["hostname"] = "rank-" + std::to_string(r);
-    s["environment"] = {{"RANK", std::to_string(r)},          {"WORLD_SIZE", std::to_string(plan.nodes)},
-                        {"LOCAL_RANK", "0"},                  {"LOCAL_WORLD_SIZE", "1"},
-                        {"MASTER_ADDR", "rank-0"},            {"MASTER_PORT", std::to_string(kMasterPort)}};
+    if (plan.nproc_per_node > 1)  // each service the launcher of its node's ranks, told as torchrun is
+      s["environment"] = {{"PET_NPROC_PER_NODE", std::to_string(plan.nproc_per_node)}, {"PET_NNODES", std::to_string(plan.nodes)},
+                          {"PET_NODE_RANK", std::to_string(r)},
+                          {"PET_MASTER_ADDR", "rank-0"},
+                          {"PET_MASTER_PORT", std::to_string(kMasterPort)}};
+    else
+      s["environment"] = {{"RANK", std::to_string(r)},          {"WORLD_SIZE", std::to_string(plan.nodes)},
+                          {"LOCAL_RANK", "0"},                  {"LOCAL_WORLD_SIZE", "1"},
+                          {"MASTER_ADDR", "rank-0"},            {"MASTER_PORT", std::to_string(kMasterPort)}};
     if (!plan.resources.empty()) s["deploy"] = {{"resources", resources_of(plan.resources)}};
     services["rank-" + std::to_string(r)] = s;
   }
   files["config/" + plan.flow + ".yml"] = plan.flow_yaml;
-  files["docker-compose.yml"] = "# flow " + plan.flow + " as " + std::to_string(plan.nodes) +
+  files["docker-compose.yml"] = "# flow " + plan.flow + " as " + std::to_string(plan.nodes * plan.nproc_per_node) +
                                 " ranks, written by `flow export compose`: docker compose up\n" +
                                 yaml_documents({Manifest{{"services", services}}});
   return files;

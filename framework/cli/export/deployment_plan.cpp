@@ -109,12 +109,14 @@ ServingPlan plan_serving(const Flow& flow, const std::function<std::string(const
   return plan;
 }
 
-TrainingPlan plan_training(const Flow& flow, int nodes) {
+TrainingPlan plan_training(const Flow& flow, int nodes, int nproc_per_node) {
   const FlowConfig& config = flow.config();
   if (nodes < 1) throw Error("--nodes expects at least 1, found " + std::to_string(nodes));
+  if (nproc_per_node < 1) throw Error("--nproc-per-node expects at least 1, found " + std::to_string(nproc_per_node));
   TrainingPlan plan;
   plan.flow = dns_label(config.name);
   plan.nodes = nodes;
+  plan.nproc_per_node = nproc_per_node;
   check_plugins(config, plan.warnings);
   for (const auto& e : config.executors) {
     if (!e.remote.empty())
@@ -122,7 +124,7 @@ TrainingPlan plan_training(const Flow& flow, int nodes) {
                   "make it local, or serve it with `flow executor` outside the job");
     if (e.resources.empty()) continue;
     if (!plan.resources.empty())
-      throw Error("executors '" + e.name + "' and another both give `resources`: a batch flow runs as one process per rank, "
+      throw Error("executors '" + e.name + "' and another both give `resources`: a batch flow runs as one pod per node, "
                   "so give the pod's resources once, on one executor");
     plan.resources = e.resources;
   }

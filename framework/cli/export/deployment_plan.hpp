@@ -46,7 +46,8 @@ struct ServingPlan {
 
 struct TrainingPlan {
   std::string flow;
-  int nodes = 2;         // ranks, one process (one pod) each
+  int nodes = 2;           // pods (compose services), one per node
+  int nproc_per_node = 1;  // 1: each pod is a rank; more: each pod runs the launcher of that many ranks
   std::string flow_yaml;  // the whole resolved flow
   std::vector<std::string> command;
   std::map<std::string, std::map<std::string, std::string>> resources;
@@ -61,7 +62,7 @@ std::string dns_label(const std::string& name);
 // Kubernetes, "NAME" in compose) with port 8080. Throws naming the
 // executors when two names map to the same label.
 ServingPlan plan_serving(const Flow& flow, const std::function<std::string(const std::string&)>& address_of);
-TrainingPlan plan_training(const Flow& flow, int nodes);
+TrainingPlan plan_training(const Flow& flow, int nodes, int nproc_per_node = 1);
 
 // True when the flow has a source (a batch run: `flow run`), false when it is served.
 bool is_batch_flow(const Flow& flow);

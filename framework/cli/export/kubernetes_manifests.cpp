@@ -90,8 +90,10 @@ Manifest service(const ServiceUnit& u, const ServingPlan& plan, const Kubernetes
           {"spec", {{"type", "ClusterIP"}, {"selector", {{"app", labels["app"]}}}, {"ports", ports}}}};
 }
 
-// torchrun's variables that no operator sets: one process per pod.
-Manifest one_process_per_pod() {
+// torchrun's variables that no operator sets: one process per pod. With
+// several, the pod runs the launcher, which sets them for its ranks.
+Manifest one_process_per_pod(const TrainingPlan& plan) {
+  if (plan.nproc_per_node > 1) return Manifest::array();
   return Manifest::array({{{"name", "LOCAL_RANK"}, {"value", "0"}}, {{"name", "LOCAL_WORLD_SIZE"}, {"value", "1"}}});
 }
 
@@ -123,27 +125,43 @@ ManifestFiles kubernetes_training(const TrainingPlan& plan, const KubernetesOpti
   const Manifest config = config_map(plan.flow + "-flow", plan.flow_yaml, o, labels);
 
   // Kubeflow's training operator sets MASTER_ADDR, MASTER_PORT, WORLD_SIZE
-  // and RANK in every replica; its container must be called "pytorch".
+  // and RANK in every replica; its container must be called "pytorch". With
+  // nprocPerNode (operator v1.7 on) it sets torchrun's launcher variables
+  // too (PET_NPROC_PER_NODE, PET_NNODES, PET_NODE_RANK, ...), which make
+  // `flow run` the launcher of that many ranks, as torchrun would be.
   Manifest specs = {{"Master", {{"replicas", 1}, {"restartPolicy", "Never"},
-                                {"template", {{"metadata", {{"labels", labels}}}, {"spec", rank_pod(plan, o, "pytorch", one_process_per_pod())}}}}}};
+                                {"template", {{"metadata", {{"labels", labels}}}, {"spec", rank_pod(plan, o, "pytorch", one_process_per_pod(plan))}}}}}};
   if (plan.nodes > 1)
     specs["Worker"] = {{"replicas", plan.nodes - 1}, {"restartPolicy", "Never"},
-                       {"template", {{"metadata", {{"labels", labels}}}, {"spec", rank_pod(plan, o, "pytorch", one_process_per_pod())}}}};
+                       {"template", {{"metadata", {{"labels", labels}}}, {"spec", rank_pod(plan, o, "pytorch", one_process_per_pod(plan))}}}};
+  Manifest spec = {{"runPolicy", {{"backoffLimit", 0}, {"cleanPodPolicy", "None"}}}, {"pytorchReplicaSpecs", specs}};
+  if (plan.nproc_per_node > 1) spec["nprocPerNode"] = std::to_string(plan.nproc_per_node);  // a string in the CRD
   Manifest job = {{"apiVersion", "kubeflow.org/v1"},
                   {"kind", "PyTorchJob"},
                   {"metadata", metadata(plan.flow, o, labels)},
-                  {"spec", {{"runPolicy", {{"backoffLimit", 0}, {"cleanPodPolicy", "None"}}}, {"pytorchReplicaSpecs", specs}}}};
+                  {"spec", spec}};
   files["pytorchjob.yml"] = {namespace_object(o), config, job};
 
   // Without the operator: an indexed Job (pod i is rank i, named FLOW-i) and
   // a headless Service that gives rank 0 the address the others dial.
+  // With several processes per pod, pod i is node i of torchrun's launcher
+  // variables instead.
   const std::string master = plan.flow + "-0." + cluster_address(plan.flow, o.ns);
-  Manifest env = Manifest::array(
-      {{{"name", "RANK"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}}}}},
-       {{"name", "WORLD_SIZE"}, {"value", std::to_string(plan.nodes)}},
-       {{"name", "MASTER_ADDR"}, {"value", master}},
-       {{"name", "MASTER_PORT"}, {"value", std::to_string(kMasterPort)}}});
-  for (auto& v : one_process_per_pod()) env.push_back(v);
+  const Manifest index = {{"fieldRef", {{"fieldPath", "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}}};
+  const bool launcher = plan.nproc_per_node > 1;
+  const std::string prefix = launcher ? "PET_" : "";
+  Manifest env = Manifest::array();
+  if (launcher) {
+    env.push_back({{"name", "PET_NPROC_PER_NODE"}, {"value", std::to_string(plan.nproc_per_node)}});
+    env.push_back({{"name", "PET_NNODES"}, {"value", std::to_string(plan.nodes)}});
+    env.push_back({{"name", "PET_NODE_RANK"}, {"valueFrom", index}});
+  } else {
+    env.push_back({{"name", "RANK"}, {"valueFrom", index}});
+    env.push_back({{"name", "WORLD_SIZE"}, {"value", std::to_string(plan.nodes)}});
+  }
+  env.push_back({{"name", prefix + "MASTER_ADDR"}, {"value", master}});
+  env.push_back({{"name", prefix + "MASTER_PORT"}, {"value", std::to_string(kMasterPort)}});
+  for (auto& v : one_process_per_pod(plan)) env.push_back(v);
   Manifest pod = rank_pod(plan, o, "flow", env);
   pod["subdomain"] = plan.flow;
   Manifest headless = {{"apiVersion", "v1"},
