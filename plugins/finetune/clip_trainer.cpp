@@ -251,6 +251,9 @@ void ClipTrainer::on_event(const Event& e) {
   if (group().size() > 1 && epoch_batches_ > 0)
     comm = ", gradient allreduce after backward " + std::to_string(static_cast<int>(1000 * allreduce_seconds_ / static_cast<double>(epoch_batches_))) +
            " ms/step";
+  if (reducer_ && params().get_bool("overlap_allreduce"))
+    comm += " (last step: " + std::to_string(reducer_->started_in_backward()) + " of " + std::to_string(reducer_->buckets()) +
+            " buckets started inside backward)";
   // examples/s over every rank (each saw its share of the global batch),
   // with a decimal for the slow models
   const double rate = static_cast<double>(epoch_examples_) * group().size() / secs;

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <optional>
 #include <set>
 #include <thread>
@@ -198,6 +199,23 @@ BOOST_AUTO_TEST_CASE(open_clips_local_loss_trains_the_same_steps) {
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
   BOOST_TEST(read_file(dir.path() / "runs" / "local" / "run.log").find("local loss") != std::string::npos);
   same_losses(losses(dir.path() / "runs" / "local"), ref.losses);
+}
+
+BOOST_AUTO_TEST_CASE(gradients_averaged_from_backward_train_the_same_steps) {
+  // The buckets start from the accumulators' hooks while the gather's own
+  // collective runs inside the same backward: on their own channel the two
+  // cannot pair up wrongly, and the steps are one process's.
+  Reference& ref = reference();
+  TempDir dir;
+  const auto r = run_command(job(dir, "--name overlap --nproc-per-node 2 --set trainer.overlap_allreduce=true"));
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  const std::string log = read_file(dir.path() / "runs" / "overlap" / "run.log");
+  // "K of N buckets started inside backward": the hooks started some of them.
+  std::smatch m;
+  BOOST_REQUIRE_MESSAGE(std::regex_search(log, m, std::regex("([0-9]+) of ([0-9]+) buckets started inside backward")), log);
+  BOOST_TEST(std::stoi(m[1]) > 0);
+  BOOST_TEST(std::stoi(m[1]) <= std::stoi(m[2]));
+  same_losses(losses(dir.path() / "runs" / "overlap"), ref.losses);
 }
 
 BOOST_AUTO_TEST_CASE(processes_started_with_torchruns_environment_are_its_ranks) {
