@@ -40,6 +40,9 @@ int main(int argc, char** argv) {
     docflow::GradientReducer::Options options;
     options.bucket_floats = 2;  // the scale alone fills one
     options.alone_floats = 24;  // the towers' 6 x 4 weights
+    // Another channel of the reducer's name opened first (as a second
+    // trainer's reducer would be): each carries its own collectives.
+    const auto other = group->channel("gradients");
     docflow::GradientReducer reducer(*group, parameters, options);
     if (with_grad) reducer.prepare();
     const torch::Tensor image = c.image_features(env.rank * rows, rows), text = c.text_features(env.rank * rows, rows);
@@ -53,6 +56,12 @@ int main(int argc, char** argv) {
     if (reducer.buckets() != 4 || started != (with_grad ? 3 : 0)) {
       std::cerr << "gather_worker rank " << env.rank << ": " << started << " of " << reducer.buckets()
                 << " buckets started inside backward\n";
+      return 1;
+    }
+    std::vector<torch::Tensor> one{torch::ones({3})};
+    other->allreduce(one, docflow::ProcessGroup::Op::Sum);
+    if (!torch::equal(one[0], torch::full({3}, static_cast<double>(env.world_size)))) {
+      std::cerr << "gather_worker rank " << env.rank << ": the other channel's allreduce came back wrong\n";
       return 1;
     }
     if (env.rank == 0) torch::save(c.gradients(), argv[5]);

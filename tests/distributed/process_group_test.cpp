@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "docflow/error.hpp"
+#include "docflow/gradient_reducer.hpp"
 #include "docflow/process_group.hpp"
 #include "cli/rank_launcher.hpp"
 
@@ -95,4 +96,53 @@ BOOST_AUTO_TEST_CASE(a_store_that_does_not_answer_is_named_and_times_out) {
   BOOST_TEST(e.find("cannot reach the run's store at 127.0.0.1:" + std::to_string(env.master_port)) != std::string::npos);
   BOOST_TEST(e.find("rank 1 of 2") != std::string::npos);
   BOOST_TEST(secs < 30.0);
+}
+
+BOOST_AUTO_TEST_CASE(torchruns_launcher_variables_are_read_and_checked) {
+  using docflow::cli::launch_options_from_variables;
+  BOOST_TEST(!launch_options_from_variables().has_value());  // a plain process: no launcher
+  {
+    Variables v{{"PET_NPROC_PER_NODE", "3"}, {"PET_NNODES", "2:2"}, {"PET_NODE_RANK", "1"}, {"MASTER_ADDR", "10.0.0.1"},
+                {"PET_MASTER_PORT", "29500"}, {"MASTER_PORT", "1"}};
+    const auto o = launch_options_from_variables();
+    BOOST_REQUIRE(o.has_value());
+    BOOST_TEST(o->nproc_per_node == 3);
+    BOOST_TEST(o->nnodes == 2);
+    BOOST_TEST(o->node_rank == 1);
+    BOOST_TEST(o->master_addr == "10.0.0.1");  // MASTER_ADDR when PET_MASTER_ADDR is not set
+    BOOST_TEST(o->master_port == 29500);       // PET_MASTER_PORT first
+  }
+  {
+    // A worker torchrun started inherits the pod's PET_* variables: it is a rank.
+    Variables v{{"PET_NPROC_PER_NODE", "2"}, {"TORCHELASTIC_RUN_ID", "none"}};
+    BOOST_TEST(!launch_options_from_variables().has_value());
+  }
+  auto refused = [](std::initializer_list<std::pair<const char*, const char*>> values) {
+    Variables v(values);
+    return error_of([] { launch_options_from_variables(); });
+  };
+  BOOST_TEST(refused({{"PET_NPROC_PER_NODE", "two"}}) == "PET_NPROC_PER_NODE='two' is not a whole number from 1 to 65535");
+  BOOST_TEST(refused({{"PET_NPROC_PER_NODE", "gpu"}}).find("docflow trains on CPUs") != std::string::npos);
+  BOOST_TEST(refused({{"PET_NPROC_PER_NODE", "2"}, {"PET_NNODES", "1:8"}}).find("asks for an elastic run") != std::string::npos);
+  BOOST_TEST(refused({{"PET_NPROC_PER_NODE", "2"}, {"PET_NODE_RANK", "-1"}}) ==
+             "PET_NODE_RANK='-1' is not a whole number from 0 to 65535");
+}
+
+BOOST_AUTO_TEST_CASE(a_gradient_reducer_checks_its_parameters_and_leaves_one_process_gradients_alone) {
+  auto group = docflow::ProcessGroup::single();
+  const torch::Tensor constant = torch::ones({2});
+  BOOST_TEST(error_of([&] { docflow::GradientReducer(*group, {{constant, false}}); }) ==
+             "GradientReducer: parameter 0 is not a leaf that requires grad");
+  const torch::Tensor bias = torch::ones({2}).requires_grad_(true);
+  BOOST_TEST(error_of([&] { docflow::GradientReducer(*group, {{bias, true}}); }) ==
+             "GradientReducer: parameter 0 has sparse rows but no rows (1 dimension)");
+
+  const torch::Tensor w = torch::ones({3, 2}).requires_grad_(true);
+  docflow::GradientReducer reducer(*group, {{w, false}, {bias, false}});
+  reducer.prepare();
+  (torch::matmul(torch::ones({4, 3}), w) + bias).sum().backward();
+  BOOST_TEST(reducer.finish() == 0.0);
+  BOOST_TEST(reducer.buckets() == 0);
+  BOOST_TEST(torch::equal(w.grad(), torch::full({3, 2}, 4.0)));
+  BOOST_TEST(torch::equal(bias.grad(), torch::full({2}, 4.0)));
 }

@@ -84,7 +84,8 @@ class ProcessGroup {
   // Waits for the key, up to `timeout` (0: the environment's).
   virtual std::string store_get(const std::string& key, std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) = 0;
 
-  // Another channel to the same ranks, `name` alike on every rank: its
+  // Another channel to the same ranks, opened alike on every rank (the n-th
+  // channel of a name pairs with the n-th of that name elsewhere): its
   // collectives pair up among themselves and never with this group's, so
   // two parts of a program (the gradients' buckets started from backward,
   // the features gathered inside it) cannot cross each other's order.

@@ -104,6 +104,14 @@ GradientReducer::GradientReducer(ProcessGroup& group, std::vector<Parameter> par
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.params = std::move(parameters);
+  for (std::size_t k = 0; k < m.params.size(); ++k) {  // checked alike in a world of one process
+    const at::Tensor& p = m.params[k].tensor;
+    if (!p.defined() || !p.requires_grad() || !p.is_leaf())
+      throw Error("GradientReducer: parameter " + std::to_string(k) + " is not a leaf that requires grad");
+    if (m.params[k].sparse_rows && p.dim() < 2)
+      throw Error("GradientReducer: parameter " + std::to_string(k) + " has sparse rows but no rows (" + std::to_string(p.dim()) +
+                  " dimension)");
+  }
   if (group.size() == 1) return;
   m.channel = group.channel("gradients");
   m.bucket_of.assign(m.params.size(), -1);
@@ -112,13 +120,7 @@ GradientReducer::GradientReducer(ProcessGroup& group, std::vector<Parameter> par
   bool last_alone = false;
   for (std::size_t k = m.params.size(); k-- > 0;) {
     const at::Tensor& p = m.params[k].tensor;
-    if (!p.requires_grad() || !p.is_leaf())
-      throw Error("GradientReducer: parameter " + std::to_string(k) + " is not a leaf that requires grad");
-    if (m.params[k].sparse_rows) {
-      if (p.dim() < 2) throw Error("GradientReducer: parameter " + std::to_string(k) + " has sparse rows but no rows (" +
-                                   std::to_string(p.dim()) + " dimension)");
-      continue;
-    }
+    if (m.params[k].sparse_rows) continue;
     // A large gradient has a bucket of its own; small ones fill one up.
     const bool alone = p.numel() >= options.alone_floats;
     if (alone || last_alone || m.buckets.empty() || filled >= options.bucket_floats) {

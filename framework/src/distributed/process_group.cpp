@@ -146,8 +146,11 @@ class GlooProcessGroup final : public ProcessGroup {
     connect();
   }
 
+  // The n-th channel of a name here pairs with the n-th of that name on
+  // every other rank: two reducers (two trainers) never share store keys.
   std::shared_ptr<ProcessGroup> channel(const std::string& name) override {
-    return std::make_shared<GlooProcessGroup>(env_, tcp_store_, prefix_ + "/channel/" + name);
+    const int n = channels_[name]++;
+    return std::make_shared<GlooProcessGroup>(env_, tcp_store_, prefix_ + "/channel/" + name + "/" + std::to_string(n));
   }
 
   std::unique_ptr<Pending> allreduce_async(std::vector<at::Tensor> tensors, Op op) override {
@@ -240,6 +243,7 @@ class GlooProcessGroup final : public ProcessGroup {
 
   c10::intrusive_ptr<c10d::TCPStore> tcp_store_;
   std::string prefix_;
+  std::map<std::string, int> channels_;  // channels opened, by name
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
 };
