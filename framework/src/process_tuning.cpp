@@ -19,6 +19,8 @@ void keep_freed_memory() {
   ::mallopt(M_TRIM_THRESHOLD, -1);
 }
 
+void one_heap_for_all_threads() { ::mallopt(M_ARENA_MAX, 1); }
+
 bool set_compute_threads(int threads) {
   if (std::getenv("OMP_NUM_THREADS") || std::getenv("OPENBLAS_NUM_THREADS")) return false;
   at::set_num_threads(threads);

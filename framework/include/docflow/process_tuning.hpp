@@ -13,6 +13,17 @@ namespace docflow {
 // docflow for training can call it first thing in main().
 void keep_freed_memory();
 
+// One malloc heap for every thread (M_ARENA_MAX 1). glibc gives other
+// threads heaps of their own, in 64 MB pieces that it unmaps as soon as
+// they are empty whatever keep_freed_memory() asked, so their pages come
+// back zeroed (clear_page: 5.5% of a ViT-B/32 rank's profile) on the next
+// step. Measured on data-parallel ranks (bench_distributed.sh vit, 2 ranks
+// of 1 thread, alternating): 5.63-5.91 -> 4.02-4.08 s per step, the
+// gradient allreduce 1.10-1.22 -> 0.61 s. One process with 2 threads did
+// not gain (3.79-3.83 s without, 3.89-4.15 s with), so `flow run` calls it
+// in ranks only. Call it before any other thread starts.
+void one_heap_for_all_threads();
+
 // Threads one computation may use: LibTorch's intra-op pool and OpenBLAS's
 // (looked up at run time; another BLAS is left alone). `flow serve` runs
 // requests side by side and gives each one thread by default: a query's
