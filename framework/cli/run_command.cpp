@@ -103,11 +103,11 @@ RunSetup await_setup(ProcessGroup& group) {
 
 // The launcher's side of `--nproc-per-node`: starts this node's ranks with
 // the same run arguments and reports how each ended.
-int launch(const po::variables_map& vm, const std::string& file, const FlowConfig& config) {
-  // Started as torchrun would be (the training operator's PET_* variables):
-  // those are the defaults, and the WORLD_SIZE and RANK the operator sets
-  // beside them describe the pods, not the ranks this launcher starts.
-  const std::optional<LaunchOptions> from_variables = launch_options_from_variables();
+// `from_variables`: started as torchrun would be (the training operator's
+// PET_* variables): those are the defaults, and the WORLD_SIZE and RANK the
+// operator sets beside them describe the pods, not the ranks started here.
+int launch(const po::variables_map& vm, const std::string& file, const FlowConfig& config,
+           const std::optional<LaunchOptions>& from_variables) {
   if (!from_variables && environment_from_variables())
     throw Error("--nproc-per-node in a process that is already a rank (WORLD_SIZE is set, by torchrun?): "
                 "let one launcher start the ranks");
@@ -206,9 +206,10 @@ int run_command(const Args& args) {
     if (vm.count("resume") && vm.count("name")) throw po::error("--resume NAME names the run already; drop --name");
     flow = std::make_unique<Flow>(Flow::load(file, overrides_of(vm)));
     config = flow->config();
+    const std::optional<LaunchOptions> from_variables = launch_options_from_variables();
     if (vm.count("nproc-per-node") || vm["nnodes"].as<int>() > 1 || vm.count("master-addr") || vm.count("master-port") ||
-        launch_options_from_variables())
-      return launch(vm, file, config);
+        from_variables)
+      return launch(vm, file, config, from_variables);
 
     const std::optional<DistributedEnvironment> env = environment_from_variables();
     if (env && env->distributed()) {
