@@ -24,6 +24,7 @@
 #include "docarray/error.hpp"
 #include "docarray/limits.hpp"
 #include "file_mapping.hpp"
+#include "direct_decoder.hpp"
 #include "msgpack_codec.hpp"
 
 namespace docarray {
@@ -737,6 +738,8 @@ struct BinaryReader::Impl {
           const std::size_t hi = std::min(ready, lo + kRecordsPerRun);
           for (std::size_t i = lo; i < hi; ++i) {
             const auto [where, len] = places[i];
+            if (detail::decode_record_directly(base + where, len, slots[i], &arena)) continue;
+            slots[i] = Document(std::string());
             msgpack::object obj;
             if (unpack_record(own_zone, base + where, len, obj) != len) throw Error("trailing bytes");
             detail::unpack_document_into(obj, slots[i], 0, &arena);
@@ -787,22 +790,38 @@ struct BinaryReader::Impl {
   }
 
   bool next(Document& doc) {
-    return next_record([&](const msgpack::object& obj, const detail::Arena* a) { doc = detail::unpack_document(obj, 0, a); });
+    return next_record([&](const char* bytes, std::uint32_t len, const detail::Arena* a) {
+      Document fresh{std::string()};
+      decode_into(bytes, len, fresh, a);
+      doc = std::move(fresh);
+    });
   }
 
   // Decodes into a slot constructed in place at the array's end: no move of
   // a 584-byte Document per record.
   bool append_next(DocumentArray& out) {
-    return next_record([&](const msgpack::object& obj, const detail::Arena* a) {
+    return next_record([&](const char* bytes, std::uint32_t len, const detail::Arena* a) {
       std::vector<Document>& docs = out.raw();
       docs.emplace_back(std::string());
       try {
-        detail::unpack_document_into(obj, docs.back(), 0, a);
+        decode_into(bytes, len, docs.back(), a);
       } catch (...) {
         docs.pop_back();
         throw;
       }
     });
+  }
+
+  // The record's bytes into `fresh`: straight from the bytes where the
+  // record is a plain one, else through msgpack-c's object tree, which also
+  // names every fault.
+  void decode_into(const char* bytes, std::uint32_t len, Document& fresh, const detail::Arena* a) {
+    if (detail::decode_record_directly(bytes, len, fresh, a)) return;
+    fresh = Document(std::string());
+    msgpack::object obj;
+    const std::size_t off = unpack_record(zone, bytes, len, obj);
+    if (off != len) fail("corrupt record: " + std::to_string(len - off) + " bytes left after the document");
+    detail::unpack_document_into(obj, fresh, 0, a);
   }
 
   template <typename Decode>
@@ -829,11 +848,7 @@ struct BinaryReader::Impl {
     }
     const char* bytes = record_bytes(len);
     try {
-      msgpack::object obj;
-      const std::size_t off = unpack_record(zone, bytes, len, obj);
-      if (off != len)
-        fail("corrupt record: " + std::to_string(len - off) + " bytes left after the document");
-      decode(obj, source->viewable() ? &arena : nullptr);
+      decode(bytes, len, source->viewable() ? &arena : nullptr);
     } catch (const FormatError&) {
       throw;
     } catch (const Error& e) {
