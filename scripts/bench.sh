@@ -30,12 +30,19 @@ scripts/setup.sh
 # `flow` starts itself with OpenBLAS's AVX kernels where OpenBLAS does not know
 # the CPU (framework/include/docflow/process_tuning.hpp): the benchmarks and
 # their peers (PyTorch, FAISS) get the same kernels, whatever the machine.
+# Likewise malloc's huge pages (GLIBC_TUNABLES), which `flow` asks for: the
+# peers get them too (PyTorch in Python, which returns its memory to the
+# system every step, gains the most from them).
 info=$("$BUILD_DIR/framework/flow" info)
 if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
   coretype=$(sed -n 's/^OPENBLAS_CORETYPE: \([A-Za-z0-9]*\)$/\1/p' <<<"$info")
   if [ -n "$coretype" ]; then export OPENBLAS_CORETYPE=$coretype; fi
 fi
-echo "bench: OpenBLAS kernels: $(sed -n 's/^blas kernels: //p' <<<"$info")"
+if [ -z "${GLIBC_TUNABLES:-}" ]; then
+  tunables=$(sed -n 's/^GLIBC_TUNABLES: \([a-z0-9._=:]*\)$/\1/p' <<<"$info")
+  if [ -n "$tunables" ]; then export GLIBC_TUNABLES=$tunables; fi
+fi
+echo "bench: OpenBLAS kernels: $(sed -n 's/^blas kernels: //p' <<<"$info"), GLIBC_TUNABLES: ${GLIBC_TUNABLES:-(not set)}"
 
 out=bench/out
 mkdir -p "$out"

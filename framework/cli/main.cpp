@@ -69,7 +69,7 @@ int info_command(const docflow::cli::Args& args) {
   if (!args.empty()) {
     const bool help = args[0] == "--help" || args[0] == "-h";
     (help ? std::cout : std::cerr) << (help ? "" : "flow info: unexpected argument '" + args[0] + "'\n")
-                                   << "usage: flow info   (the cores, the BLAS and its kernels)\n";
+                                   << "usage: flow info   (the cores, the BLAS and its kernels, malloc's settings)\n";
     return help ? docflow::cli::kOk : docflow::cli::kBadInput;
   }
   std::cout << "cores: " << std::thread::hardware_concurrency() << "\n";
@@ -78,6 +78,8 @@ int info_command(const docflow::cli::Args& args) {
   if (!kernels.empty()) std::cout << "blas kernels: " << kernels << "\n";
   const char* coretype = std::getenv("OPENBLAS_CORETYPE");
   std::cout << "OPENBLAS_CORETYPE: " << (coretype ? coretype : "(not set)") << "\n";
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  std::cout << "GLIBC_TUNABLES: " << (tunables ? tunables : "(not set)") << "\n";
   return docflow::cli::kOk;
 }
 }
@@ -87,13 +89,13 @@ int main(int argc, char** argv) {
   std::error_code no_proc;
   const std::string self = std::filesystem::read_symlink("/proc/self/exe", no_proc).string();
   // First, before any thread or file exists: OpenBLAS's right kernels for a
-  // CPU model newer than it (process_tuning.hpp), for the commands that
-  // compute. The restart loads LibTorch a second time (0.45 s here), which
-  // `flow ping` or `flow status` would pay for nothing.
+  // CPU model newer than it and a heap on huge pages (process_tuning.hpp),
+  // for the commands that compute. The restart loads LibTorch a second time
+  // (0.45 s here), which `flow ping` or `flow status` would pay for nothing.
   if (argc >= 2 && !no_proc) {
     const std::string command = argv[1];
     if (command == "run" || command == "serve" || command == "executor" || command == "info")
-      docflow::restart_with_better_blas_kernels(self, argv);
+      docflow::restart_with_better_process_settings(self, argv);
   }
   // Isolated executors run in `flow` processes of their own: this one.
   if (!no_proc) docflow::set_flow_executable(self);

@@ -9,6 +9,7 @@
 
 #include <climits>
 #include <cstdlib>
+#include <fstream>
 
 namespace docflow {
 
@@ -52,13 +53,25 @@ std::string better_openblas_coretype() {
   return {};
 }
 
-void restart_with_better_blas_kernels(const std::string& executable, char** argv) {
-  const std::string coretype = better_openblas_coretype();
-  if (coretype.empty()) return;
+std::string better_malloc_tunables() {
+  if (std::getenv("GLIBC_TUNABLES")) return {};
+  // Only where huge pages are to be asked for: "always" gives them without
+  // asking, "never" refuses them.
+  std::ifstream mode("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  if (!std::getline(mode, line) || line.find("[madvise]") == std::string::npos) return {};
+  return "glibc.malloc.hugetlb=1";
+}
+
+void restart_with_better_process_settings(const std::string& executable, char** argv) {
+  const std::string coretype = better_openblas_coretype(), tunables = better_malloc_tunables();
+  if (coretype.empty() && tunables.empty()) return;
   // Set before the exec, so that the new image never comes back here.
-  ::setenv("OPENBLAS_CORETYPE", coretype.c_str(), 1);
+  if (!coretype.empty()) ::setenv("OPENBLAS_CORETYPE", coretype.c_str(), 1);
+  if (!tunables.empty()) ::setenv("GLIBC_TUNABLES", tunables.c_str(), 1);
   ::execv(executable.c_str(), argv);
-  // The exec failed: carry on with the kernels there are.
+  // The exec failed: carry on with the settings there are (the variables
+  // stay set, for children, which read them at their start).
 }
 
 }  // namespace docflow

@@ -34,6 +34,7 @@ class DetachedService {
   const std::string& url() const { return url_; }          // http://127.0.0.1:PORT
   const std::string& address() const { return address_; }  // 127.0.0.1:PORT
   int port() const { return std::stoi(address_.substr(address_.rfind(':') + 1)); }
+  pid_t pid() const { return pid_; }
 
   // Sends `signal` and waits (10 s at most) until the process is gone; a
   // SIGTERM'd service closes its executors first.

@@ -48,12 +48,27 @@ std::string better_openblas_coretype();
 // empty string when the BLAS is not OpenBLAS.
 std::string openblas_kernels();
 
-// `flow`'s first step: when better_openblas_coretype() names a kernel, sets
-// OPENBLAS_CORETYPE to it and replaces this process by `executable` (the
-// program's own path: the process's name in ps, pkill and /proc/PID/comm
-// comes from the path executed, so not /proc/self/exe) with the same
-// arguments (same pid; children inherit the variable). Returns only when
-// nothing was to be done or the exec failed.
-void restart_with_better_blas_kernels(const std::string& executable, char** argv);
+// The GLIBC_TUNABLES to start the process again with so that malloc asks
+// for transparent huge pages for its heap ("glibc.malloc.hugetlb=1": glibc
+// madvises every heap extension and mmap'd block), or an empty string when
+// the kernel gives huge pages without asking ("always") or never, or the
+// user set GLIBC_TUNABLES (their choice stands). Tensors live on that heap
+// (keep_freed_memory), a ViT-B/32 training step's 1-2 GB of it: with 4 KB
+// pages every first touch faults and every product misses the TLB more. On
+// a VM measured here (bench/RESULTS.md, 2026-12-07) first touches of 4 KB
+// pages cost about 1-5 us each, and CLIP small's training step ran 7%
+// faster with huge pages (PyTorch in Python, which returns memory to the
+// system every step, 2.3-2.9x faster).
+std::string better_malloc_tunables();
+
+// `flow`'s first step: when better_openblas_coretype() names a kernel or
+// better_malloc_tunables() a setting, sets OPENBLAS_CORETYPE and
+// GLIBC_TUNABLES to them (both are read only at a process's start) and
+// replaces this process by `executable` (the program's own path: the
+// process's name in ps, pkill and /proc/PID/comm comes from the path
+// executed, so not /proc/self/exe) with the same arguments (same pid;
+// children inherit the variables). Returns only when nothing was to be done
+// or the exec failed.
+void restart_with_better_process_settings(const std::string& executable, char** argv);
 
 }  // namespace docflow
