@@ -722,6 +722,25 @@ struct BinaryReader::Impl {
     std::atomic<std::size_t> published{0};  // slots and places [0, published) are ready
     std::atomic<bool> walked{false}, failed{false};
     std::atomic<std::size_t> next_run{0};
+    // Helper t first reads one byte of every page of the t-th of `threads`
+    // equal parts of the records, while this thread walks the first part:
+    // the first touch of a page of the mapping, even one MAP_POPULATE filled
+    // in, is where the walk spent its time on a VM measured here (about
+    // 1.5 us a page, the hypervisor's page tables filled in page by page, we
+    // think): the walk of a 100k x 512-float file alone took 70-78 ms, 43-54
+    // with a second thread touching half of it ahead, and the whole read
+    // 90-98 -> 63-67 ms (bench/RESULTS.md, 2026-12-07). Elsewhere it costs a
+    // helper a few milliseconds it would spend waiting for the first run.
+    const std::size_t span = size - offset;
+    auto touch_part = [&](unsigned t) {
+      const std::size_t page = 4096;
+      const std::size_t begin = offset + span / threads * t, end = t + 1 == threads ? size : offset + span / threads * (t + 1);
+      unsigned char sum = 0;
+      for (std::size_t at = begin; at < end && !failed.load(std::memory_order_relaxed); at += page)
+        sum = static_cast<unsigned char>(sum + static_cast<unsigned char>(*static_cast<const volatile char*>(base + at)));
+      return sum;
+    };
+    std::atomic<unsigned> touched{0};  // keeps the reads; no one looks at it
     auto decode_runs = [&] {
       try {
         msgpack::zone own_zone;
@@ -751,7 +770,11 @@ struct BinaryReader::Impl {
     };
     std::vector<std::thread> helpers;
     try {
-      for (unsigned t = 1; t < threads; ++t) helpers.emplace_back(decode_runs);
+      for (unsigned t = 1; t < threads; ++t)
+        helpers.emplace_back([&, t] {
+          touched.fetch_add(touch_part(t), std::memory_order_relaxed);
+          decode_runs();
+        });
     } catch (...) {  // no thread to be had: what started still joins below
       failed = true;
     }
