@@ -170,10 +170,9 @@ int launch(const po::variables_map& vm, const std::string& file, const FlowConfi
 }  // namespace
 
 int run_command(const Args& args) {
-  keep_freed_memory();  // before any executor allocates
-  // A rank of a distributed run: before any thread starts (a bad
-  // environment is reported below, where the rank is set up).
-  if (const char* world = std::getenv("WORLD_SIZE"); world && std::atoi(world) > 1) one_heap_for_all_threads();
+  // Before any executor allocates and any thread starts (process_tuning.hpp).
+  keep_freed_memory();
+  one_heap_for_all_threads();
   po::options_description opts("flow run FILE [options]");
   opts.add_options()("help,h", "this help")("name", po::value<std::string>(), "the run's name (default FLOW-DATE-TIME)")(
       "set", po::value<std::vector<std::string>>(), "override: executors.NAME.with.KEY=VALUE, NAME.KEY=VALUE, with.KEY=VALUE")(

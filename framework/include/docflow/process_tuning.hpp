@@ -20,8 +20,11 @@ void keep_freed_memory();
 // step. Measured on data-parallel ranks (bench_distributed.sh vit, 2 ranks
 // of 1 thread, alternating): 5.63-5.91 -> 4.02-4.08 s per step, the
 // gradient allreduce 1.10-1.22 -> 0.61 s. One process with 2 threads did
-// not gain (3.79-3.83 s without, 3.89-4.15 s with), so `flow run` calls it
-// in ranks only. Call it before any other thread starts.
+// not gain there (3.79-3.83 s without, 3.89-4.15 s with), but on a VM
+// where a page's first touch is dear (2026-12-07, AMD EPYC) it ran
+// 4.02-4.57 -> 2.92-3.20 s per step: the executors run on threads of their
+// own, each with its own heaps. `flow run` calls it in every process.
+// Call it before any other thread starts.
 void one_heap_for_all_threads();
 
 // Threads one computation may use: LibTorch's intra-op pool and OpenBLAS's
