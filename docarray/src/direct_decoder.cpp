@@ -32,22 +32,10 @@ class Cursor {
   // declare (record_limits); the general path throws beyond it.
   std::size_t array_limit() const { return record_len_ / 2 + 1; }
 
-  bool map_header(std::uint32_t& n) {
-    if (empty()) return false;
-    const unsigned char b = *p_;
-    if ((b & 0xf0) == 0x80) { n = b & 0x0f; ++p_; return true; }
-    if (b == 0xde) return sized(2, n);
-    if (b == 0xdf) return sized(4, n);
-    return false;
-  }
-  bool array_header(std::uint32_t& n) {
-    if (empty()) return false;
-    const unsigned char b = *p_;
-    if ((b & 0xf0) == 0x90) { n = b & 0x0f; ++p_; return true; }
-    if (b == 0xdc) return sized(2, n);
-    if (b == 0xdd) return sized(4, n);
-    return false;
-  }
+  // msgpack's map and array headers: a fix form (up to 15 elements in the
+  // low bits) and 16- and 32-bit counts after the type byte.
+  bool map_header(std::uint32_t& n) { return container_header(0x80, 0xde, n); }
+  bool array_header(std::uint32_t& n) { return container_header(0x90, 0xdc, n); }
   // A string's bytes, as they lie (not checked for UTF-8 here).
   bool str(std::string_view& s) {
     if (empty()) return false;
@@ -123,6 +111,14 @@ class Cursor {
   }
 
  private:
+  bool container_header(unsigned char fix, unsigned char count16, std::uint32_t& n) {
+    if (empty()) return false;
+    const unsigned char b = *p_;
+    if ((b & 0xf0) == fix) { n = b & 0x0f; ++p_; return true; }
+    if (b == count16) return sized(2, n);
+    if (b == count16 + 1) return sized(4, n);
+    return false;
+  }
   // The type byte, then an n-byte big-endian length or value.
   bool big_endian(int n, std::uint64_t& v) {
     if (end_ - p_ < 1 + n) return false;

@@ -56,7 +56,7 @@ std::string openblas_kernels();
 // madvises every heap extension and mmap'd block), or an empty string when
 // the kernel gives huge pages without asking ("always") or never, or the
 // user set GLIBC_TUNABLES (their choice stands). Tensors live on that heap
-// (keep_freed_memory), a ViT-B/32 training step's 1-2 GB of it: with 4 KB
+// (keep_freed_memory), a training step's activations among them: with 4 KB
 // pages every first touch faults and every product misses the TLB more. On
 // a VM measured here (bench/RESULTS.md, 2026-12-07) first touches of 4 KB
 // pages cost about 1-5 us each, and CLIP small's training step ran 7%
