@@ -7,6 +7,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cstdlib>
+#include <fstream>
+#include <string>
 
 namespace docflow::testing {
 
@@ -15,6 +17,17 @@ struct CleanEnvironment {
     for (const char* name : {"DOCFLOW_PLUGIN_PATH", "DOCFLOW_DIST_TIMEOUT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
                              "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_USE_AGENT_STORE", "GLOO_SOCKET_IFNAME"})
       ::unsetenv(name);
+    // The `flow` processes the tests start get at once the malloc setting
+    // `flow` would restart itself to get (docflow::better_malloc_tunables):
+    // the restart loads LibTorch again, 0.6 s a process here and 2 s under
+    // AddressSanitizer, a few minutes over a suite. The tests of the restart
+    // itself (process_settings_test.cpp) unset it.
+    if (!std::getenv("GLIBC_TUNABLES")) {
+      std::ifstream mode("/sys/kernel/mm/transparent_hugepage/enabled");
+      std::string line;
+      if (std::getline(mode, line) && line.find("[madvise]") != std::string::npos)
+        ::setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", 1);
+    }
   }
 };
 
