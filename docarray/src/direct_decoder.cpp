@@ -83,6 +83,7 @@ class Cursor {
     }
   }
   bool is_float() const { return !empty() && (*p_ == 0xca || *p_ == 0xcb); }
+  bool is_str() const { return !empty() && ((*p_ & 0xe0) == 0xa0 || (*p_ >= 0xd9 && *p_ <= 0xdb)); }
   bool floating(double& d) {
     if (empty()) return false;
     std::uint64_t u;
@@ -237,7 +238,7 @@ bool scalar_tags(Cursor& c, Value& out) {
       double d;
       if (!c.floating(d)) return false;
       map.emplace_back(std::move(key), Value(d));
-    } else if ((b & 0xe0) == 0xa0 || b == 0xd9 || b == 0xda || b == 0xdb) {
+    } else if (c.is_str()) {
       std::string s;
       if (!text(c, s)) return false;
       map.emplace_back(std::move(key), Value(std::move(s)));

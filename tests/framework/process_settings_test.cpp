@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "../support/huge_pages.hpp"
 #include "../support/detached_service.hpp"
 #include "../support/run_command.hpp"
 #include "../support/temp_dir.hpp"
@@ -27,14 +28,6 @@ std::string field(const std::string& output, const std::string& key) {
   if (at == std::string::npos) return "";
   const auto start = at + key.size() + 3;
   return text.substr(start, text.find('\n', start) - start);
-}
-
-// Whether this kernel gives transparent huge pages to a process that asks
-// (madvise) and only then.
-bool huge_pages_when_asked() {
-  std::ifstream mode("/sys/kernel/mm/transparent_hugepage/enabled");
-  std::string line;
-  return std::getline(mode, line) && line.find("[madvise]") != std::string::npos;
 }
 
 std::string file_text(const std::string& path) {
@@ -88,7 +81,7 @@ BOOST_AUTO_TEST_CASE(a_users_openblas_coretype_stands) {
 BOOST_AUTO_TEST_CASE(malloc_asks_for_huge_pages_where_the_kernel_gives_them_when_asked) {
   const auto r = run_command("env -u GLIBC_TUNABLES " + kFlow + " info");
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
-  BOOST_TEST(field(r.output, "GLIBC_TUNABLES") == (huge_pages_when_asked() ? "glibc.malloc.hugetlb=1" : "(not set)"),
+  BOOST_TEST(field(r.output, "GLIBC_TUNABLES") == (docflow::testing::huge_pages_only_when_asked() ? "glibc.malloc.hugetlb=1" : "(not set)"),
              r.output);
 }
 
@@ -105,7 +98,7 @@ BOOST_AUTO_TEST_CASE(a_served_flows_heap_is_marked_for_huge_pages) {
   BOOST_TEST_MESSAGE("skipped: under AddressSanitizer malloc is the sanitizer's, not glibc's (no [heap] to look at)");
   return;
 #endif
-  if (!huge_pages_when_asked()) {
+  if (!docflow::testing::huge_pages_only_when_asked()) {
     BOOST_TEST_MESSAGE("skipped: transparent huge pages are not in madvise mode here");
     return;
   }

@@ -7,8 +7,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cstdlib>
-#include <fstream>
-#include <string>
+
+#include "huge_pages.hpp"
 
 namespace docflow::testing {
 
@@ -22,12 +22,7 @@ struct CleanEnvironment {
     // the restart loads LibTorch again, 0.6 s a process here and 2 s under
     // AddressSanitizer, a few minutes over a suite. The tests of the restart
     // itself (process_settings_test.cpp) unset it.
-    if (!std::getenv("GLIBC_TUNABLES")) {
-      std::ifstream mode("/sys/kernel/mm/transparent_hugepage/enabled");
-      std::string line;
-      if (std::getline(mode, line) && line.find("[madvise]") != std::string::npos)
-        ::setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", 1);
-    }
+    if (!std::getenv("GLIBC_TUNABLES") && huge_pages_only_when_asked()) ::setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", 1);
   }
 };
 
