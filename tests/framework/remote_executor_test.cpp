@@ -18,8 +18,10 @@
 #include "../support/detached_service.hpp"
 #include "../support/run_command.hpp"
 #include "../support/temp_dir.hpp"
+#include "docflow/client.hpp"
 #include "docflow/error.hpp"
 #include "docflow/flow.hpp"
+#include "docflow/gateway.hpp"
 
 using namespace docflow;
 using docflow::testing::run_command;
@@ -204,6 +206,49 @@ BOOST_AUTO_TEST_CASE(one_remote_executor_keeps_several_requests_in_flight) {
   BOOST_REQUIRE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return answers.size() == 8; }));
   for (int i = 0; i < 8; ++i) BOOST_TEST(answers[i] == "d" + std::to_string(i) + " met 4");  // in order, each met three others
   lock.unlock();
+  f.close();
+}
+
+// A served flow sends a remote executor's requests from the gateway's
+// network thread that read them (no hand-off to another thread), on
+// connections that live on that thread's io_context. The gateway may stop
+// and go before its flow closes: its threads close those connections as
+// they end, later requests go out from the remote executors' own io
+// thread, and closing the flow then neither waits for threads that are gone
+// nor touches what the gateway freed (AddressSanitizer runs this in CI).
+BOOST_AUTO_TEST_CASE(a_flow_outlives_its_gateway_with_remote_connections_on_its_threads, *boost::unit_test::timeout(120)) {
+  TempDir dir;
+  ExecutorProcess tag(dir, "tag", "--uses Tagger --set key=remote --set value=7");
+  Flow f = flow_of("  - {name: tag, host: 127.0.0.1, port: " + std::to_string(tag.port()) + "}\n");
+  auto one = [](const std::string& id) {
+    docarray::DocumentArray docs;
+    docs.append(docarray::Document(id));
+    return docs;
+  };
+  {
+    GatewayOptions o;
+    o.port = 0;
+    o.io_threads = 2;
+    Gateway g(f, o);
+    f.open(dir.path() / "ws");
+    g.start();
+    // Two clients: connections go to the network threads in turn, so both
+    // threads send to the remote executor.
+    Client a(g.url()), b(g.url());
+    for (int i = 0; i < 3; ++i)
+      for (Client* c : {&a, &b}) {
+        const docarray::DocumentArray out = c->post("/index", one("d" + std::to_string(i)));
+        BOOST_REQUIRE_EQUAL(out.size(), 1u);
+        BOOST_TEST(out[0].id == "d" + std::to_string(i));
+        BOOST_REQUIRE(out[0].find_tag("remote"));
+        BOOST_TEST(out[0].find_tag("remote")->as_int() == 7);
+      }
+    BOOST_TEST(g.stop());
+  }  // the gateway, its threads and their io_contexts are gone
+  const docarray::DocumentArray after = f.post("/index", one("after"));
+  BOOST_REQUIRE_EQUAL(after.size(), 1u);
+  BOOST_REQUIRE(after[0].find_tag("remote"));
+  BOOST_TEST(after[0].find_tag("remote")->as_int() == 7);
   f.close();
 }
 

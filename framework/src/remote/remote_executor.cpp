@@ -1,9 +1,9 @@
 #include "remote_executor.hpp"
 
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <future>
 #include <set>
 #include <thread>
@@ -25,6 +25,30 @@ constexpr std::size_t kInFlight = 16;
 
 }  // namespace
 
+// The connections from one io thread to every address, used on that thread
+// only. Closed there when the executor closes, or by the thread itself when
+// its io_context stops first (a gateway stopped before its flow is closed).
+struct RemoteExecutor::Link {
+  std::weak_ptr<IoRunner> runner;  // not kept alive: its exit hook closes this
+  const IoRunner* key = nullptr;
+  boost::asio::io_context* io = nullptr;
+  std::vector<std::shared_ptr<remote::PipelinedConnection>> connections;  // by address
+  std::atomic<bool> shut{false};
+  std::promise<void> shut_done;
+  std::shared_future<void> closed = shut_done.get_future().share();
+
+  // Every request on it fails with `why`; later attempts on it fail too.
+  // The first call only; on the link's thread, or once no thread runs it.
+  void close(const std::string& why) {
+    if (shut.exchange(true)) return;
+    std::vector<std::shared_ptr<remote::PipelinedConnection>> all;
+    all.swap(connections);
+    for (auto& c : all)
+      if (c) c->close(why);
+    shut_done.set_value();
+  }
+};
+
 RemoteExecutor::RemoteExecutor(ExecutorContext context, RemoteOptions options)
     : Executor(std::move(context)), options_(std::move(options)) {
   options_.timeout_ready_ms = limit_ms(options_.timeout_ready_ms);
@@ -33,11 +57,10 @@ RemoteExecutor::RemoteExecutor(ExecutorContext context, RemoteOptions options)
   const std::size_t own = static_cast<std::size_t>(this->context().replica_id) % std::max<std::size_t>(n, 1);
   for (std::size_t i = 0; i < n; ++i) {
     const serve::FlowAddress parsed = serve::parse_flow_address(options_.addresses[(own + i) % n]);
-    Address a;
+    Address& a = addresses_.emplace_back();
     a.url = parsed.url;
     a.host = parsed.host;
     a.port = parsed.port;
-    addresses_.push_back(std::move(a));
   }
   io_thread_ = remote::SharedIoThread::get();
 }
@@ -49,23 +72,54 @@ void RemoteExecutor::close() { stop_io(); }
 void RemoteExecutor::stop_io() {
   if (stopped_) return;
   stopped_ = true;
+  stopping_ = true;
   // The runtime closes an executor with nothing in flight; whatever a
-  // connection still holds fails with this. The connections are let go on
-  // the io thread: what runs there after this (the handlers of the
-  // operations the close cancelled) holds them itself, never this executor.
-  auto shut = [this] {
-    stopping_ = true;
-    for (auto& a : addresses_)
-      if (a.connection) a.connection->close("the remote executor " + name() + " is closing");
-    for (auto& a : addresses_) a.connection.reset();
-  };
-  if (io_thread_->on_this_thread()) return shut();
-  std::promise<void> done;
-  boost::asio::post(io_thread_->io(), [&] {
-    shut();
-    done.set_value();
+  // connection still holds fails with this. Each link closes on its own
+  // thread, where its sockets and timers live: what runs there after this
+  // (the handlers of the operations the close cancelled) holds the
+  // connections itself, never this executor.
+  const std::string why = "the remote executor " + name() + " is closing";
+  std::vector<std::shared_ptr<Link>> links;
+  {
+    std::lock_guard<std::mutex> lock(links_mu_);
+    links.swap(links_);
+  }
+  for (auto& link : links) {
+    std::shared_ptr<IoRunner> runner = link->runner.lock();
+    if (!runner) continue;  // its thread has ended, and closed the link as it did
+    if (runner->on_this_thread()) {
+      link->close(why);
+    } else {
+      // Run there; or, if its io_context stops before the post runs, by
+      // the exit hook: either way `closed` comes.
+      boost::asio::post(runner->io(), [link, why] { link->close(why); });
+      runner.reset();  // its owner may be letting it go meanwhile
+      link->closed.wait();
+      runner = link->runner.lock();
+    }
+    if (runner) runner->forget(link.get());
+  }
+}
+
+std::shared_ptr<RemoteExecutor::Link> RemoteExecutor::link_here() {
+  IoRunner* here = IoRunner::current();
+  if (!here) return nullptr;
+  std::lock_guard<std::mutex> lock(links_mu_);
+  for (const auto& l : links_)
+    if (l->key == here && !l->runner.expired()) return l;
+  // Links of threads that have ended were closed by them.
+  links_.erase(std::remove_if(links_.begin(), links_.end(), [](const auto& l) { return l->runner.expired(); }), links_.end());
+  auto link = std::make_shared<Link>();
+  link->runner = here->shared_from_this();
+  link->key = here;
+  link->io = &here->io();
+  link->connections.resize(addresses_.size());
+  // Running on `here`, so its exit hooks have not run: this one will.
+  here->at_exit(link.get(), [link, why = "the io thread that sent to the remote executor " + name() + " stopped"] {
+    link->close(why);
   });
-  done.get_future().wait();
+  links_.push_back(link);
+  return link;
 }
 
 Client& RemoteExecutor::client(Address& a) {
@@ -145,11 +199,18 @@ struct RemoteExecutor::Call {
   Request* request;
   std::string body;  // the envelope, encoded once for every address tried
   Done done;
-  std::vector<Address*> order;
-  std::size_t at = 0;        // the address in `order` it goes to now
-  bool reconnected = false;  // a new connection to the same address was tried
-  std::string tried;         // what the addresses before it said
+  std::shared_ptr<Link> link;      // the io thread it is sent from
+  std::vector<std::size_t> order;  // addresses to try, in turn
+  std::size_t at = 0;              // the address in `order` it goes to now
+  bool reconnected = false;        // a new connection to the same address was tried
+  std::string tried;               // what the addresses before it said
 };
+
+namespace {
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
 
 void RemoteExecutor::handle_async(Request& request, Done done) {
   if (!handles(request.endpoint)) return done(nullptr);  // not bound there: passes through, as handle() does
@@ -159,29 +220,40 @@ void RemoteExecutor::handle_async(Request& request, Done done) {
   docarray::Value fields = docarray::Value::map();
   fields["exec_endpoint"] = request.endpoint;
   if (!request.parameters.is_null()) fields["parameters"] = request.parameters;
-  call->body = docarray::to_msgpack_envelope(fields, request.docs);  // here, on the pool thread
-  // On the io thread already (the answer of a remote executor before this
-  // one): sent from here, no hand-off.
-  boost::asio::dispatch(io_thread_->io(), [this, call] {
-    // Replicas that are up first (this replica's own before the others),
-    // then the ones marked down, in case they are back.
-    const auto now = std::chrono::steady_clock::now();
-    for (auto& a : addresses_)
-      if (a.down_until <= now) call->order.push_back(&a);
-    for (auto& a : addresses_)
-      if (a.down_until > now) call->order.push_back(&a);
-    attempt(call);
+  call->body = docarray::to_msgpack_envelope(fields, request.docs);
+  // On an io thread (the gateway's, or the one that brought the answer of
+  // a remote executor before this one): sent from here, no hand-off.
+  if ((call->link = link_here())) return start(call);
+  boost::asio::post(io_thread_->io(), [this, call] {
+    call->link = link_here();  // the shared io thread's
+    start(call);
   });
 }
 
+void RemoteExecutor::start(const std::shared_ptr<Call>& call) {
+  // Replicas that are up first (this replica's own before the others),
+  // then the ones marked down, in case they are back.
+  const std::int64_t now = now_ns();
+  for (std::size_t i = 0; i < addresses_.size(); ++i)
+    if (addresses_[i].down_until.load(std::memory_order_relaxed) <= now) call->order.push_back(i);
+  for (std::size_t i = 0; i < addresses_.size(); ++i)
+    if (addresses_[i].down_until.load(std::memory_order_relaxed) > now) call->order.push_back(i);
+  attempt(call);
+}
+
 void RemoteExecutor::attempt(const std::shared_ptr<Call>& call) {
+  Link& link = *call->link;
   if (stopping_)
     return call->done(std::make_exception_ptr(Error("the remote executor " + name() + " is closing")));
+  if (link.shut)
+    return call->done(std::make_exception_ptr(Error("the io thread that sent to the remote executor " + name() + " stopped")));
   if (call->at >= call->order.size())
     return call->done(std::make_exception_ptr(Error("no replica of the remote executor answered: " + call->tried)));
-  Address& a = *call->order[call->at];
-  if (!a.connection)
-    a.connection = std::make_shared<remote::PipelinedConnection>(io_thread_->io(), a.host, a.port, options_.timeout_send_ms, kInFlight);
+  const std::size_t index = call->order[call->at];
+  Address& a = addresses_[index];
+  std::shared_ptr<remote::PipelinedConnection>& connection = link.connections[index];
+  if (!connection)
+    connection = std::make_shared<remote::PipelinedConnection>(*link.io, a.host, a.port, options_.timeout_send_ms, kInFlight);
   remote::http::request<remote::http::string_body> req{remote::http::verb::post, "/post", 11};
   req.set(remote::http::field::host, a.host + ":" + a.port);
   req.set(remote::http::field::user_agent, "docflow-remote-executor");
@@ -191,11 +263,12 @@ void RemoteExecutor::attempt(const std::shared_ptr<Call>& call) {
   req.keep_alive(true);
   req.body() = call->body;
   req.prepare_payload();
-  a.connection->send(std::move(req), [this, call, &a](remote::Answer answer) { answered(call, a, std::move(answer)); });
+  connection->send(std::move(req), [this, call, index](remote::Answer answer) { answered(call, index, std::move(answer)); });
 }
 
-void RemoteExecutor::answered(const std::shared_ptr<Call>& call, Address& a, remote::Answer answer) {
+void RemoteExecutor::answered(const std::shared_ptr<Call>& call, std::size_t address, remote::Answer answer) {
   Request& request = *call->request;
+  Address& a = addresses_[address];
   if (answer.status == 200) {
     docarray::Envelope env;
     try {
@@ -205,7 +278,7 @@ void RemoteExecutor::answered(const std::shared_ptr<Call>& call, Address& a, rem
     }
     request.docs = std::move(env.docs);
     if (const docarray::Value* p = env.fields.find("parameters"); p && !p->is_null()) request.parameters = *p;
-    a.down_until = {};
+    a.down_until.store(0, std::memory_order_relaxed);
     return call->done(nullptr);
   }
   // Out of time: it may still be running there; sending it again would
@@ -224,7 +297,7 @@ void RemoteExecutor::answered(const std::shared_ptr<Call>& call, Address& a, rem
   // Unreachable or overloaded: the next replica gets the request.
   const std::string why = answer.status == 503 ? "HTTP 503: " + serve::describe_error_answer(answer.body, true) : answer.error;
   call->tried += (call->tried.empty() ? "" : "; ") + a.url + ": " + why;
-  a.down_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDownMs);
+  a.down_until.store(now_ns() + std::int64_t{kDownMs} * 1000000, std::memory_order_relaxed);
   ++call->at;
   call->reconnected = false;
   attempt(call);

@@ -7,12 +7,18 @@
 // request's. Stream events go to POST /post with exec_endpoint /_event, so
 // a remote trainer or evaluator works in a batch run.
 //
-// Requests answer later (Executor::handle_async): each replica keeps one
-// pipelined connection per address, with up to kInFlight requests on it at
-// once, on the io thread that all remote executors of the process share
-// (shared_io_thread.hpp), so waiting for the network holds no thread of the
-// flow's pool, and an answer goes on to the next remote executor without a
-// thread hand-off. open() and events use a synchronous Client.
+// Requests answer later (Executor::handle_async): waiting for the network
+// holds no thread of the flow's pool. A request is sent from the io thread
+// it is on (io_runner.hpp): the gateway's network thread that read it, or
+// the connection that brought the previous remote executor's answer; from
+// any other thread (a source, the pool) it goes to the io thread that all
+// remote executors of the process share (shared_io_thread.hpp). So a
+// served request through a chain of remote executors stays on one thread
+// from the client's request to its answer: each hand-off between threads
+// was a wake-up, 2 of a request's 4-5 on the gateway (bench_remote,
+// bench/RESULTS.md). Each replica keeps, per io thread it sends from, one
+// pipelined connection per address with up to kInFlight requests on it at
+// once. open() and events use a synchronous Client.
 //
 // Replicas are addresses: replica r sends to address r first. When it
 // cannot be reached (or answers 503), the request goes to the next address,
@@ -20,7 +26,11 @@
 // an executor's own failure is not retried (it would fail again). A request
 // retried after its connection broke may have run on the lost replica too:
 // remote executors should be idempotent (SimpleIndexer is: ids replace).
+#include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,24 +68,31 @@ class RemoteExecutor : public Executor {
   struct Address {
     std::string url, host, port;
     std::unique_ptr<Client> client;  // open() and events; connected on first use
-    std::shared_ptr<remote::PipelinedConnection> connection;  // requests; on the io thread
-    std::chrono::steady_clock::time_point down_until{};      // on the io thread
+    // Skipped until then (steady_clock ns): it did not answer. Read and
+    // written by the io threads of every link.
+    std::atomic<std::int64_t> down_until{0};
   };
+  struct Link;
   struct Call;
   Client& client(Address& a);
-  // On the io thread: sends the call to the address it is at.
+  // The link of the io thread this is called on, made on first use; null
+  // when this is not an io thread.
+  std::shared_ptr<Link> link_here();
+  // On the call's io thread: orders the addresses and sends.
+  void start(const std::shared_ptr<Call>& call);
+  // On the call's io thread: sends the call to the address it is at.
   void attempt(const std::shared_ptr<Call>& call);
-  void answered(const std::shared_ptr<Call>& call, Address& a, remote::Answer answer);
+  void answered(const std::shared_ptr<Call>& call, std::size_t address, remote::Answer answer);
   void stop_io();
 
   RemoteOptions options_;
-  // Declared before the addresses, so released after them: a connection's
-  // socket and timer deregister from the io_context's services as they go
-  // (the other order was a use after free, found by AddressSanitizer).
-  // stop_io() drops the connections on the io thread itself.
+  // Kept while this lives: requests from threads that are not io threads
+  // are sent from it.
   std::shared_ptr<remote::SharedIoThread> io_thread_;
-  std::vector<Address> addresses_;  // this replica's own first
-  bool stopping_ = false;           // on the io thread: closing, no request goes out
+  std::deque<Address> addresses_;  // this replica's own first (a deque: an Address never moves)
+  std::mutex links_mu_;
+  std::vector<std::shared_ptr<Link>> links_;  // one per io thread sent from
+  std::atomic<bool> stopping_{false};         // closing: no request goes out
   bool stopped_ = false;
 };
 

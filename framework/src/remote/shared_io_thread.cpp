@@ -16,18 +16,17 @@ std::shared_ptr<SharedIoThread> SharedIoThread::get() {
   return t;
 }
 
-SharedIoThread::SharedIoThread() : io_(std::make_unique<boost::asio::io_context>(1)) {
-  work_.emplace(io_->get_executor());
-  thread_ = std::thread([io = io_.get()] { io->run(); });
+SharedIoThread::SharedIoThread() : runner_(IoRunner::create()) {
+  work_.emplace(runner_->io().get_executor());
+  thread_ = std::thread([runner = runner_] { runner->run(); });
 }
 
 SharedIoThread::~SharedIoThread() {
   work_.reset();
   if (on_this_thread()) {
     // The last user let go from a handler on this very thread: the thread
-    // cannot be joined from itself, so it finishes on its own and the
-    // io_context it runs is left to it (a handful of bytes, once).
-    (void)io_.release();
+    // cannot be joined from itself, so it finishes on its own, holding the
+    // runner it runs until then.
     thread_.detach();
     return;
   }

@@ -15,6 +15,8 @@
 #include <optional>
 #include <thread>
 
+#include "../io_runner.hpp"
+
 namespace docflow::remote {
 
 class SharedIoThread {
@@ -24,12 +26,13 @@ class SharedIoThread {
   SharedIoThread(const SharedIoThread&) = delete;
   SharedIoThread& operator=(const SharedIoThread&) = delete;
 
-  boost::asio::io_context& io() { return *io_; }
+  boost::asio::io_context& io() { return runner_->io(); }
+  IoRunner& runner() { return *runner_; }
   bool on_this_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
 
  private:
   SharedIoThread();
-  std::unique_ptr<boost::asio::io_context> io_;
+  std::shared_ptr<IoRunner> runner_;  // shared with its thread, which may outlive this (see the destructor)
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::thread thread_;
 };

@@ -24,7 +24,8 @@ struct Gateway::Impl {
   Flow& flow;
   GatewayOptions options;
   serve::IoPool io;
-  std::unique_ptr<serve::Metrics> metrics;
+  // Shared with the flow's executor observer: the flow may outlive its gateway.
+  std::shared_ptr<serve::Metrics> metrics;
   serve::TransportStats transport, monitoring_transport;
   std::unique_ptr<serve::HttpApi> api;
   std::unique_ptr<serve::MetricsApi> metrics_api;
@@ -63,10 +64,11 @@ Gateway::Gateway(Flow& flow, GatewayOptions options) : impl_(std::make_unique<Im
   if (flow.is_open()) throw Error("construct the Gateway before flow.open(): it puts the flow in serving mode");
   std::vector<std::string> names;
   for (const auto& e : flow.config().executors) names.push_back(e.name);
-  impl_->metrics = std::make_unique<serve::Metrics>(names);
+  impl_->metrics = std::make_shared<serve::Metrics>(names);
   flow.isolate_failures(true);
-  serve::Metrics* metrics = impl_->metrics.get();
-  flow.observe_executors([metrics](const ExecutorSample& s) { metrics->executor(s.executor, s.seconds, s.documents, s.failed); });
+  flow.observe_executors([metrics = impl_->metrics](const ExecutorSample& s) {
+    metrics->executor(s.executor, s.seconds, s.documents, s.failed);
+  });
 }
 
 Gateway::~Gateway() {

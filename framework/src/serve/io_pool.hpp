@@ -9,7 +9,8 @@
 // (bench_remote, bench/RESULTS.md). Here a connection's handlers run on its
 // own thread, one after the other, with no strand and no hand-off; only
 // work that comes from another thread (an answer computed on the flow's
-// pool) wakes it.
+// pool) wakes it. Each thread is an IoRunner (io_runner.hpp): a remote
+// executor called on it sends from it.
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
@@ -18,6 +19,8 @@
 #include <optional>
 #include <thread>
 #include <vector>
+
+#include "../io_runner.hpp"
 
 namespace docflow::serve {
 
@@ -29,7 +32,7 @@ class IoPool {
   IoPool& operator=(const IoPool&) = delete;
 
   // The first: for the listening sockets and what is not a connection's.
-  boost::asio::io_context& first() { return *contexts_.front(); }
+  boost::asio::io_context& first() { return runners_.front()->io(); }
   // The next in turn, for a new connection.
   boost::asio::io_context& next();
   void start();
@@ -40,7 +43,7 @@ class IoPool {
 
  private:
   using Guard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
-  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  std::vector<std::shared_ptr<IoRunner>> runners_;
   std::vector<std::optional<Guard>> work_;
   std::vector<std::thread> threads_;
   std::atomic<std::size_t> turn_{0};
