@@ -19,6 +19,7 @@
 #include <set>
 #include <thread>
 
+#include "../support/file_bytes.hpp"
 #include "../support/run_command.hpp"
 #include "../support/temp_dir.hpp"
 #include "clip/safetensors.hpp"
@@ -28,6 +29,8 @@
 using docflow::testing::run_command;
 using docflow::testing::TempDir;
 namespace fs = std::filesystem;
+
+using docflow::testing::file_bytes;
 
 namespace {
 
@@ -143,11 +146,6 @@ class Background {
   bool exited_ = false;
 };
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 // Two `flow run` processes given torchrun's environment by hand (what
 // torchrun, a PyTorchJob or Slurm does): rank 1 in the background, logging
 // to rank1.log, waits for rank 0's store. Prints "exits A B" (rank 0, rank 1).
@@ -183,7 +181,7 @@ BOOST_AUTO_TEST_CASE(two_ranks_train_exactly_as_one_process) {
   BOOST_REQUIRE_EQUAL(a.size(), b.size());
   for (const auto& [name, t] : b) BOOST_TEST(torch::allclose(a.at(name), t, 1e-3, 1e-5), name);
   // Rank 1 kept its own log; the run's files are rank 0's.
-  BOOST_TEST(read_file(run / "ranks" / "1" / "run.log").find("rank 1 of 2") != std::string::npos);
+  BOOST_TEST(file_bytes(run / "ranks" / "1" / "run.log").find("rank 1 of 2") != std::string::npos);
   BOOST_TEST(!fs::exists(run / "ranks" / "1" / "artifact"));
   BOOST_TEST(r.output.find("ranks 0-1 of 2 started") != std::string::npos);
 }
@@ -197,7 +195,7 @@ BOOST_AUTO_TEST_CASE(open_clips_local_loss_trains_the_same_steps) {
   TempDir dir;
   const auto r = run_command(job(dir, "--name local --nproc-per-node 2 --set trainer.local_loss=true"));
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
-  BOOST_TEST(read_file(dir.path() / "runs" / "local" / "run.log").find("local loss") != std::string::npos);
+  BOOST_TEST(file_bytes(dir.path() / "runs" / "local" / "run.log").find("local loss") != std::string::npos);
   same_losses(losses(dir.path() / "runs" / "local"), ref.losses);
 }
 
@@ -209,7 +207,7 @@ BOOST_AUTO_TEST_CASE(gradients_averaged_from_backward_train_the_same_steps) {
   TempDir dir;
   const auto r = run_command(job(dir, "--name overlap --nproc-per-node 2 --set trainer.overlap_allreduce=true"));
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
-  const std::string log = read_file(dir.path() / "runs" / "overlap" / "run.log");
+  const std::string log = file_bytes(dir.path() / "runs" / "overlap" / "run.log");
   // "K of N buckets started inside backward": the hooks started some of them.
   std::smatch m;
   BOOST_REQUIRE_MESSAGE(std::regex_search(log, m, std::regex("([0-9]+) of ([0-9]+) buckets started inside backward")), log);
@@ -222,7 +220,7 @@ BOOST_AUTO_TEST_CASE(processes_started_with_torchruns_environment_are_its_ranks)
   Reference& ref = reference();
   TempDir dir;
   const auto r = two_ranks_by_environment(dir, "--name tr", "--name tr");
-  BOOST_REQUIRE_MESSAGE(r.output.find("exits 0 0") != std::string::npos, r.output + read_file(dir.file("rank1.log")));
+  BOOST_REQUIRE_MESSAGE(r.output.find("exits 0 0") != std::string::npos, r.output + file_bytes(dir.file("rank1.log")));
   same_losses(losses(dir.path() / "runs" / "tr"), ref.losses);
 }
 
@@ -253,7 +251,7 @@ BOOST_AUTO_TEST_CASE(one_launcher_per_node_joins_a_run_across_machines) {
   const auto r = run_command(job(dir, nodes + " --node-rank 0 --name nodes"));
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
   const std::optional<int> node1_exit = node1.wait(std::chrono::seconds(60));
-  BOOST_TEST((node1_exit && *node1_exit == 0), read_file(dir.file("node1.log")));
+  BOOST_TEST((node1_exit && *node1_exit == 0), file_bytes(dir.file("node1.log")));
   same_losses(losses(dir.path() / "runs" / "nodes"), ref.losses);
 }
 
@@ -267,9 +265,9 @@ void kill_rank_1_mid_run(const TempDir& dir, const std::string& name) {
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(90);
   while (!fs::exists(run / "checkpoints" / "LATEST") && std::chrono::steady_clock::now() < give_up)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  BOOST_REQUIRE_MESSAGE(fs::exists(run / "checkpoints" / "LATEST"), read_file(dir.file("launcher.log")));
+  BOOST_REQUIRE_MESSAGE(fs::exists(run / "checkpoints" / "LATEST"), file_bytes(dir.file("launcher.log")));
   std::this_thread::sleep_for(std::chrono::milliseconds(800));
-  const std::string log = read_file(dir.file("launcher.log"));
+  const std::string log = file_bytes(dir.file("launcher.log"));
   const auto at = log.find("(pids ");
   BOOST_REQUIRE_MESSAGE(at != std::string::npos, log);
   const long rank1 = std::stol(log.substr(log.find(", ", at) + 2));
@@ -318,7 +316,7 @@ BOOST_AUTO_TEST_CASE(ranks_that_resolved_different_flows_are_refused) {
   BOOST_TEST(r.output.find("exits 0") == std::string::npos);
   BOOST_TEST(r.output.find("exits 2 2") != std::string::npos);  // refused at set-up, as a bad flow file is
   BOOST_TEST(r.output.find("rank 1's resolved flow differs from rank 0's") != std::string::npos);
-  BOOST_TEST(read_file(dir.file("rank1.log")).find("differs") != std::string::npos);
+  BOOST_TEST(file_bytes(dir.file("rank1.log")).find("differs") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(a_nan_on_one_rank_stops_every_rank_before_a_checkpoint) {
@@ -329,7 +327,7 @@ BOOST_AUTO_TEST_CASE(a_nan_on_one_rank_stops_every_rank_before_a_checkpoint) {
     const std::string which = loss[0] ? "local loss" : "gathered loss";
     BOOST_TEST_CONTEXT(which) {
       TempDir dir;
-      std::string flow = read_file(std::string(PROJECT_SOURCE_DIR) + "/flows/clip-fashion.yml");
+      std::string flow = file_bytes(std::string(PROJECT_SOURCE_DIR) + "/flows/clip-fashion.yml");
       const auto at = flow.find("  - name: trainer\n");
       BOOST_REQUIRE(at != std::string::npos);
       flow.insert(at, "  - name: poison\n    uses: NanOnRank\n    with: {rank: 1, at_request: 11}\n");
@@ -339,7 +337,7 @@ BOOST_AUTO_TEST_CASE(a_nan_on_one_rank_stops_every_rank_before_a_checkpoint) {
       Background run(job(dir, "--name nan --nproc-per-node 2 --dist-timeout 20" + std::string(loss), dir.file("poisoned.yml")) +
                      " > " + dir.file("out.log") + " 2>&1");
       const std::optional<int> status = run.wait(std::chrono::seconds(240));
-      const std::string out = read_file(dir.file("out.log"));
+      const std::string out = file_bytes(dir.file("out.log"));
       BOOST_TEST_MESSAGE(out);
       BOOST_REQUIRE_MESSAGE(status.has_value(), "the run did not stop within 240 s");
       BOOST_TEST(*status != 0);
@@ -354,7 +352,7 @@ BOOST_AUTO_TEST_CASE(a_nan_on_one_rank_stops_every_rank_before_a_checkpoint) {
         if (e.path().filename().string().rfind("epoch-", 0) == 0) checkpoints.push_back(e.path().filename());
       BOOST_TEST(checkpoints == std::vector<std::string>{"epoch-0000"});
       // Rank 1 saw the same refusal: it did not carry on alone.
-      BOOST_TEST(read_file(run_dir / "ranks" / "1" / "run.log").find("the loss is NaN at step 11") != std::string::npos);
+      BOOST_TEST(file_bytes(run_dir / "ranks" / "1" / "run.log").find("the loss is NaN at step 11") != std::string::npos);
     }
   }
 }

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "../support/file_bytes.hpp"
 #include "../support/temp_dir.hpp"
 #include "docarray/binary_io.hpp"
 #include "docarray/document_file.hpp"
@@ -23,6 +24,8 @@ using docarray::Document;
 using docarray::DocumentArray;
 using docarray::FormatError;
 using docflow::testing::TempDir;
+
+using docflow::testing::file_bytes;
 
 namespace {
 
@@ -40,11 +43,6 @@ DocumentArray embeddings(int n, int dim) {
     da.append(d);
   }
   return da;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
 void write_file(const std::string& path, const std::string& bytes) {
@@ -90,7 +88,7 @@ BOOST_AUTO_TEST_CASE(tensors_read_by_path_alias_one_aligned_mapping) {
     }
   }
   // Through a stream, or compressed, every tensor has its own memory.
-  std::istringstream in(read_file(dir.file("a.docs")));
+  std::istringstream in(file_bytes(dir.file("a.docs")));
   docarray::BinaryReader r(in);
   Document d{std::string()};
   BOOST_REQUIRE(r.next(d));
@@ -123,13 +121,13 @@ BOOST_AUTO_TEST_CASE(a_tensor_changed_in_place_changes_neither_the_file_nor_its_
   TempDir dir;
   const DocumentArray da = embeddings(4, 32);
   docarray::save_binary(da, dir.file("a.docs"));
-  const std::string before = read_file(dir.file("a.docs"));
+  const std::string before = file_bytes(dir.file("a.docs"));
   DocumentArray back = docarray::load_binary(dir.file("a.docs"));
   back[1].embedding.mul_(2);
   BOOST_TEST(at::allclose(back[1].embedding, da[1].embedding * 2));
   BOOST_TEST(at::equal(back[0].embedding, da[0].embedding));
   BOOST_TEST(at::equal(back[2].embedding, da[2].embedding));
-  BOOST_TEST(read_file(dir.file("a.docs")) == before);
+  BOOST_TEST(file_bytes(dir.file("a.docs")) == before);
   BOOST_TEST(docarray::equal(docarray::load_binary(dir.file("a.docs")), da));
 }
 
@@ -206,7 +204,7 @@ BOOST_AUTO_TEST_CASE(arrays_write_in_gathered_batches_and_read_back_exactly) {
   for (Compression c : {Compression::None, Compression::Zstd}) {
     docarray::save_binary(da, dir.file("many.docs"), c);
     BOOST_TEST(docarray::equal(docarray::load_binary(dir.file("many.docs")), da));
-    std::istringstream in(read_file(dir.file("many.docs")));
+    std::istringstream in(file_bytes(dir.file("many.docs")));
     docarray::BinaryReader r(in);
     DocumentArray streamed;
     Document d{std::string()};
@@ -220,7 +218,7 @@ BOOST_AUTO_TEST_CASE(damage_reads_the_same_from_a_mapped_file_as_from_a_stream) 
   DocumentArray da = embeddings(3, 40);
   da.append(docflow::testing::full_document(1));
   docarray::save_binary(da, dir.file("good.docs"));
-  const std::string good = read_file(dir.file("good.docs"));
+  const std::string good = file_bytes(dir.file("good.docs"));
   std::vector<std::string> damaged;
   for (std::size_t cut : {std::size_t{0}, std::size_t{5}, std::size_t{12}, std::size_t{18}, good.size() / 3,
                           good.size() / 2, good.size() - 12, good.size() - 3})
@@ -265,7 +263,7 @@ BOOST_AUTO_TEST_CASE(a_file_read_whole_decodes_on_threads_with_the_errors_of_one
   BOOST_TEST(docarray::equal(docarray::load_binary(dir.file("good.docs")), da));
   BOOST_TEST(docarray::equal(docarray::load_documents(dir.file("good.docs")), da));
 
-  const std::string good = read_file(dir.file("good.docs"));
+  const std::string good = file_bytes(dir.file("good.docs"));
   const std::vector<std::size_t> starts = record_starts(good);
   BOOST_REQUIRE_EQUAL(starts.size(), 20'000u);
   // 0xc1 is the one byte msgpack never uses: the record cannot decode.

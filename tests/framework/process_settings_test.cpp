@@ -10,12 +10,15 @@
 #include <sstream>
 #include <string>
 
+#include "../support/file_bytes.hpp"
 #include "../support/huge_pages.hpp"
 #include "../support/detached_service.hpp"
 #include "../support/run_command.hpp"
 #include "../support/temp_dir.hpp"
 
 using docflow::testing::run_command;
+
+using docflow::testing::file_bytes;
 
 namespace {
 
@@ -28,13 +31,6 @@ std::string field(const std::string& output, const std::string& key) {
   if (at == std::string::npos) return "";
   const auto start = at + key.size() + 3;
   return text.substr(start, text.find('\n', start) - start);
-}
-
-std::string file_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 bool has_avx512() {
@@ -113,11 +109,11 @@ BOOST_AUTO_TEST_CASE(a_served_flows_heap_is_marked_for_huge_pages) {
     docflow::testing::DetachedService server(env + kFlow + " serve " + flow + " --name " + name + " --detach",
                                              dir.file("runs/" + name + "/status.json"));
     const std::string pid = std::to_string(server.pid());
-    const std::string environ = file_text("/proc/" + pid + "/environ");
+    const std::string environ = file_bytes("/proc/" + pid + "/environ");
     BOOST_TEST((environ.find("GLIBC_TUNABLES=glibc.malloc.hugetlb=1") != std::string::npos) == asked);
     // The heap's mappings in smaps (glibc's madvise splits it in several):
     // is any eligible for huge pages?
-    const std::string smaps = file_text("/proc/" + pid + "/smaps");
+    const std::string smaps = file_bytes("/proc/" + pid + "/smaps");
     int heaps = 0;
     bool eligible = false;
     for (auto at = smaps.find("[heap]"); at != std::string::npos; at = smaps.find("[heap]", at + 1)) {

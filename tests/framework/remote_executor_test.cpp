@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "../support/file_bytes.hpp"
 #include "../support/detached_service.hpp"
 #include "../support/run_command.hpp"
 #include "../support/temp_dir.hpp"
@@ -26,6 +27,8 @@
 using namespace docflow;
 using docflow::testing::run_command;
 using docflow::testing::TempDir;
+
+using docflow::testing::file_bytes;
 
 namespace {
 
@@ -48,11 +51,6 @@ class ExecutorProcess : public docflow::testing::DetachedService {
   const TempDir& dir_;
   std::string name_;
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 Flow flow_of(const std::string& executors) {
   return Flow::from_config(parse_flow_text("jtype: Flow\nwith: {name: f, plugins: [" TEST_PLUGIN_DIR "]}\nexecutors:\n" + executors));
@@ -105,8 +103,8 @@ BOOST_AUTO_TEST_CASE(a_batch_run_through_a_remote_executor_sees_what_a_local_one
   rec.stop(SIGTERM);  // its close() writes what it saw
   BOOST_TEST(local_out == remote_out);
   BOOST_TEST(local_out.size() == 24u);
-  const std::string local_record = read_file((dir.path() / "local/rec/record.txt").string());
-  const std::string remote_record = read_file(rec.workspace_file("record.txt"));
+  const std::string local_record = file_bytes((dir.path() / "local/rec/record.txt").string());
+  const std::string remote_record = file_bytes(rec.workspace_file("record.txt"));
   BOOST_TEST(!local_record.empty());
   BOOST_TEST(remote_record == local_record);  // every document and event, in order
   BOOST_TEST(contains(remote_record, "end-of-epoch 0\n"), remote_record);
