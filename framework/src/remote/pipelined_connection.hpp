@@ -19,6 +19,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace docflow::remote {
@@ -57,6 +58,7 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
     http::request<http::string_body> request;
     OnAnswer on_answer;
     std::chrono::steady_clock::time_point deadline{};
+    std::optional<http::request_serializer<http::string_body>> serializer;  // of `request`, while it is written
   };
   using EntryPtr = std::shared_ptr<Entry>;
 
@@ -73,6 +75,7 @@ class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnect
   void pump();
   void connect();
   void write_next();
+  void wrote(const LinkPtr& link, const boost::system::error_code& ec);
   void read_next();
   void arm_timer();
   void on_timer();

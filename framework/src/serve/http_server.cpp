@@ -38,11 +38,22 @@ HttpResponse error_response(http::status status, const std::string& detail, unsi
 // io_context has one, io_pool.hpp). Requests are
 // read ahead (up to `pipeline`) while earlier ones are being answered; the
 // answers go out in the order the requests came.
+//
+// A request costs as few system calls and event-loop rounds as it can (on
+// some machines a system call costs a microsecond, bench/RESULTS.md): an
+// answer is written at once on the non-blocking socket and only what the
+// socket does not take goes through an async write (whose completion is
+// a round of the event loop of its own, with an epoll_wait), and the idle
+// timer is armed once and checked when it fires, not cancelled (another
+// round) and armed again for every request.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(HttpServer& server, tcp::socket socket)
       : server_(server), stream_(std::move(socket)),
-        buffer_(server.limits_.header_bytes + server.limits_.body_bytes + 65536), idle_timer_(stream_.get_executor()) {}
+        buffer_(server.limits_.header_bytes + server.limits_.body_bytes + 65536), idle_timer_(stream_.get_executor()) {
+    beast::error_code ec;
+    stream_.socket().non_blocking(true, ec);  // for the writes tried at once (they never wait)
+  }
 
   ~Session() {
     server_.stats_.connections.fetch_sub(1);
@@ -68,6 +79,7 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   struct Slot {
     std::optional<HttpResponse> response;
+    std::optional<http::response_serializer<http::string_body>> serializer;  // of `response`, while it is written
     bool close_after = false;
   };
 
@@ -82,10 +94,12 @@ class Session : public std::enable_shared_from_this<Session> {
       // the whole request must arrive within the read timeout.
       stream_.expires_never();
       waiting_first_byte_ = true;
-      if (slots_.empty()) arm_idle();
+      if (slots_.empty()) {
+        idle_since_ = std::chrono::steady_clock::now();
+        arm_idle();
+      }
       stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
         self->waiting_first_byte_ = false;
-        self->idle_timer_.cancel();
         self->buffer_.commit(n);
         self->server_.stats_.bytes_in.fetch_add(n);
         if (ec) return self->on_read_error(ec, false);
@@ -97,11 +111,18 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // A kept-alive connection with nothing in flight and no request coming
-  // is closed after the idle timeout.
+  // is closed after the idle timeout, counted from `idle_since_`. One wait
+  // at a time: when it ends, the connection is closed if it has been idle
+  // that long, else waited for again if it is idle now.
   void arm_idle() {
-    idle_timer_.expires_after(server_.limits_.idle);
+    if (idle_armed_ || shut_) return;
+    idle_armed_ = true;
+    idle_timer_.expires_at(idle_since_ + server_.limits_.idle);
     idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (!ec && self->waiting_first_byte_ && self->slots_.empty()) self->shut();
+      self->idle_armed_ = false;
+      if (ec || !self->waiting_first_byte_ || !self->slots_.empty()) return;
+      if (std::chrono::steady_clock::now() >= self->idle_since_ + self->server_.limits_.idle) return self->shut();
+      self->arm_idle();
     });
   }
 
@@ -213,18 +234,32 @@ class Session : public std::enable_shared_from_this<Session> {
   void write_next() {
     if (writing_ || slots_.empty() || !slots_.front()->response) return;
     writing_ = true;
+    Slot& slot = *slots_.front();
+    slot.serializer.emplace(*slot.response);
+    beast::error_code ec;
+    std::size_t n = 0;
+    while (!ec && !slot.serializer->is_done()) n += http::write_some(stream_.socket(), *slot.serializer, ec);
+    if (ec != net::error::would_block && ec != net::error::try_again) return wrote(ec, n);
+    // The socket's buffer is full: the rest when it has room, within the write timeout.
     stream_.expires_after(server_.limits_.write);
-    http::async_write(stream_, *slots_.front()->response, [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-      self->server_.stats_.bytes_out.fetch_add(n);
-      self->writing_ = false;
-      const bool close = self->slots_.front()->close_after;
-      self->slots_.pop_front();
-      if (ec || close) return self->shut();
-      if (self->slots_.empty() && self->waiting_first_byte_) self->arm_idle();
-      self->write_next();
-      if (self->slots_.empty() && self->closing_ && !self->reading_) return self->shut();
-      self->read_next();
+    http::async_write(stream_, *slot.serializer, [self = shared_from_this(), n](beast::error_code ec, std::size_t more) {
+      self->wrote(ec, n + more);
     });
+  }
+
+  void wrote(beast::error_code ec, std::size_t n) {
+    server_.stats_.bytes_out.fetch_add(n);
+    writing_ = false;
+    const bool close = slots_.front()->close_after;
+    slots_.pop_front();
+    if (ec || close) return shut();
+    if (slots_.empty() && waiting_first_byte_) {
+      idle_since_ = std::chrono::steady_clock::now();
+      arm_idle();
+    }
+    write_next();
+    if (slots_.empty() && closing_ && !reading_) return shut();
+    read_next();
   }
 
   void shut() {
@@ -243,7 +278,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::deque<std::shared_ptr<Slot>> slots_;
   net::steady_timer idle_timer_;
-  bool reading_ = false, writing_ = false, closing_ = false, shut_ = false, waiting_first_byte_ = false;
+  std::chrono::steady_clock::time_point idle_since_{};  // nothing in flight since then
+  bool reading_ = false, writing_ = false, closing_ = false, shut_ = false, waiting_first_byte_ = false, idle_armed_ = false;
 };
 
 HttpServer::HttpServer(IoPool& io, RequestHandler& handler, ServerLimits limits, TransportStats& stats)
