@@ -28,7 +28,10 @@ PipelinedConnection::~PipelinedConnection() {
 }
 
 void PipelinedConnection::send(http::request<http::string_body> request, OnAnswer on_answer) {
-  queued_.push_back(std::make_shared<Entry>(Entry{std::move(request), std::move(on_answer), {}}));
+  auto entry = std::make_shared<Entry>();
+  entry->request = std::move(request);
+  entry->on_answer = std::move(on_answer);
+  queued_.push_back(std::move(entry));
   pump();
 }
 
