@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "../serve/write_at_once.hpp"
+
 namespace docflow::remote {
 
 namespace net = boost::asio;
@@ -75,20 +77,17 @@ void PipelinedConnection::write_next() {
   written_.push_back(e);
   if (written_.size() == 1) arm_timer();
   writing_ = true;
-  // At once: a request the socket takes whole needs no write operation,
-  // whose completion would be a round of the event loop of its own (with
-  // an epoll_wait; a system call costs a microsecond on some machines).
-  // Only what the socket does not take goes through an async write.
+  // At once; only what the socket does not take goes through an async write.
   e->serializer.emplace(e->request);
   boost::system::error_code ec;
-  while (!ec && !e->serializer->is_done()) http::write_some(link_->socket, *e->serializer, ec);
-  if (!ec) return wrote(link_, ec);
-  if (ec != net::error::would_block && ec != net::error::try_again) {
+  serve::write_at_once(link_->socket, *e->serializer, ec);
+  if (ec) {
     // Failed: handled as an async failure is, after this call returns
     // (closing calls back, which may send again).
     net::post(io_, [self = shared_from_this(), link = link_, ec] { self->wrote(link, ec); });
     return;
   }
+  if (e->serializer->is_done()) return wrote(link_, ec);
   http::async_write(link_->socket, *e->serializer,
                     [self = shared_from_this(), link = link_, e](const boost::system::error_code& ec, std::size_t) {
                       self->wrote(link, ec);

@@ -27,7 +27,6 @@ class SharedIoThread {
   SharedIoThread& operator=(const SharedIoThread&) = delete;
 
   boost::asio::io_context& io() { return runner_->io(); }
-  IoRunner& runner() { return *runner_; }
   bool on_this_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
 
  private:

@@ -1,5 +1,6 @@
 #include "http_server.hpp"
 #include "io_pool.hpp"
+#include "write_at_once.hpp"
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -42,8 +43,7 @@ HttpResponse error_response(http::status status, const std::string& detail, unsi
 // A request costs as few system calls and event-loop rounds as it can (on
 // some machines a system call costs a microsecond, bench/RESULTS.md): an
 // answer is written at once on the non-blocking socket and only what the
-// socket does not take goes through an async write (whose completion is
-// a round of the event loop of its own, with an epoll_wait), and the idle
+// socket does not take goes through an async write (write_at_once.hpp), and the idle
 // timer is armed once and checked when it fires, not cancelled (another
 // round) and armed again for every request.
 class Session : public std::enable_shared_from_this<Session> {
@@ -237,9 +237,8 @@ class Session : public std::enable_shared_from_this<Session> {
     Slot& slot = *slots_.front();
     slot.serializer.emplace(*slot.response);
     beast::error_code ec;
-    std::size_t n = 0;
-    while (!ec && !slot.serializer->is_done()) n += http::write_some(stream_.socket(), *slot.serializer, ec);
-    if (ec != net::error::would_block && ec != net::error::try_again) return wrote(ec, n);
+    const std::size_t n = write_at_once(stream_.socket(), *slot.serializer, ec);
+    if (ec || slot.serializer->is_done()) return wrote(ec, n);
     // The socket's buffer is full: the rest when it has room, within the write timeout.
     stream_.expires_after(server_.limits_.write);
     http::async_write(stream_, *slot.serializer, [self = shared_from_this(), n](beast::error_code ec, std::size_t more) {
