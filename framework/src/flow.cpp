@@ -35,6 +35,7 @@ struct Message {
   // through) and the executors it is for (null: all).
   std::exception_ptr error;
   std::shared_ptr<const std::vector<std::string>> only;
+  bool on_flow_threads = false;  // PostOptions::on_flow_threads
 };
 // Messages travel by pointer: a request passes five hand-offs at every
 // executor, and moving a Request (its DocumentArray, its parameters'
@@ -367,6 +368,7 @@ struct Flow::Impl {
   void deliver(Node& node, MessagePtr msg, bool may_run_here) {
     Dispatches ready;
     LaneStarts starts;
+    const bool on_flow_threads = msg->on_flow_threads;
     {
       std::lock_guard<std::mutex> lock(node.mu);
       std::uint64_t seq = msg->seq;
@@ -384,7 +386,7 @@ struct Flow::Impl {
       queue_in_order(node, ready, starts);
     }
     emit_outputs(node, ready);
-    start_lanes(node, starts, may_run_here);
+    start_lanes(node, starts, may_run_here, on_flow_threads);
   }
 
   // Under node.mu: takes the next requests in sequence order. An event waits
@@ -460,11 +462,13 @@ struct Flow::Impl {
   // caller allows it (it is about to return), there is stack to spare, and
   // this is one of the flow's pool threads (any thread, for a remote
   // executor's lane, it only sends, or a light one); the rest go to the pool.
-  void start_lanes(Node& node, const LaneStarts& starts, bool may_run_here) {
+  // `on_flow_threads`: the message that started them may not run a local
+  // executor on a thread other than the pool's (PostOptions).
+  void start_lanes(Node& node, const LaneStarts& starts, bool may_run_here, bool on_flow_threads = false) {
     for (std::size_t i = 0; i < starts.size(); ++i) {
       const std::size_t r = starts[i].replica;
       if (i == 0 && may_run_here && inline_lanes.depth < kMaxInlineDepth &&
-          (node.sends || inline_lanes.flow == this || (node.light() && !starts[i].event))) {
+          (node.sends || inline_lanes.flow == this || (node.light() && !starts[i].event && !on_flow_threads))) {
         run_lane(node, r);
       } else {
         boost::asio::post(*pool, [this, &node, r] {
@@ -987,6 +991,7 @@ void Flow::post(Request request, std::function<void(Response)> on_response, cons
   auto msg = std::make_unique<Message>();
   msg->request = std::move(request);
   msg->only = options.only_executors;
+  msg->on_flow_threads = options.on_flow_threads;
   {
     std::lock_guard<std::mutex> lock(im.mu);
     msg->seq = im.next_seq++;

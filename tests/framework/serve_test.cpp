@@ -182,6 +182,46 @@ BOOST_AUTO_TEST_CASE(timeout_send_answers_504_and_the_flow_keeps_serving) {
   BOOST_TEST(status_of(r) == 200, r);
 }
 
+// A request's timeout and a queued request's start stay on the network
+// thread of the request's connection. Two clients (two connections, one
+// per network thread) with one request in the flow at a time, so that most
+// wait in the queue and are started by another's answer: every request gets
+// its own answer, none a stray 504 (each timer is cancelled where it was
+// armed, or posted there). Then two slow requests at once (one on each
+// thread) both get their 504, and the flow serves on.
+BOOST_AUTO_TEST_CASE(timeouts_and_queued_requests_on_every_network_thread) {
+  GatewayOptions o = GatewayOptions::from([] {
+    ServeConfig s;
+    s.timeout_send_ms = 1200;
+    return s;
+  }());
+  o.io_threads = 2;
+  ServedFlow served("  - {name: misbehaver, uses: Misbehaver}\n", o, "prefetch: 1");
+  Client a(served.url()), b(served.url());
+  const DocumentArray sent_a = texts(40, "a"), sent_b = texts(40, "b");
+  DocumentArray back_a, back_b;
+  std::thread on_a([&] { back_a = a.post("/index", sent_a, Value(), 1); });
+  back_b = b.post("/index", sent_b, Value(), 1);
+  on_a.join();
+  BOOST_REQUIRE_EQUAL(back_a.size(), sent_a.size());
+  BOOST_REQUIRE_EQUAL(back_b.size(), sent_b.size());
+  for (std::size_t i = 0; i < sent_a.size(); ++i) {
+    BOOST_TEST(back_a[i].id == sent_a[i].id);
+    BOOST_TEST(back_b[i].id == sent_b[i].id);
+  }
+  std::string slow[2];
+  std::thread first([&] { slow[0] = post_json(served.port(), "/index", R"({"data": [{"tags": {"sleep_ms": 1800}}]})"); });
+  slow[1] = post_json(served.port(), "/index", R"({"data": [{"tags": {"sleep_ms": 1800}}]})");
+  first.join();
+  for (const auto& r : slow) {
+    BOOST_TEST(status_of(r) == 504, r);
+    BOOST_TEST(contains(r, "timeout_send (1200 ms)"), r);
+  }
+  // Both slow requests still run in the flow, one after the other.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2600));
+  BOOST_TEST(status_of(post_json(served.port(), "/index", R"({"data": [{"text": "quick"}]})")) == 200);
+}
+
 BOOST_AUTO_TEST_CASE(a_token_guards_every_route_but_health) {
   GatewayOptions o;
   o.token = "s3cret";

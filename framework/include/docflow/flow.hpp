@@ -38,6 +38,13 @@ struct PostOptions {
   // Jina's target_executor: when set, only these executors handle the
   // request; the others pass it through untouched.
   std::shared_ptr<const std::vector<std::string>> only_executors;
+  // The request's local executors run on the flow's own threads, never on
+  // the thread that happens to carry it (by default a light executor, one
+  // that has taken microseconds, runs on the poster's thread or on a remote
+  // executor's I/O thread). A gateway with timeout_send sets it: its
+  // network thread, busy with an executor that turned slow, could not send
+  // the 504 when the time is up.
+  bool on_flow_threads = false;
 };
 
 // One executor replica's work on one request, for metrics: called on the

@@ -79,7 +79,8 @@ void Gateway::start() {
   auto& im = *impl_;
   if (im.started) throw Error("the gateway is already started");
   if (!im.flow.is_open()) throw Error("start the gateway after flow.open()");
-  im.api = std::make_unique<serve::HttpApi>(im.flow, im.options, *im.metrics, im.io.first());
+  im.api = std::make_unique<serve::HttpApi>(im.flow, im.options, *im.metrics, im.io.first(),
+                                            [&io = im.io] { return io.current(); });
   im.server = std::make_unique<serve::HttpServer>(im.io, *im.api, im.limits(), im.transport);
   im.server->listen(im.options.host, im.options.port);
   if (im.options.monitoring) {

@@ -79,8 +79,8 @@ struct HttpApi::Call {
   std::unique_ptr<net::steady_timer> timer;
 };
 
-HttpApi::HttpApi(Flow& flow, const GatewayOptions& options, Metrics& metrics, net::io_context& io)
-    : flow_(flow), options_(options), metrics_(metrics), io_(io), prefetch_(static_cast<std::size_t>(flow.config().prefetch)) {
+HttpApi::HttpApi(Flow& flow, const GatewayOptions& options, Metrics& metrics, net::io_context& io, ThreadIo thread_io)
+    : flow_(flow), options_(options), metrics_(metrics), io_(io), thread_io_(std::move(thread_io)), prefetch_(static_cast<std::size_t>(flow.config().prefetch)) {
   std::set<std::string> eps = {"/index", "/search", "/update", "/delete"};
   for (const auto& [name, bound] : flow.executor_endpoints()) {
     executors_.push_back(name);
@@ -92,6 +92,11 @@ HttpApi::HttpApi(Flow& flow, const GatewayOptions& options, Metrics& metrics, ne
   endpoints_.assign(eps.begin(), eps.end());
   id_seed_ = std::random_device{}();
   id_seed_ = (id_seed_ << 32) ^ std::random_device{}();
+}
+
+net::io_context& HttpApi::here() {
+  net::io_context* io = thread_io_ ? thread_io_() : nullptr;
+  return io ? *io : io_;
 }
 
 std::string HttpApi::next_request_id() {
@@ -307,6 +312,9 @@ void HttpApi::flow_call(HttpRequest& req, const std::string& endpoint, bool is_p
                                                 "' matches no executor (executors: " + joined(executors_) + ")");
     call->options.only_executors = std::move(only);
   }
+  // With a deadline, no executor runs on a network thread: one that turned
+  // slow there would hold back the 504 of every request on that thread.
+  call->options.on_flow_threads = options_.timeout_send_ms > 0;
   call->binary = accepts_msgpack(req[http::field::accept]);
   call->body_bytes = req.body().size();
   call->request_id = next_request_id();
@@ -353,7 +361,10 @@ void HttpApi::submit(std::shared_ptr<Call> call) {
     }
   }
   if (options_.timeout_send_ms > 0) {
-    call->timer = std::make_unique<net::steady_timer>(io_, std::chrono::milliseconds(options_.timeout_send_ms));
+    // On the network thread that read the request: arming it and cancelling
+    // it from there (an answer most often comes back to that thread) wake no
+    // other thread.
+    call->timer = std::make_unique<net::steady_timer>(here(), std::chrono::milliseconds(options_.timeout_send_ms));
     call->timer->async_wait([call, ms = options_.timeout_send_ms](const boost::system::error_code& ec) {
       if (ec || call->answered.exchange(true)) return;
       call->respond(error_response(http::status::gateway_timeout,
@@ -377,7 +388,11 @@ void HttpApi::start(std::shared_ptr<Call> call) {
 
 void HttpApi::finish(const std::shared_ptr<Call>& call, Response r) {
   release();
-  if (call->timer) net::post(io_, [call] { call->timer->cancel(); });
+  if (call->timer) {
+    auto& timer_io = static_cast<net::io_context&>(call->timer->get_executor().context());
+    if (thread_io_ && thread_io_() == &timer_io) call->timer->cancel();
+    else net::post(timer_io, [call] { call->timer->cancel(); });
+  }
   const bool first = !call->answered.exchange(true);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -454,8 +469,9 @@ void HttpApi::release() {
       ++in_flight_;
     }
   }
-  // Not from the flow's callback itself: posting runs on a network thread.
-  if (next) net::post(io_, [this, next] { start(next); });
+  // Not from the flow's callback itself: posted, to run on a network thread
+  // (this one, when the callback runs on one).
+  if (next) net::post(here(), [this, next] { start(next); });
 }
 
 void HttpApi::drain() {

@@ -23,8 +23,14 @@ namespace docflow::serve {
 
 class HttpApi : public RequestHandler {
  public:
-  // After flow.open(): the executors' endpoints are known.
-  HttpApi(Flow& flow, const GatewayOptions& options, Metrics& metrics, boost::asio::io_context& io);
+  // The io_context of the network thread the caller is on, or null.
+  using ThreadIo = std::function<boost::asio::io_context*()>;
+  // After flow.open(): the executors' endpoints are known. `io` takes what
+  // belongs to no network thread; `thread_io`, where given, lets a request's
+  // timeout and the start of a queued request stay on the network thread
+  // they come from instead of waking `io`'s thread for each.
+  HttpApi(Flow& flow, const GatewayOptions& options, Metrics& metrics, boost::asio::io_context& io,
+          ThreadIo thread_io = {});
   void handle(HttpRequest&& request, Reply reply) override;
 
   // Graceful shutdown: new requests get 503; wait_idle() returns true once
@@ -51,6 +57,8 @@ class HttpApi : public RequestHandler {
   GatewayOptions options_;
   Metrics& metrics_;
   boost::asio::io_context& io_;
+  ThreadIo thread_io_;
+  boost::asio::io_context& here();  // thread_io_'s, or io_
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::vector<std::string> endpoints_;  // the routes that post into the flow, sorted
   std::vector<std::string> executors_;

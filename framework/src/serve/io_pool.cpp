@@ -16,6 +16,13 @@ IoPool::~IoPool() { stop(); }
 
 boost::asio::io_context& IoPool::next() { return runners_[turn_.fetch_add(1) % runners_.size()]->io(); }
 
+boost::asio::io_context* IoPool::current() {
+  IoRunner* here = IoRunner::current();
+  for (const auto& r : runners_)
+    if (r.get() == here) return &r->io();
+  return nullptr;
+}
+
 void IoPool::start() {
   for (std::size_t i = 0; i < runners_.size(); ++i) {
     work_[i].emplace(runners_[i]->io().get_executor());
