@@ -39,11 +39,6 @@ class IoPool {
   // other thread. Work that stays on the thread it started on (a request's
   // timeout, the next queued request) wakes no other thread.
   boost::asio::io_context* current();
-  // current(), or first() off the network threads.
-  boost::asio::io_context& here() {
-    boost::asio::io_context* io = current();
-    return io ? *io : first();
-  }
   void start();
   // Lets run() return once the queued work is done (nothing new is waited for).
   void release();
