@@ -106,8 +106,10 @@ std::string Gateway::url() const {
 bool Gateway::stop(std::chrono::milliseconds grace) {
   auto& im = *impl_;
   if (!im.started || im.stopped) return true;
-  im.server->stop_accepting();
+  // Drained first: the connections taken from the backlog as the socket
+  // closes get "shutting down" (503) like any request from now on.
   im.api->drain();
+  im.server->stop_accepting();
   const bool answered = im.api->wait_idle(grace);
   // Give the last answers a moment to be written before connections close.
   for (int i = 0; i < 100 && im.transport.connections.load() > 0; ++i) {

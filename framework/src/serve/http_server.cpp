@@ -305,24 +305,27 @@ void HttpServer::listen(const std::string& host, int port) {
 void HttpServer::accept() {
   acceptor_.async_accept(io_.next(), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
-    if (!ec) {
-      socket.set_option(tcp::no_delay(true), ec);
-      const bool over = static_cast<std::size_t>(stats_.connections.fetch_add(1)) >= limits_.connections;
-      auto session = std::make_shared<Session>(*this, std::move(socket));
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        sessions_[session.get()] = session;
-      }
-      if (over) {
-        stats_.connections_refused.fetch_add(1);
-        session->refuse("too many connections (the limit is " + std::to_string(limits_.connections) +
-                        ", flow serve --max-connections)");
-      } else {
-        session->start();
-      }
-    }
+    if (!ec) adopt(std::move(socket));
     accept();
   });
+}
+
+void HttpServer::adopt(tcp::socket socket) {
+  beast::error_code ec;
+  socket.set_option(tcp::no_delay(true), ec);
+  const bool over = static_cast<std::size_t>(stats_.connections.fetch_add(1)) >= limits_.connections;
+  auto session = std::make_shared<Session>(*this, std::move(socket));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sessions_[session.get()] = session;
+  }
+  if (over) {
+    stats_.connections_refused.fetch_add(1);
+    session->refuse("too many connections (the limit is " + std::to_string(limits_.connections) +
+                    ", flow serve --max-connections)");
+  } else {
+    session->start();
+  }
 }
 
 void HttpServer::forget(Session* s) {
@@ -336,7 +339,16 @@ void HttpServer::stop_accepting() {
   auto closed = std::make_shared<std::promise<void>>();
   auto done = closed->get_future();
   net::post(acceptor_.get_executor(), [this, closed] {
+    // The backlog: connections whose clients have sent their request and
+    // that closing the socket would reset unanswered (a test under load saw
+    // one). Bounded, in case clients keep connecting faster than this.
     beast::error_code ec;
+    acceptor_.non_blocking(true, ec);
+    for (int i = 0; i < 1024 && !ec && acceptor_.is_open(); ++i) {
+      tcp::socket socket(io_.next());
+      acceptor_.accept(socket, ec);
+      if (!ec) adopt(std::move(socket));
+    }
     acceptor_.close(ec);
     closed->set_value();
   });

@@ -62,7 +62,11 @@ class HttpServer {
   void listen(const std::string& host, int port);
   int port() const { return port_; }
   // Closes the listening socket; returns once it is closed (new
-  // connections are refused from then on).
+  // connections are refused from then on). The connections the kernel had
+  // already completed but not yet handed over (the listen backlog) are
+  // taken first and served as any other, so that closing does not reset
+  // them with their requests unread: a graceful stop drains the handler
+  // first, and they get its 503.
   void stop_accepting();
   // Closes every connection now (after the in-flight requests were answered).
   void close_connections();
@@ -70,6 +74,7 @@ class HttpServer {
  private:
   friend class Session;
   void accept();
+  void adopt(boost::asio::ip::tcp::socket socket);  // a new connection's session
   void forget(Session* s);
 
   IoPool& io_;
