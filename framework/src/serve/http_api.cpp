@@ -94,8 +94,10 @@ HttpApi::HttpApi(Flow& flow, const GatewayOptions& options, Metrics& metrics, ne
   id_seed_ = (id_seed_ << 32) ^ std::random_device{}();
 }
 
+net::io_context* HttpApi::this_thread_io() const { return thread_io_ ? thread_io_() : nullptr; }
+
 net::io_context& HttpApi::here() {
-  net::io_context* io = thread_io_ ? thread_io_() : nullptr;
+  net::io_context* io = this_thread_io();
   return io ? *io : io_;
 }
 
@@ -390,7 +392,7 @@ void HttpApi::finish(const std::shared_ptr<Call>& call, Response r) {
   release();
   if (call->timer) {
     auto& timer_io = static_cast<net::io_context&>(call->timer->get_executor().context());
-    if (thread_io_ && thread_io_() == &timer_io) call->timer->cancel();
+    if (this_thread_io() == &timer_io) call->timer->cancel();
     else net::post(timer_io, [call] { call->timer->cancel(); });
   }
   const bool first = !call->answered.exchange(true);

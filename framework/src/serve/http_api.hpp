@@ -58,7 +58,8 @@ class HttpApi : public RequestHandler {
   Metrics& metrics_;
   boost::asio::io_context& io_;
   ThreadIo thread_io_;
-  boost::asio::io_context& here();  // thread_io_'s, or io_
+  boost::asio::io_context* this_thread_io() const;  // thread_io_'s answer, or null without one
+  boost::asio::io_context& here();                  // this_thread_io(), or io_
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::vector<std::string> endpoints_;  // the routes that post into the flow, sorted
   std::vector<std::string> executors_;
