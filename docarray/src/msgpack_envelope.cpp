@@ -70,7 +70,11 @@ std::string to_msgpack_envelope(const Value& fields, const DocumentArray& docs) 
   pk.pack_str(4);
   pk.pack_str_body("data", 4);
   pk.pack_array(static_cast<std::uint32_t>(docs.size()));
-  for (const auto& d : docs) detail::pack_document(buf, d, keepalive);
+  const auto& all = docs.raw();
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    detail::prefetch_for_packing(all, i, false);
+    detail::pack_document(buf, all[i], keepalive);
+  }
   // Gather the references (tensor bytes) into one body.
   std::string out;
   const iovec* iov = buf.vector();
