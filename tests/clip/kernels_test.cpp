@@ -272,8 +272,9 @@ BOOST_AUTO_TEST_CASE(packed_linear_rejects_mismatched_layers) {
 
 // kernels::linear: without autograd, a few rows go through row products (one
 // weight row's dot products with every input row, the weight rows split with
-// a helper thread); everything else, and anything with a gradient, through
-// at::matmul. Both against a double-precision product, over row counts on
+// a helper thread), or, for weights of 256 inputs or fewer and outputs in
+// sixteens, through small_gemm over a transposed copy of the weight;
+// everything else, and anything with a gradient, through at::matmul. Both against a double-precision product, over row counts on
 // either side of the cut-over (32 rows; 80 with 512 inputs and more), input
 // sizes that are and are not a multiple of a vector, and outputs too few to
 // split.
@@ -316,7 +317,7 @@ double linear_error(const torch::Tensor& x, const torch::Tensor& w) {
 
 BOOST_DATA_TEST_CASE(linear_matches_a_double_product,
                      boost::unit_test::data::make({1, 3, 12, 17, 32, 33, 50, 77, 80, 81}) *
-                         boost::unit_test::data::make({48, 50, 512, 770}),
+                         boost::unit_test::data::make({48, 50, 128, 512, 770}),
                      rows, in) {
   BlasThreads two(2);
   if (!two.available()) BOOST_TEST_MESSAGE("not OpenBLAS: the split over the helper thread is not exercised");
@@ -345,6 +346,39 @@ BOOST_AUTO_TEST_CASE(linear_keeps_the_gradient_where_autograd_records) {
   const torch::Tensor xd = torch::randn({4, 64}, torch::kDouble), wd = torch::randn({8, 64}, torch::kDouble);
   BOOST_TEST(relative_error(kernels::linear(xd, wd), at::matmul(xd, wd.t())) < 1e-12);
   BOOST_CHECK_THROW(kernels::linear(torch::randn({4, 64}), torch::randn({8, 63})), c10::Error);
+}
+
+// Weights of short rows (CLIP small's 128 inputs) go through a transposed
+// copy kept beside the weight: it must follow the weight wherever it
+// changes, and never answer for another weight.
+BOOST_AUTO_TEST_CASE(linear_follows_its_weight_through_changes) {
+  torch::manual_seed(11);
+  torch::NoGradGuard inference;
+  const torch::Tensor x = torch::randn({12, 128});
+  torch::Tensor w = torch::randn({512, 128});
+  BOOST_TEST(linear_error(x, w) < 1e-5);
+  w.mul_(-3);  // in place, as an optimizer step or a load of new weights does
+  BOOST_TEST(linear_error(x, w) < 1e-5);
+  w.copy_(torch::randn({512, 128}));
+  BOOST_TEST(linear_error(x, w) < 1e-5);
+  w.set_(torch::randn({512, 128}));  // another storage under the same tensor
+  BOOST_TEST(linear_error(x, w) < 1e-5);
+  // A view made anew at each call (the patch embedding's reshape), and a
+  // slice of rows of a bigger weight, which shares its storage.
+  const torch::Tensor big = torch::randn({1024, 2, 64});
+  BOOST_TEST(linear_error(x, big.reshape({1024, 128})) < 1e-5);
+  BOOST_TEST(linear_error(x, big.reshape({1024, 128}).narrow(0, 512, 256)) < 1e-5);
+  big.add_(1);
+  BOOST_TEST(linear_error(x, big.reshape({1024, 128})) < 1e-5);
+  // Weights made and freed one after another (their addresses are reused).
+  for (int i = 0; i < 20; ++i) BOOST_TEST(linear_error(x, torch::randn({256, 128})) < 1e-5);
+  // A weight made under InferenceMode has no version counter: still right.
+  torch::Tensor frozen;
+  {
+    c10::InferenceMode mode;
+    frozen = torch::randn({256, 128});
+  }
+  BOOST_TEST(linear_error(x, frozen) < 1e-5);
 }
 
 // Products from several threads at once: one holds the helper, the others

@@ -2,13 +2,18 @@
 
 #include <pthread.h>
 
+#include <ATen/ATen.h>
+#include <c10/util/intrusive_ptr.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "blas.hpp"
 #include "docarray/row_products.hpp"
+#include "small_gemm.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -136,6 +141,81 @@ void few_rows_product(const float* x, std::int64_t rows, std::int64_t in, const 
     if (part == 0) docarray::row_products(x, rows, w, in, in, 0, half, y, ldy);
     else docarray::row_products(x, rows, w, in, in, half, out, y, ldy);
   });
+}
+
+namespace {
+
+// One transposed copy per weight: the weight is known by its storage, held
+// weakly (the address cannot be reused while the weak reference lives; a
+// view such as the patch embedding's reshape, made anew at each call, finds
+// its parameter's copy), and checked by place, shape and version counter (shared
+// with every view) at each use.
+struct TransposedCopy {
+  c10::weak_intrusive_ptr<c10::StorageImpl> storage;
+  const void* data;
+  std::int64_t rows, columns, version;
+  at::Tensor transposed;
+};
+std::mutex transposed_mutex;
+std::vector<TransposedCopy>& transposed_copies() {
+  static auto* copies = new std::vector<TransposedCopy>();  // never destroyed: used until exit
+  return *copies;
+}
+
+}  // namespace
+
+at::Tensor transposed_weight(const at::Tensor& w) {
+  if (w.is_inference() || !w.has_storage()) return {};
+  const std::int64_t version = w._version();
+  const void* data = w.data_ptr();
+  const c10::StorageImpl* storage = w.storage().unsafeGetStorageImpl();
+  std::lock_guard<std::mutex> lock(transposed_mutex);
+  auto& copies = transposed_copies();
+  for (auto it = copies.begin(); it != copies.end();) {
+    // Weights freed since (a model unloaded) drop their copies here.
+    if (it->storage.expired()) {
+      it = copies.erase(it);
+      continue;
+    }
+    if (it->storage._unsafe_get_target() == storage && it->data == data && it->rows == w.size(0) &&
+        it->columns == w.size(1)) {
+      if (it->version == version) return it->transposed;
+      it = copies.erase(it);  // changed in place: made again below
+      continue;
+    }
+    ++it;
+  }
+  at::Tensor transposed = w.detach().t().contiguous();
+  copies.push_back({w.storage().getWeakStorageImpl(), data, w.size(0), w.size(1), version, transposed});
+  return transposed;
+}
+
+void few_rows_linear(const float* x, std::int64_t rows, std::int64_t in, const at::Tensor& w, float* y,
+                     std::int64_t ldy) {
+  // The row kernel ends each output with a sum across a vector's lanes,
+  // which rows of 128 inputs do not amortise (12 x 128 x 512 in 22 us,
+  // while 12 x 512 x 128 takes 11): over w^T, small_gemm has no such sums.
+  // Kept to short rows, where the copy is small (CLIP small's weights);
+  // ViT-B/32's rows of 512 and 768 stay with the row kernel, which reads
+  // the weights once and splits them over the cores.
+  const std::int64_t out = w.size(0);
+  if (in <= kShortInputs && out % 16 == 0 && small_gemm_available()) {
+    if (const at::Tensor wt = transposed_weight(w); wt.defined()) {
+      SmallGemm g;
+      g.m = rows;
+      g.n = out;
+      g.k = in;
+      g.a = x;
+      g.a_row = in;
+      g.a_col = 1;
+      g.b = wt.data_ptr<float>();
+      g.ldb = out;
+      g.c = y;
+      g.ldc = ldy;
+      return small_gemm(g);
+    }
+  }
+  few_rows_product(x, rows, in, w.data_ptr<float>(), out, y, ldy);
 }
 
 }  // namespace clip::kernels::detail

@@ -57,8 +57,7 @@ torch::Tensor packed_linear(const torch::Tensor& x, at::TensorList weights, at::
   for (const auto& w_in : weights) {
     const torch::Tensor w = w_in.contiguous();
     if (detail::few_rows(rows.size(0), in))
-      detail::few_rows_product(rows.data_ptr<float>(), rows.size(0), in, w.data_ptr<float>(), w.size(0),
-                               out.data_ptr<float>() + column, total);
+      detail::few_rows_linear(rows.data_ptr<float>(), rows.size(0), in, w, out.data_ptr<float>() + column, total);
     else
       detail::gemm(false, true, rows.size(0), w.size(0), in, 1, rows.data_ptr<float>(), in, w.data_ptr<float>(), in, 0,
                    out.data_ptr<float>() + column, total);
@@ -80,8 +79,7 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight) {
   RECORD_FUNCTION("clip::linear", std::vector<c10::IValue>());
   const torch::Tensor x_rows = x.reshape({rows, in}).contiguous(), w = weight.contiguous();
   torch::Tensor out = at::empty({rows, w.size(0)}, x.options());
-  detail::few_rows_product(x_rows.data_ptr<float>(), rows, in, w.data_ptr<float>(), w.size(0), out.data_ptr<float>(),
-                           w.size(0));
+  detail::few_rows_linear(x_rows.data_ptr<float>(), rows, in, w, out.data_ptr<float>(), w.size(0));
   auto sizes = x.sizes().vec();
   sizes.back() = w.size(0);
   return out.view(sizes);
