@@ -273,8 +273,8 @@ BOOST_AUTO_TEST_CASE(packed_linear_rejects_mismatched_layers) {
 // kernels::linear: without autograd, a few rows go through row products (one
 // weight row's dot products with every input row, the weight rows split with
 // a helper thread), or, for weights of 256 inputs or fewer and outputs in
-// sixteens, through small_gemm over a transposed copy of the weight;
-// everything else, and anything with a gradient, through at::matmul. Both against a double-precision product, over row counts on
+// sixteens, up to 2048 rows through small_gemm over a transposed copy of the
+// weight; everything else, and anything with a gradient, through at::matmul. Both against a double-precision product, over row counts on
 // either side of the cut-over (32 rows; 80 with 512 inputs and more), input
 // sizes that are and are not a multiple of a vector, and outputs too few to
 // split.
@@ -316,7 +316,7 @@ double linear_error(const torch::Tensor& x, const torch::Tensor& w) {
 }  // namespace
 
 BOOST_DATA_TEST_CASE(linear_matches_a_double_product,
-                     boost::unit_test::data::make({1, 3, 12, 17, 32, 33, 50, 77, 80, 81}) *
+                     boost::unit_test::data::make({1, 3, 12, 17, 32, 33, 50, 77, 80, 81, 300}) *
                          boost::unit_test::data::make({48, 50, 128, 512, 770}),
                      rows, in) {
   BlasThreads two(2);
@@ -370,6 +370,9 @@ BOOST_AUTO_TEST_CASE(linear_follows_its_weight_through_changes) {
   BOOST_TEST(linear_error(x, big.reshape({1024, 128}).narrow(0, 512, 256)) < 1e-5);
   big.add_(1);
   BOOST_TEST(linear_error(x, big.reshape({1024, 128})) < 1e-5);
+  // Either side of the cut-over to BLAS for short rows (2048 rows).
+  BOOST_TEST(linear_error(torch::randn({2048, 128}), w) < 1e-5);
+  BOOST_TEST(linear_error(torch::randn({2049, 128}), w) < 1e-5);
   // Weights made and freed one after another (their addresses are reused).
   for (int i = 0; i < 20; ++i) BOOST_TEST(linear_error(x, torch::randn({256, 128})) < 1e-5);
   // A weight made under InferenceMode has no version counter: still right.

@@ -120,14 +120,18 @@ Helper& helper() {
 
 }  // namespace
 
-bool few_rows(std::int64_t rows, std::int64_t in) {
+bool own_product(std::int64_t rows, std::int64_t in, std::int64_t out) {
   // Each tile of row_products ends with one sum across a vector's lanes per
   // output, a fixed cost that long input rows amortise: with 512 inputs and
   // more, 50 and 77 rows still beat OpenBLAS, whose packing of the whole
   // weight matrix reads it twice from memory (ViT-B/32 at batch 1: an image
-  // 66.7 -> 58.5 ms, a 77-token text 44.7 -> 41.1 ms); with CLIP small's 128,
-  // 77 rows lose (1.33 -> 1.44-1.51 ms) and 17 still win.
-  return rows > 0 && (rows <= 32 || (rows <= 80 && in >= 512));
+  // 66.7 -> 58.5 ms, a 77-token text 44.7 -> 41.1 ms). Short rows (CLIP
+  // small's 128 and 192 inputs) go through small_gemm over w^T, on one core,
+  // which beats OpenBLAS on two up to about a thousand rows and loses at
+  // five thousand (small, 2026-12-07: a 77-token text 1.56 -> 0.94 ms, 8
+  // images 3.9k -> 4.8-5.1k/s, 64 images of 17 rows 5.2k -> 5.3-5.7k/s, 64
+  // 77-token texts 1.62k -> 1.44-1.54k/s).
+  return rows > 0 && (rows <= 32 || (rows <= 80 && in >= 512) || (rows <= 2048 && transposed_path(in, out)));
 }
 
 void few_rows_product(const float* x, std::int64_t rows, std::int64_t in, const float* w, std::int64_t out, float* y,
@@ -190,6 +194,10 @@ at::Tensor transposed_weight(const at::Tensor& w) {
   return transposed;
 }
 
+bool transposed_path(std::int64_t in, std::int64_t out) {
+  return in <= kShortInputs && out % 16 == 0 && small_gemm_available();
+}
+
 void few_rows_linear(const float* x, std::int64_t rows, std::int64_t in, const at::Tensor& w, float* y,
                      std::int64_t ldy) {
   // The row kernel ends each output with a sum across a vector's lanes,
@@ -199,7 +207,7 @@ void few_rows_linear(const float* x, std::int64_t rows, std::int64_t in, const a
   // ViT-B/32's rows of 512 and 768 stay with the row kernel, which reads
   // the weights once and splits them over the cores.
   const std::int64_t out = w.size(0);
-  if (in <= kShortInputs && out % 16 == 0 && small_gemm_available()) {
+  if (transposed_path(in, out)) {
     if (const at::Tensor wt = transposed_weight(w); wt.defined()) {
       SmallGemm g;
       g.m = rows;

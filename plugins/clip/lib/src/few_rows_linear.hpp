@@ -7,10 +7,11 @@
 
 namespace clip::kernels::detail {
 
-// Whether a product of `rows` input rows of `in` values goes through
-// row_products rather than BLAS (inference only: the caller checks that
-// nothing needs a gradient).
-bool few_rows(std::int64_t rows, std::int64_t in);
+// Whether a product of `rows` input rows of `in` values by `out` weight rows
+// goes through few_rows_linear rather than BLAS: a few rows, or up to 2048
+// of short ones (inference only: the caller checks that nothing needs a
+// gradient).
+bool own_product(std::int64_t rows, std::int64_t in, std::int64_t out);
 
 // y[i * ldy + j] = x_i . w_j for the rows of x ([rows, in], contiguous) and
 // of w ([out, in], contiguous), the weight rows split over the cores that
@@ -18,11 +19,12 @@ bool few_rows(std::int64_t rows, std::int64_t in);
 void few_rows_product(const float* x, std::int64_t rows, std::int64_t in, const float* w, std::int64_t out, float* y,
                       std::int64_t ldy);
 
-// y = x w^T for a Linear weight `w` ([out, in], contiguous float): weights
-// of short rows (at most kShortInputs inputs, out a multiple of 16, an
-// AVX-512 CPU) go through small_gemm over a transposed copy of `w` kept
-// beside it (transposed_weight), the rest through few_rows_product.
+// y = x w^T for a Linear weight `w` ([out, in], contiguous float): where
+// transposed_path (at most kShortInputs inputs, out a multiple of 16, an
+// AVX-512 CPU), through small_gemm over a transposed copy of `w` kept beside
+// it (transposed_weight); the rest through few_rows_product.
 constexpr std::int64_t kShortInputs = 256;
+bool transposed_path(std::int64_t in, std::int64_t out);
 void few_rows_linear(const float* x, std::int64_t rows, std::int64_t in, const at::Tensor& w, float* y,
                      std::int64_t ldy);
 

@@ -56,7 +56,7 @@ torch::Tensor packed_linear(const torch::Tensor& x, at::TensorList weights, at::
   std::int64_t column = 0;
   for (const auto& w_in : weights) {
     const torch::Tensor w = w_in.contiguous();
-    if (detail::few_rows(rows.size(0), in))
+    if (detail::own_product(rows.size(0), in, w.size(0)))
       detail::few_rows_linear(rows.data_ptr<float>(), rows.size(0), in, w, out.data_ptr<float>() + column, total);
     else
       detail::gemm(false, true, rows.size(0), w.size(0), in, 1, rows.data_ptr<float>(), in, w.data_ptr<float>(), in, 0,
@@ -74,7 +74,7 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight) {
               ", input ", x.sizes(), ", expected weight [out, ", x.dim() >= 1 ? x.size(-1) : 0, "]");
   const bool needs_grad = at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad());
   const std::int64_t in = x.size(-1), rows = in == 0 ? 0 : x.numel() / in;
-  if (needs_grad || !detail::fusable(x) || !detail::fusable(weight) || !detail::few_rows(rows, in))
+  if (needs_grad || !detail::fusable(x) || !detail::fusable(weight) || !detail::own_product(rows, in, weight.size(0)))
     return at::matmul(x, weight.t());
   RECORD_FUNCTION("clip::linear", std::vector<c10::IValue>());
   const torch::Tensor x_rows = x.reshape({rows, in}).contiguous(), w = weight.contiguous();
