@@ -382,6 +382,7 @@ BOOST_AUTO_TEST_CASE(linear_follows_its_weight_through_changes) {
     frozen = torch::randn({256, 128});
   }
   BOOST_TEST(linear_error(x, frozen) < 1e-5);
+  BOOST_TEST(linear_error(torch::randn({300, 128}), frozen) < 1e-5);
 }
 
 // Products from several threads at once: one holds the helper, the others

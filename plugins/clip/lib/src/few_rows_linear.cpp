@@ -223,7 +223,10 @@ void few_rows_linear(const float* x, std::int64_t rows, std::int64_t in, const a
       return small_gemm(g);
     }
   }
-  few_rows_product(x, rows, in, w.data_ptr<float>(), out, y, ldy);
+  // No copy to be had (a weight made under InferenceMode has no version to
+  // check one by): the row kernel for a few rows, BLAS beyond.
+  if (rows <= 80) return few_rows_product(x, rows, in, w.data_ptr<float>(), out, y, ldy);
+  gemm(false, true, rows, out, in, 1, x, in, w.data_ptr<float>(), in, 0, y, ldy);
 }
 
 }  // namespace clip::kernels::detail
