@@ -92,6 +92,12 @@ int main(int argc, char** argv) {
     checksum = s;
   });
 
+  // Dirty pages left by whatever ran before (a build, the previous
+  // benchmark's files) are flushed now rather than by a kernel thread in the
+  // middle of a timed write, where they took one of the two cores from
+  // docflow's two writing threads (write ratio 0.48 in a `scripts/bench.sh`
+  // run, 0.88-1.01 in runs after a sync; bench/RESULTS.md, 2026-12-07).
+  ::sync();
   // Alternate docflow and the plain write so both see the same page cache state.
   double t_write = 1e9, t_plain = 1e9, t_read = 1e9, t_read_sum = 1e9;
   // Both write a new file (the old one removed beforehand, untimed):
