@@ -64,6 +64,31 @@ BOOST_AUTO_TEST_CASE(msgpack_round_trip_keeps_fields_and_tensor_bytes) {
   }
 }
 
+// Small tensors (8 to 20 floats, 32-80 bytes) that must be made contiguous
+// first, so that the copy packed is the only one, behind pieces that fill
+// the packer's 512-byte stage at every offset: every payload is copied or
+// kept, never referenced after its tensor is gone (ASan would see it).
+BOOST_AUTO_TEST_CASE(msgpack_keeps_small_converted_tensors_whole) {
+  DocumentArray docs;
+  for (int i = 0; i < 64; ++i) {
+    Document d("doc-" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 40), 'x'));
+    const std::int64_t n = 8 + i % 13;
+    d.embedding = at::arange(2 * n, at::kFloat).reshape({2, n}).t().select(1, 0);  // strided: packed from a copy
+    d.tensor = at::arange(n, at::kDouble).expand({2, n}).t();
+    d.tags = Value::map();
+    d.tags["note"] = std::string(static_cast<std::size_t>(i * 7 % 60), 'n');
+    docs.append(std::move(d));
+  }
+  Envelope env = parse_msgpack_envelope(to_msgpack_envelope(sample_fields(), docs));
+  BOOST_REQUIRE_EQUAL(env.docs.size(), docs.size());
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    BOOST_TEST(env.docs[i].id == docs[i].id);
+    BOOST_TEST(at::equal(env.docs[i].embedding, docs[i].embedding.contiguous()));
+    BOOST_TEST(at::equal(env.docs[i].tensor, docs[i].tensor.contiguous()));
+    BOOST_TEST((env.docs[i].tags == docs[i].tags));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(json_data_may_be_a_list_or_docarray_docs_or_absent) {
   BOOST_TEST(parse_json_envelope(R"({"data": [{"text": "a"}, {"text": "b"}]})").docs.size() == 2u);
   BOOST_TEST(parse_json_envelope(R"({"data": {"docs": [{"text": "a"}]}})").docs[0].text == "a");
