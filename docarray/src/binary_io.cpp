@@ -412,6 +412,9 @@ struct BinaryWriter::Impl {
   // payloads aligned for its place in the file. Returns the record's size.
   std::uint64_t pack(const Document& doc) {
     if (closed) throw Error("write to " + name + " after close()");
+    // Batches queued behind a failed write were dropped unwritten: nothing
+    // after them may land in the file (or stream) as if they had.
+    if (failed) throw Error("write to " + name + " after a failed write");
     Batch& b = batches[active];
     const auto mark = b.buf.mark();
     const std::size_t kept = b.keepalive.size();

@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <streambuf>
 #include <fstream>
 #include <sstream>
 
@@ -170,6 +171,39 @@ BOOST_AUTO_TEST_CASE(a_write_that_fails_says_why) {
   } catch (const docarray::Error& e) {
     check(e);
   }
+}
+
+// A stream that takes `room` bytes and then fails, as a disk fills up.
+class FillingStreambuf : public std::streambuf {
+ public:
+  explicit FillingStreambuf(std::size_t room) : room_(room) {}
+
+ protected:
+  std::streamsize xsputn(const char*, std::streamsize n) override {
+    const auto take = std::min<std::streamsize>(n, static_cast<std::streamsize>(room_));
+    room_ -= static_cast<std::size_t>(take);
+    return take;
+  }
+  int_type overflow(int_type c) override { return room_ > 0 && c != traits_type::eof() ? (--room_, c) : traits_type::eof(); }
+
+ private:
+  std::size_t room_;
+};
+
+BOOST_AUTO_TEST_CASE(a_writer_refuses_more_after_a_failed_write) {
+  // Batches queued behind the one that failed are dropped unwritten; what
+  // comes after them must not reach the stream as if they had been written.
+  FillingStreambuf room(3 << 20);
+  std::ostream out(&room);
+  docarray::BinaryWriter w(out, Compression::None, "filling.docs");
+  BOOST_CHECK_THROW(w.write(embeddings(20000, 512)), docarray::Error);  // 41 MB into 3
+  try {
+    w.write(embeddings(10, 512));
+    BOOST_FAIL("a write after a failed one was taken");
+  } catch (const docarray::Error& e) {
+    BOOST_TEST(std::string(e.what()).find("filling.docs after a failed write") != std::string::npos, e.what());
+  }
+  BOOST_CHECK_THROW(w.close(), docarray::Error);
 }
 
 BOOST_AUTO_TEST_CASE(write_of_one_document_takes_its_bytes_at_once) {
