@@ -406,17 +406,21 @@ BOOST_AUTO_TEST_CASE(linear_from_several_threads_at_once) {
 }
 
 // A child forked after the helper thread started has no such thread: its
-// products must still complete, with their helper of its own.
+// products must still complete, with their helper of its own; and the
+// transposed copies made before the fork serve it too.
 BOOST_AUTO_TEST_CASE(linear_in_a_forked_child) {
   BlasThreads two(2);
   torch::manual_seed(9);
   const torch::Tensor x = torch::randn({12, 512}), w = torch::randn({1536, 512});
+  const torch::Tensor x_short = torch::randn({12, 128}), w_short = torch::randn({512, 128});
   BOOST_TEST(linear_error(x, w) < 1e-5);  // the parent's helper is running now
+  BOOST_TEST(linear_error(x_short, w_short) < 1e-5);  // and w_short has a transposed copy
   const pid_t child = ::fork();
   BOOST_REQUIRE(child >= 0);
   if (child == 0) {
     alarm(60);  // a child that hung waiting for a helper would be killed, and fail below
-    const bool right = linear_error(x, w) < 1e-5 && linear_error(x * 2, w) < 1e-5;
+    const bool right = linear_error(x, w) < 1e-5 && linear_error(x * 2, w) < 1e-5 &&
+                       linear_error(x_short, w_short) < 1e-5 && linear_error(x_short, w_short * 2) < 1e-5;
     ::_exit(right ? 0 : 1);
   }
   int status = 0;

@@ -162,7 +162,13 @@ struct TransposedCopy {
 };
 std::mutex transposed_mutex;
 std::vector<TransposedCopy>& transposed_copies() {
-  static auto* copies = new std::vector<TransposedCopy>();  // never destroyed: used until exit
+  static auto* copies = [] {
+    // A fork while another thread scans the copies would leave the child's
+    // mutex locked for good: fork waits for the scan instead.
+    ::pthread_atfork([] { transposed_mutex.lock(); }, [] { transposed_mutex.unlock(); },
+                     [] { transposed_mutex.unlock(); });
+    return new std::vector<TransposedCopy>();  // never destroyed: used until exit
+  }();
   return *copies;
 }
 
@@ -173,8 +179,8 @@ at::Tensor transposed_weight(const at::Tensor& w) {
   const std::int64_t version = w._version();
   const void* data = w.data_ptr();
   const c10::StorageImpl* storage = w.storage().unsafeGetStorageImpl();
+  auto& copies = transposed_copies();  // first call registers the fork handlers: before the lock
   std::lock_guard<std::mutex> lock(transposed_mutex);
-  auto& copies = transposed_copies();
   for (auto it = copies.begin(); it != copies.end();) {
     // Weights freed since (a model unloaded) drop their copies here.
     if (it->storage.expired()) {
