@@ -118,37 +118,6 @@ Helper& helper() {
   return *helper_instance;
 }
 
-}  // namespace
-
-bool own_product(std::int64_t rows, std::int64_t in, std::int64_t out) {
-  // Each tile of row_products ends with one sum across a vector's lanes per
-  // output, a fixed cost that long input rows amortise: with 512 inputs and
-  // more, 50 and 77 rows still beat OpenBLAS, whose packing of the whole
-  // weight matrix reads it twice from memory (ViT-B/32 at batch 1: an image
-  // 66.7 -> 58.5 ms, a 77-token text 44.7 -> 41.1 ms). Short rows (CLIP
-  // small's 128 and 192 inputs) go through small_gemm over w^T, on one core,
-  // which beats OpenBLAS on two up to about a thousand rows and loses at
-  // five thousand (small, 2026-12-07: a 77-token text 1.56 -> 0.94 ms, 8
-  // images 3.9k -> 4.8-5.1k/s, 64 images of 17 rows 5.2k -> 5.3-5.7k/s, 64
-  // 77-token texts 1.62k -> 1.44-1.54k/s).
-  return rows > 0 && (rows <= 32 || (rows <= 80 && in >= 512) || (rows <= 2048 && transposed_path(in, out)));
-}
-
-void few_rows_product(const float* x, std::int64_t rows, std::int64_t in, const float* w, std::int64_t out, float* y,
-                      std::int64_t ldy) {
-  // Split only products worth a hand-off (2 us or more of work).
-  const bool split = blas_threads() > 1 && static_cast<double>(rows) * in * out >= 2e5 && out >= 32;
-  std::unique_lock<std::mutex> lock(helper_use, std::defer_lock);
-  if (!split || !lock.try_lock()) return docarray::row_products(x, rows, w, in, in, 0, out, y, ldy);
-  const std::int64_t half = (out / 2 + 15) / 16 * 16;
-  helper().run([&](int part) {
-    if (part == 0) docarray::row_products(x, rows, w, in, in, 0, half, y, ldy);
-    else docarray::row_products(x, rows, w, in, in, half, out, y, ldy);
-  });
-}
-
-namespace {
-
 // One transposed copy per weight: the weight is known by its storage, held
 // weakly (the address cannot be reused while the weak reference lives; a
 // view such as the patch embedding's reshape, made anew at each call, finds
@@ -172,8 +141,10 @@ std::vector<TransposedCopy>& transposed_copies() {
   return *copies;
 }
 
-}  // namespace
-
+// w^T ([in, out], contiguous), made once per weight and kept while the
+// weight lives and is unchanged (same storage, same version: an optimizer
+// step or a load of new weights makes a new copy). Undefined for an
+// inference tensor (no version to check it by). Thread-safe.
 at::Tensor transposed_weight(const at::Tensor& w) {
   if (w.is_inference() || !w.has_storage()) return {};
   const std::int64_t version = w._version();
@@ -200,8 +171,42 @@ at::Tensor transposed_weight(const at::Tensor& w) {
   return transposed;
 }
 
+// Weights small_gemm takes over their transposed copy: short rows (the copy
+// is small: CLIP small's weights), outputs in sixteens, an AVX-512 CPU.
 bool transposed_path(std::int64_t in, std::int64_t out) {
-  return in <= kShortInputs && out % 16 == 0 && small_gemm_available();
+  return in <= 256 && out % 16 == 0 && small_gemm_available();
+}
+
+// Products the row kernel takes when there is no transposed copy.
+bool row_kernel_rows(std::int64_t rows, std::int64_t in) { return rows <= 32 || (rows <= 80 && in >= 512); }
+
+}  // namespace
+
+bool own_product(std::int64_t rows, std::int64_t in, std::int64_t out) {
+  // Each tile of row_products ends with one sum across a vector's lanes per
+  // output, a fixed cost that long input rows amortise: with 512 inputs and
+  // more, 50 and 77 rows still beat OpenBLAS, whose packing of the whole
+  // weight matrix reads it twice from memory (ViT-B/32 at batch 1: an image
+  // 66.7 -> 58.5 ms, a 77-token text 44.7 -> 41.1 ms). Short rows (CLIP
+  // small's 128 and 192 inputs) go through small_gemm over w^T, on one core,
+  // which beats OpenBLAS on two up to about a thousand rows and loses at
+  // five thousand (small, 2026-12-07: a 77-token text 1.56 -> 0.94 ms, 8
+  // images 3.9k -> 4.8-5.1k/s, 64 images of 17 rows 5.2k -> 5.3-5.7k/s, 64
+  // 77-token texts 1.62k -> 1.44-1.54k/s).
+  return rows > 0 && (row_kernel_rows(rows, in) || (rows <= 2048 && transposed_path(in, out)));
+}
+
+void few_rows_product(const float* x, std::int64_t rows, std::int64_t in, const float* w, std::int64_t out, float* y,
+                      std::int64_t ldy) {
+  // Split only products worth a hand-off (2 us or more of work).
+  const bool split = blas_threads() > 1 && static_cast<double>(rows) * in * out >= 2e5 && out >= 32;
+  std::unique_lock<std::mutex> lock(helper_use, std::defer_lock);
+  if (!split || !lock.try_lock()) return docarray::row_products(x, rows, w, in, in, 0, out, y, ldy);
+  const std::int64_t half = (out / 2 + 15) / 16 * 16;
+  helper().run([&](int part) {
+    if (part == 0) docarray::row_products(x, rows, w, in, in, 0, half, y, ldy);
+    else docarray::row_products(x, rows, w, in, in, half, out, y, ldy);
+  });
 }
 
 void few_rows_linear(const float* x, std::int64_t rows, std::int64_t in, const at::Tensor& w, float* y,
@@ -230,8 +235,8 @@ void few_rows_linear(const float* x, std::int64_t rows, std::int64_t in, const a
     }
   }
   // No copy to be had (a weight made under InferenceMode has no version to
-  // check one by): the row kernel for a few rows, BLAS beyond.
-  if (rows <= 80) return few_rows_product(x, rows, in, w.data_ptr<float>(), out, y, ldy);
+  // check one by): the row kernel where it would take the product, BLAS beyond.
+  if (row_kernel_rows(rows, in)) return few_rows_product(x, rows, in, w.data_ptr<float>(), out, y, ldy);
   gemm(false, true, rows, out, in, 1, x, in, w.data_ptr<float>(), in, 0, y, ldy);
 }
 

@@ -19,19 +19,11 @@ bool own_product(std::int64_t rows, std::int64_t in, std::int64_t out);
 void few_rows_product(const float* x, std::int64_t rows, std::int64_t in, const float* w, std::int64_t out, float* y,
                       std::int64_t ldy);
 
-// y = x w^T for a Linear weight `w` ([out, in], contiguous float): where
-// transposed_path (at most kShortInputs inputs, out a multiple of 16, an
-// AVX-512 CPU), through small_gemm over a transposed copy of `w` kept beside
-// it (transposed_weight); the rest through few_rows_product.
-constexpr std::int64_t kShortInputs = 256;
-bool transposed_path(std::int64_t in, std::int64_t out);
+// y = x w^T for a Linear weight `w` ([out, in], contiguous float): weights
+// of 256 inputs or fewer (outputs in sixteens, AVX-512) through small_gemm
+// over a transposed copy of `w` kept beside it while `w` is unchanged; the
+// rest through few_rows_product.
 void few_rows_linear(const float* x, std::int64_t rows, std::int64_t in, const at::Tensor& w, float* y,
                      std::int64_t ldy);
-
-// w^T ([in, out], contiguous), made once per weight and kept while the
-// weight lives and is unchanged (same storage, same version: an optimizer
-// step or a load of new weights makes a new copy). Undefined for an
-// inference tensor (no version to check it by). Thread-safe.
-at::Tensor transposed_weight(const at::Tensor& w);
 
 }  // namespace clip::kernels::detail
