@@ -314,14 +314,12 @@ class WriteHelper {
     cv_.notify_all();
   }
   // Waits until at most `jobs` jobs are queued or running, and rethrows what
-  // one threw.
+  // one threw (by then none is left: the error and the emptied queue are
+  // published together).
   void wait_until_at_most(std::size_t jobs) {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return jobs_.size() <= jobs || error_; });
-    if (std::exception_ptr e = std::exchange(error_, nullptr)) {
-      cv_.wait(lock, [&] { return jobs_.empty(); });  // nothing may still run on the caller's buffers
-      std::rethrow_exception(e);
-    }
+    if (std::exception_ptr e = std::exchange(error_, nullptr)) std::rethrow_exception(e);
   }
   void wait() { wait_until_at_most(0); }
 
