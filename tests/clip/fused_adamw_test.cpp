@@ -64,6 +64,22 @@ BOOST_AUTO_TEST_CASE(follows_libtorch_adamw_step_for_step) {
   BOOST_TEST(max_difference(fused_p, plain_p) < 1e-5);      // the way AdamW does
 }
 
+BOOST_AUTO_TEST_CASE(a_step_counts_as_a_change_of_each_parameter_it_moves) {
+  // As LibTorch's in-place ops: autograd's saved-tensor checks and the
+  // kernels' copies of a weight go by the version counter.
+  auto fused_p = make_parameters(), plain_p = make_parameters();
+  auto fused = make_optimizer<clip::FusedAdamW>(fused_p);
+  auto plain = make_optimizer<torch::optim::AdamW>(plain_p);
+  std::vector<std::int64_t> before;
+  for (const auto& t : fused_p) before.push_back(t._version());
+  steps(*fused, fused_p, 1, /*skip=*/3);
+  steps(*plain, plain_p, 1, /*skip=*/3);
+  for (std::size_t i = 0; i < fused_p.size(); ++i) BOOST_TEST_CONTEXT("parameter " << i) {
+      BOOST_TEST((fused_p[i]._version() > before[i]) == (plain_p[i]._version() > before[i]));
+      BOOST_TEST((fused_p[i]._version() > before[i]) == (i != 3));
+    }
+}
+
 BOOST_AUTO_TEST_CASE(a_parameter_without_gradient_is_left_alone) {
   auto p = make_parameters();
   auto opt = make_optimizer<clip::FusedAdamW>(p);

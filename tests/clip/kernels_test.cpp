@@ -10,6 +10,7 @@
 
 #include <thread>
 
+#include "clip/fused_adamw.hpp"
 #include "clip/kernels.hpp"
 
 namespace kernels = clip::kernels;
@@ -370,6 +371,21 @@ BOOST_AUTO_TEST_CASE(linear_follows_its_weight_through_changes) {
   BOOST_TEST(linear_error(x, big.reshape({1024, 128}).narrow(0, 512, 256)) < 1e-5);
   big.add_(1);
   BOOST_TEST(linear_error(x, big.reshape({1024, 128})) < 1e-5);
+  // A training step between two evaluations, as the fine-tuning flow runs:
+  // FusedAdamW writes the weight through its pointer.
+  {
+    torch::Tensor trained = torch::randn({512, 128}).requires_grad_();
+    clip::FusedAdamW optimizer({trained}, torch::optim::AdamWOptions(0.1));
+    BOOST_TEST(linear_error(x, trained) < 1e-5);
+    const torch::Tensor before = trained.detach().clone();
+    {
+      torch::AutoGradMode training(true);
+      (trained * trained).sum().backward();
+    }
+    optimizer.step();
+    BOOST_TEST((trained - before).abs().max().item<double>() > 0.05);
+    BOOST_TEST(linear_error(x, trained) < 1e-5);
+  }
   // Either side of the cut-over to BLAS for short rows (2048 rows).
   BOOST_TEST(linear_error(torch::randn({2048, 128}), w) < 1e-5);
   BOOST_TEST(linear_error(torch::randn({2049, 128}), w) < 1e-5);

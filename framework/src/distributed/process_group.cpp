@@ -97,6 +97,8 @@ class GlooPending final : public ProcessGroup::Pending {
       for (auto& w : works_) w->wait();
     });
     works_.clear();
+    // Gloo wrote through the pointer: count the change as an in-place op does.
+    dense_.unsafeGetTensorImpl()->bump_version();
     if (!dense_.is_same(flat_)) flat_.copy_(dense_);
     if (op_ == ProcessGroup::Op::Average) flat_.div_(env_.world_size);
     if (tensors_.size() == 1) return;
@@ -198,6 +200,9 @@ class GlooProcessGroup final : public ProcessGroup {
     c10d::BroadcastOptions o;
     o.rootRank = root;
     run(env_, "broadcast", [&] { group_->broadcast(t, o)->wait(); });
+    // Gloo wrote through the pointer: count the change as an in-place op does
+    // (kernels key their copies of a weight by this counter).
+    tensor.unsafeGetTensorImpl()->bump_version();
   }
 
   void barrier() override {

@@ -90,6 +90,14 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
                      static_cast<float>(options.lr() / bias1)};
       adamw_update(p.data_ptr<float>(), grad.data_ptr<float>(), state.exp_avg().data_ptr<float>(),
                    state.exp_avg_sq().data_ptr<float>(), p.numel(), u);
+      // Written through their pointers: count the change as LibTorch's in-place
+      // ops do. Autograd checks saved tensors by this counter, and the kernels
+      // key copies of a weight by it (a transposed copy kept for inference;
+      // without the bump, an evaluation between epochs saw the weights from
+      // before training).
+      p.unsafeGetTensorImpl()->bump_version();
+      state.exp_avg().unsafeGetTensorImpl()->bump_version();
+      state.exp_avg_sq().unsafeGetTensorImpl()->bump_version();
     }
   }
   return loss;
