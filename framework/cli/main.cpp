@@ -90,8 +90,10 @@ int main(int argc, char** argv) {
   const std::string self = std::filesystem::read_symlink("/proc/self/exe", no_proc).string();
   // First, before any thread or file exists: OpenBLAS's right kernels for a
   // CPU model newer than it and a heap on huge pages (process_tuning.hpp),
-  // for the commands that compute. The restart loads LibTorch a second time
-  // (0.45 s here), which `flow ping` or `flow status` would pay for nothing.
+  // for the commands that compute. The heap's setting was normally applied
+  // before any library initialised (early_restart.cpp); OpenBLAS's choice
+  // can only be known now, and a restart from here loads LibTorch a second
+  // time (0.45 s here), which `flow ping` or `flow status` would pay for nothing.
   if (argc >= 2 && !no_proc) {
     const std::string command = argv[1];
     if (command == "run" || command == "serve" || command == "executor" || command == "info")

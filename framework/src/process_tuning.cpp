@@ -4,12 +4,13 @@
 #include <dlfcn.h>
 #include <malloc.h>
 
+#include <fcntl.h>
 #include <strings.h>
 #include <unistd.h>
 
 #include <climits>
 #include <cstdlib>
-#include <fstream>
+#include <cstring>
 
 namespace docflow {
 
@@ -53,14 +54,24 @@ std::string better_openblas_coretype() {
   return {};
 }
 
+const char* malloc_tunables_to_ask() noexcept {
+  // Only where huge pages are to be asked for: "always" gives them without
+  // asking, "never" refuses them. libc only (flow's early restart calls it
+  // before any library initialises).
+  const int fd = ::open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  char mode[128];
+  const ssize_t n = ::read(fd, mode, sizeof mode - 1);
+  ::close(fd);
+  if (n <= 0) return nullptr;
+  mode[n] = '\0';
+  return std::strstr(mode, "[madvise]") ? "glibc.malloc.hugetlb=1" : nullptr;
+}
+
 std::string better_malloc_tunables() {
   if (std::getenv("GLIBC_TUNABLES")) return {};
-  // Only where huge pages are to be asked for: "always" gives them without
-  // asking, "never" refuses them.
-  std::ifstream mode("/sys/kernel/mm/transparent_hugepage/enabled");
-  std::string line;
-  if (!std::getline(mode, line) || line.find("[madvise]") == std::string::npos) return {};
-  return "glibc.malloc.hugetlb=1";
+  const char* tunables = malloc_tunables_to_ask();
+  return tunables ? tunables : "";
 }
 
 void restart_with_better_process_settings(const std::string& executable, char** argv) {

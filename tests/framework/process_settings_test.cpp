@@ -81,6 +81,26 @@ BOOST_AUTO_TEST_CASE(malloc_asks_for_huge_pages_where_the_kernel_gives_them_when
              r.output);
 }
 
+// The restart for the heap's setting comes before any library initialises:
+// LibTorch's initialisers (0.5 s of CPU here) run once, not twice. The
+// dynamic loader names each initialiser it calls under LD_DEBUG=files.
+BOOST_AUTO_TEST_CASE(the_restart_for_huge_pages_initialises_libtorch_once) {
+#if defined(__SANITIZE_ADDRESS__)
+  BOOST_TEST_MESSAGE("skipped: under AddressSanitizer flow restarts from main(), after the libraries initialised");
+  return;
+#endif
+  // A user's OPENBLAS_CORETYPE (the safe SSE3 one), so that OpenBLAS's choice
+  // never calls for the restart from main().
+  const auto r = run_command("env -u GLIBC_TUNABLES OPENBLAS_CORETYPE=Prescott LD_DEBUG=files " + kFlow + " info");
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  int torch_initialised = 0;
+  std::istringstream lines(r.output);
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("calling init:") != std::string::npos && line.find("libtorch_cpu.so") != std::string::npos) ++torch_initialised;
+  BOOST_TEST(torch_initialised == 1, r.output.substr(0, 2000));
+  BOOST_TEST(field(r.output, "GLIBC_TUNABLES") == (docflow::testing::huge_pages_only_when_asked() ? "glibc.malloc.hugetlb=1" : "(not set)"));
+}
+
 BOOST_AUTO_TEST_CASE(a_users_glibc_tunables_stand) {
   const auto r = run_command("GLIBC_TUNABLES=glibc.malloc.check=0 " + kFlow + " info");
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);

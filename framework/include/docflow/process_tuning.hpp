@@ -64,6 +64,13 @@ std::string openblas_kernels();
 // system every step, 2.3-2.9x faster).
 std::string better_malloc_tunables();
 
+// The GLIBC_TUNABLES value better_malloc_tunables() asks for where the
+// kernel's mode calls for one, whatever the environment says, or null.
+// Uses libc only: `flow` calls it before any library has initialised
+// (framework/cli/early_restart.cpp), so that its restart does not load
+// LibTorch twice.
+const char* malloc_tunables_to_ask() noexcept;
+
 // `flow`'s first step: when better_openblas_coretype() names a kernel or
 // better_malloc_tunables() a setting, sets OPENBLAS_CORETYPE and
 // GLIBC_TUNABLES to them (both are read only at a process's start) and
