@@ -26,11 +26,13 @@ common="--set with.workspace=$work/runs --set with.checkpoints=0 --set reader.ep
 rate() {  # RUN: the trainer's examples/s for epoch 1
   grep -o 'epoch 1 done: .*' "$work/runs/$1/run.log" | sed 's/.*, \([0-9.]*\) examples\/s.*/\1/'
 }
+sync  # earlier files (a build, a benchmark) written back now, not during the runs
 echo "== $what: one process, $(nproc) threads"
 "$flow" run "$root/flows/clip-fashion.yml" --name one $common > "$work/one.log" 2>&1 || { cat "$work/one.log"; exit 1; }
 one=$(rate one)
 grep -o 'epoch 1 done: .*' "$work/runs/one/run.log"
 echo "one process: $one examples/s"
+sync  # the first run's files written back before the second, not during it
 echo "== $what: $ranks ranks, $(( $(nproc) / ranks )) thread(s) each"
 "$flow" run "$root/flows/clip-fashion.yml" --name ranks --nproc-per-node "$ranks" $common > "$work/ranks.log" 2>&1 || { cat "$work/ranks.log"; exit 1; }
 many=$(rate ranks)

@@ -49,6 +49,11 @@ mkdir -p "$out"
 run() {  # NAME COMMAND...
   local name=$1; shift
   echo "== $name: $*"
+  # The previous benchmark's dirty pages (its files, the build's) would be
+  # written back 30 s later by a kernel thread, during this one's timed runs,
+  # on one of the two cores (a .docs write ratio read 0.48 instead of 0.96
+  # after a build; bench/RESULTS.md, 2026-12-07).
+  sync
   "$@" 2>&1 | tee "$out/$name.log"
 }
 set -- "${@:-binary_io match match_stream pipeline clip infer serve search remote shards allreduce distributed distributed_vit}"
