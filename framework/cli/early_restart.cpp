@@ -11,7 +11,7 @@
 // loaded and initialised to ask it which kernels it chose: it stays in
 // main(), for the CPU models OpenBLAS does not know.
 #include <alloca.h>
-#include <fcntl.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include <climits>
@@ -30,6 +30,9 @@ bool computes(const char* command) {
 
 void restart_before_the_libraries_initialise(int argc, char** argv, char** envp) {
   if (argc < 2 || !argv || !envp || !computes(argv[1])) return;
+  // A set-user-ID start would have its GLIBC_TUNABLES removed by glibc: no
+  // restart then, which would come back here for ever.
+  if (::getauxval(AT_SECURE)) return;
   std::size_t count = 0;
   for (char** e = envp; *e; ++e, ++count)
     if (std::strncmp(*e, "GLIBC_TUNABLES=", 15) == 0) return;  // the user's (or an earlier restart's) stands
@@ -37,7 +40,7 @@ void restart_before_the_libraries_initialise(int argc, char** argv, char** envp)
   if (!tunables) return;
   static char self[PATH_MAX];
   const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return;
+  if (n <= 0 || n >= static_cast<ssize_t>(sizeof self) - 1) return;  // none, or maybe cut short
   self[n] = '\0';
   static char setting[128];
   if (std::strlen(tunables) + 16 > sizeof setting) return;
@@ -47,8 +50,8 @@ void restart_before_the_libraries_initialise(int argc, char** argv, char** envp)
   std::memcpy(env, envp, count * sizeof(char*));
   env[count] = setting;
   env[count + 1] = nullptr;
-  // The program's own path, not /proc/self/exe: ps, pkill and
-  // /proc/PID/comm name a process by the path executed.
+  // The path /proc/self/exe points to, not that link itself: ps, pkill and
+  // /proc/PID/comm name a process by the path executed (as main() does).
   ::execve(self, argv, env);
   // The exec failed: main() tries again with the same settings.
 }
