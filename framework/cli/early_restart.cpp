@@ -18,18 +18,12 @@
 #include <cstring>
 
 #include "docflow/process_tuning.hpp"
+#include "process_settings_commands.hpp"
 
 namespace {
 
-bool computes(const char* command) {
-  // The commands main() restarts for (the others gain nothing from the heap setting).
-  for (const char* c : {"run", "serve", "executor", "info"})
-    if (std::strcmp(command, c) == 0) return true;
-  return false;
-}
-
 void restart_before_the_libraries_initialise(int argc, char** argv, char** envp) {
-  if (argc < 2 || !argv || !envp || !computes(argv[1])) return;
+  if (argc < 2 || !argv || !envp || !docflow::cli::restarts_for_process_settings(argv[1])) return;
   // A set-user-ID start would have its GLIBC_TUNABLES removed by glibc: no
   // restart then, which would come back here for ever.
   if (::getauxval(AT_SECURE)) return;

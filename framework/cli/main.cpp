@@ -11,6 +11,7 @@
 #include "docarray/limits.hpp"
 #include "docflow/isolation.hpp"
 #include "docflow/process_tuning.hpp"
+#include "process_settings_commands.hpp"
 
 namespace {
 const char* kUsage =
@@ -94,11 +95,8 @@ int main(int argc, char** argv) {
   // before any library initialised (early_restart.cpp); OpenBLAS's choice
   // can only be known now, and a restart from here loads LibTorch a second
   // time (0.45 s here), which `flow ping` or `flow status` would pay for nothing.
-  if (argc >= 2 && !no_proc) {
-    const std::string command = argv[1];
-    if (command == "run" || command == "serve" || command == "executor" || command == "info")
-      docflow::restart_with_better_process_settings(self, argv);
-  }
+  if (argc >= 2 && !no_proc && restarts_for_process_settings(argv[1]))
+    docflow::restart_with_better_process_settings(self, argv);
   // Isolated executors run in `flow` processes of their own: this one.
   if (!no_proc) docflow::set_flow_executable(self);
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {

@@ -22,7 +22,8 @@ void few_rows_product(const float* x, std::int64_t rows, std::int64_t in, const 
 // y = x w^T for a Linear weight `w` ([out, in], contiguous float): weights
 // of 256 inputs or fewer (outputs in sixteens, AVX-512) through small_gemm
 // over a transposed copy of `w` kept beside it while `w` is unchanged; the
-// rest through few_rows_product.
+// rest (and a weight made under InferenceMode, which gets no copy) through
+// few_rows_product where the row kernel takes the product, BLAS beyond.
 void few_rows_linear(const float* x, std::int64_t rows, std::int64_t in, const at::Tensor& w, float* y,
                      std::int64_t ldy);
 
