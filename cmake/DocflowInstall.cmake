@@ -5,13 +5,15 @@ include(CMakePackageConfigHelpers)
 
 set(DOCFLOW_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/docflow)
 
-install(TARGETS docarray docflow docflow_torch EXPORT docflowTargets
+install(TARGETS docarray_base docarray docflow_base docflow docflow_torch EXPORT docflowTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY docarray/include/docarray framework/include/docflow DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS flow RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# `flow` loads it for the commands that need LibTorch (framework/cli/main.cpp).
+install(TARGETS docflow_cli LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 
 install(EXPORT docflowTargets NAMESPACE docflow:: DESTINATION ${DOCFLOW_INSTALL_CMAKEDIR})
 configure_package_config_file(cmake/docflowConfig.cmake.in

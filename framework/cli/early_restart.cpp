@@ -2,14 +2,18 @@
 // made before any library initialises. The dynamic loader runs an
 // executable's DT_PREINIT_ARRAY before the initialisers of every library it
 // loaded; LibTorch's (its operator registrations) cost about 0.5 s of CPU
-// here, which a restart from main() paid twice on every `flow run`, `serve`,
-// `executor` and `info`. Only libc is used: nothing else is initialised yet,
-// and `environ` need not be set up, so the environment comes from the
-// arguments the loader passes and goes to execve as a new array.
+// here, which a restart after loading them paid twice on every `flow run`,
+// `serve`, `executor` and `info`. (Since `flow` loads LibTorch only with its
+// command library (main.cpp), a restart from main() would now be as cheap;
+// this one stays, tested, and covers any library `flow` links.) Only libc is
+// used: nothing else is initialised yet, and `environ` need not be set up,
+// so the environment comes from the arguments the loader passes and goes to
+// execve as a new array.
 //
 // The OpenBLAS side of the restart (better_openblas_coretype) needs OpenBLAS
 // loaded and initialised to ask it which kernels it chose: it stays in
-// main(), for the CPU models OpenBLAS does not know.
+// the command library's entry (flow_main.cpp), for the CPU models OpenBLAS
+// does not know.
 #include <alloca.h>
 #include <sys/auxv.h>
 #include <unistd.h>
@@ -45,9 +49,9 @@ void restart_before_the_libraries_initialise(int argc, char** argv, char** envp)
   env[count] = setting;
   env[count + 1] = nullptr;
   // The path /proc/self/exe points to, not that link itself: ps, pkill and
-  // /proc/PID/comm name a process by the path executed (as main() does).
+  // /proc/PID/comm name a process by the path executed (as the command library does).
   ::execve(self, argv, env);
-  // The exec failed: main() tries again with the same settings.
+  // The exec failed: the command library tries again with the same settings.
 }
 
 }  // namespace
@@ -55,7 +59,7 @@ void restart_before_the_libraries_initialise(int argc, char** argv, char** envp)
 // Run by the dynamic loader with (argc, argv, envp); only an executable has
 // this array. Not under AddressSanitizer, whose runtime initialises from the
 // same array (in an order the linker chooses) and must come first: there
-// main() restarts, as it always did.
+// the command library restarts, after the libraries initialised.
 #ifndef __SANITIZE_ADDRESS__
 __attribute__((section(".preinit_array"), used)) static void (*const docflow_early_restart)(int, char**, char**) =
     restart_before_the_libraries_initialise;

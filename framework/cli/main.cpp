@@ -1,17 +1,20 @@
-// `flow`: docflow's command line.
-#include <cstdlib>
-#include <filesystem>
+// `flow`: docflow's command line. This executable stays small on purpose:
+// the commands that only read a run folder or ask a served flow for its
+// health (status, runs, logs, artifact, ping, limits) run here, linked with
+// docflow's libraries without tensors, and start in milliseconds. Every
+// other command is in libdocflow_cli.so (flow_main.cpp), loaded on demand
+// with LibTorch, whose start-up (293 shared libraries, its operator
+// registrations) costs 0.5-1 s of CPU: a Kubernetes probe runs `flow ping`
+// every few seconds in every pod, and scripts poll `flow status`.
+#include <dlfcn.h>
+
 #include <iostream>
 #include <map>
 #include <string>
-#include <thread>
 
 #include "command.hpp"
-#include "docarray/error.hpp"
 #include "docarray/limits.hpp"
-#include "docflow/isolation.hpp"
-#include "docflow/process_tuning.hpp"
-#include "process_settings_commands.hpp"
+#include "input_limits.hpp"
 
 namespace {
 const char* kUsage =
@@ -41,93 +44,50 @@ const char* kUsage =
     "Run `flow COMMAND --help` for a command's options. Exit codes: 0 success,\n"
     "1 run failed, 2 bad input.\n";
 
-// Takes every `--input-limit NAME=VALUE` (or `--input-limit=NAME=VALUE`) out of the
-// arguments and applies it, before any command reads input.
-std::vector<std::string> apply_limits(std::vector<std::string> args) {
-  std::vector<std::string> rest;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--input-limit") {
-      if (i + 1 == args.size()) throw docarray::Error("--input-limit expects NAME=VALUE");
-      docarray::set_limit(args[++i]);
-    } else if (args[i].rfind("--input-limit=", 0) == 0) {
-      docarray::set_limit(args[i].substr(14));
-    } else {
-      rest.push_back(args[i]);
-    }
-  }
-  return rest;
-}
-
 int limits_command(const docflow::cli::Args&) {
   std::cout << "limits on untrusted input (raise one with --input-limit NAME=VALUE):\n";
   for (const auto& line : docarray::limit_names()) std::cout << "  " << line << "\n";
   return docflow::cli::kOk;
 }
 
-// What a bug report or a benchmark needs to know of the machine: the kernels
-// the products run on. bench.sh gives its peers the same.
-int info_command(const docflow::cli::Args& args) {
-  if (!args.empty()) {
-    const bool help = args[0] == "--help" || args[0] == "-h";
-    (help ? std::cout : std::cerr) << (help ? "" : "flow info: unexpected argument '" + args[0] + "'\n")
-                                   << "usage: flow info   (the cores, the BLAS and its kernels, malloc's settings)\n";
-    return help ? docflow::cli::kOk : docflow::cli::kBadInput;
+// Loads the command library (found the way the executable finds its own
+// libraries: its RUNPATH, then LD_LIBRARY_PATH and the system's) and hands
+// it the command. RTLD_GLOBAL: its symbols are visible to the plugins it
+// loads, as they were when `flow` linked everything.
+int run_loaded_command(int argc, char** argv) {
+  void* library = ::dlopen(docflow::cli::kCommandLibrary, RTLD_NOW | RTLD_GLOBAL);
+  if (!library) {
+    std::cerr << "flow " << argv[1] << ": cannot load " << docflow::cli::kCommandLibrary
+              << ", which runs this command: " << ::dlerror() << "\n";
+    return docflow::cli::kRunFailed;
   }
-  std::cout << "cores: " << std::thread::hardware_concurrency() << "\n";
-  const std::string kernels = docflow::openblas_kernels();
-  std::cout << "blas: " << (kernels.empty() ? "not OpenBLAS" : "OpenBLAS") << "\n";
-  if (!kernels.empty()) std::cout << "blas kernels: " << kernels << "\n";
-  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
-  std::cout << "OPENBLAS_CORETYPE: " << (coretype ? coretype : "(not set)") << "\n";
-  const char* tunables = std::getenv("GLIBC_TUNABLES");
-  std::cout << "GLIBC_TUNABLES: " << (tunables ? tunables : "(not set)") << "\n";
-  return docflow::cli::kOk;
+  auto* entry = reinterpret_cast<int (*)(int, char**)>(::dlsym(library, docflow::cli::kCommandEntry));
+  if (!entry) {
+    std::cerr << "flow " << argv[1] << ": " << docflow::cli::kCommandLibrary << " has no "
+              << docflow::cli::kCommandEntry << ": " << ::dlerror() << "\n";
+    return docflow::cli::kRunFailed;
+  }
+  return entry(argc, argv);
 }
-}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace docflow::cli;
-  std::error_code no_proc;
-  const std::string self = std::filesystem::read_symlink("/proc/self/exe", no_proc).string();
-  // First, before any thread or file exists: OpenBLAS's right kernels for a
-  // CPU model newer than it and a heap on huge pages (process_tuning.hpp),
-  // for the commands that compute. The heap's setting was normally applied
-  // before any library initialised (early_restart.cpp); OpenBLAS's choice
-  // can only be known now, and a restart from here loads LibTorch a second
-  // time (0.45 s here), which `flow ping` or `flow status` would pay for nothing.
-  if (argc >= 2 && !no_proc && restarts_for_process_settings(argv[1]))
-    docflow::restart_with_better_process_settings(self, argv);
-  // Isolated executors run in `flow` processes of their own: this one.
-  if (!no_proc) docflow::set_flow_executable(self);
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::cout << kUsage;
     return argc < 2 ? kBadInput : kOk;
   }
+  if (is_loaded_command(argv[1])) return run_loaded_command(argc, argv);
   static const std::map<std::string, int (*)(const Args&)> commands = {
-      {"docs", docs_command},         {"run", run_command},   {"status", status_command},
-      {"logs", logs_command},         {"runs", runs_command}, {"validate", validate_command},
-      {"plot", plot_command},         {"plugins", plugins_command}, {"artifact", artifact_command},
-      {"limits", limits_command},     {"serve", serve_command}, {"ping", ping_command},
-      {"post", post_command},         {"executor", executor_command},
-      {"export", export_command},     {"info", info_command},
+      {"status", status_command}, {"logs", logs_command},   {"runs", runs_command},
+      {"artifact", artifact_command}, {"ping", ping_command}, {"limits", limits_command},
   };
-  std::string command = argv[1];
+  const std::string command = argv[1];
   auto it = commands.find(command);
   if (it == commands.end()) {
     std::cerr << "flow: unknown command '" << command << "'\n" << kUsage;
     return kBadInput;
   }
-  Args args;
-  try {
-    args = apply_limits(Args(argv + 2, argv + argc));
-  } catch (const docarray::Error& e) {
-    std::cerr << "flow " << command << ": " << e.what() << "\n";
-    return kBadInput;
-  }
-  try {
-    return it->second(args);
-  } catch (const std::exception& e) {
-    std::cerr << "flow " << command << ": " << e.what() << "\n";
-    return kRunFailed;
-  }
+  return run_with_limits(command, it->second, argc, argv);
 }

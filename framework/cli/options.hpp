@@ -13,7 +13,7 @@
 #include <string>
 
 #include "command.hpp"
-#include "docflow/client.hpp"
+#include "docflow/client_options.hpp"
 #include "docflow/flow_config.hpp"
 
 namespace docflow::cli {
@@ -48,6 +48,28 @@ inline std::vector<Override> overrides_of(const po::variables_map& vm) {
 // error), else DOCFLOW_TOKEN, else none.
 inline std::string token_of(const po::variables_map& vm) {
   return vm.count("token-file") ? read_token_file(vm["token-file"].as<std::string>()) : default_token();
+}
+
+// `s` in a table column of `width` characters (at least one space after it).
+inline std::string pad(const std::string& s, std::size_t width) {
+  return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' ');
+}
+
+// Runs `body`, turning bad input into exit code 2 with the message.
+template <typename F>
+int guarded(const char* command, F body) {
+  try {
+    return body();
+  } catch (const po::error& e) {
+    std::cerr << "flow " << command << ": " << e.what() << " (see flow " << command << " --help)\n";
+    return kBadInput;
+  } catch (const ConfigError& e) {
+    std::cerr << e.what() << "\n";
+    return kBadInput;
+  } catch (const Error& e) {
+    std::cerr << "flow " << command << ": " << e.what() << "\n";
+    return kBadInput;
+  }
 }
 
 // In a catch (...) around a command's setup: says what is wrong with its

@@ -3,7 +3,7 @@
 // (docflow/process_tuning.hpp): those that compute. `flow ping` or `flow
 // status` would pay a restart for nothing. One list for both restarts: the
 // early one (early_restart.cpp, before any library initialises, so libc
-// only) and main()'s.
+// only) and the command library's (flow_main.cpp).
 #include <cstring>
 
 namespace docflow::cli {

@@ -4,7 +4,6 @@
 #include <dlfcn.h>
 #include <malloc.h>
 
-#include <fcntl.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -52,20 +51,6 @@ std::string better_openblas_coretype() {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
 #endif
   return {};
-}
-
-const char* malloc_tunables_to_ask() noexcept {
-  // Only where huge pages are to be asked for: "always" gives them without
-  // asking, "never" refuses them. libc only (flow's early restart calls it
-  // before any library initialises).
-  const int fd = ::open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return nullptr;
-  char mode[128];
-  const ssize_t n = ::read(fd, mode, sizeof mode - 1);
-  ::close(fd);
-  if (n <= 0) return nullptr;
-  mode[n] = '\0';
-  return std::strstr(mode, "[madvise]") ? "glibc.malloc.hugetlb=1" : nullptr;
 }
 
 std::string better_malloc_tunables() {

@@ -27,6 +27,8 @@ grep -q '"text":"RED"' out.jsonl          # the chunk, through @r,c
 grep -q '"text":"MIXED CASE"' out.jsonl
 grep -q '"upper_cased_by":"upper"' out.jsonl
 "$WORK/prefix/bin/flow" plugins --plugin-path "$WORK/plugin" | grep -q "upper-case  UpperCase"
+# A command `flow` runs itself (no command library, no LibTorch) from the installed tree.
+"$WORK/prefix/bin/flow" status example | grep -q "state:    FINISHED"
 
 cmake -S "$SOURCE_DIR/examples/embed" -B "$WORK/embed" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$WORK/prefix" $LAUNCHER > /dev/null

@@ -149,10 +149,49 @@ BOOST_AUTO_TEST_CASE(validate_plot_and_plugins) {
   BOOST_TEST(r.exit_code == 2);
   r = run_command(in(dir, "frobnicate"));
   BOOST_TEST(r.exit_code == 2);
-  for (const char* cmd : {"run", "status", "logs", "runs", "validate", "plot", "plugins", "docs"}) {
+  // Every command of the usage, those `flow` runs itself and those of the
+  // command library it loads (framework/cli/main.cpp).
+  for (const char* cmd : {"run", "serve", "executor", "export", "ping", "post", "status", "logs", "runs", "artifact",
+                          "validate", "plot", "plugins", "docs", "limits", "info"}) {
     r = run_command(in(dir, std::string(cmd) + " --help"));
     BOOST_TEST_CONTEXT(cmd) BOOST_TEST(r.exit_code == 0, r.output);
   }
+}
+
+// The commands that only read a run folder or ask a served flow for its
+// health start without LibTorch (framework/cli/main.cpp): `flow ping` is
+// every Kubernetes pod's probe, run every few seconds. Under LD_DEBUG=files
+// the dynamic loader names every library it loads.
+BOOST_AUTO_TEST_CASE(commands_that_need_no_tensors_load_no_libtorch) {
+  TempDir dir;
+  std::string flow = write_flow(dir, "");
+  auto r = run_command(in(dir, "run " + flow + " --name done"));
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
+  const std::string runs = " --workspace " + dir.file("runs");
+  for (const std::string& cmd : std::vector<std::string>{"status done" + runs, "runs" + runs, "logs done" + runs, "limits --input-limit depth=5",
+                                "ping http://127.0.0.1:1 --timeout-ms 200", "status nothing" + runs, "--help", "frobnicate"}) {
+    r = run_command("cd " + dir.path().string() + " && LD_DEBUG=files " + kFlow + " " + cmd);
+    BOOST_TEST_CONTEXT(cmd) {
+      BOOST_TEST(contains(r.output, "libdocflow_base.so"), r.output.substr(0, 2000));  // the loader did report
+      BOOST_TEST(!contains(r.output, "libtorch_cpu.so"), r.output.substr(0, 2000));
+    }
+  }
+  // And what they print, as before the split.
+  r = run_command(in(dir, "status done" + runs));
+  BOOST_TEST(r.exit_code == 0, r.output);
+  BOOST_TEST(contains(r.output, "state:    FINISHED"), r.output);
+  r = run_command(in(dir, "limits --input-limit depth=5"));
+  BOOST_TEST(r.exit_code == 0, r.output);
+  BOOST_TEST(contains(r.output, "  depth=5  "), r.output);
+  r = run_command(in(dir, "limits --input-limit no_such_limit=5"));
+  BOOST_TEST(r.exit_code == 2, r.output);
+  r = run_command(in(dir, "ping http://127.0.0.1:1 --timeout-ms 200"));
+  BOOST_TEST(r.exit_code == 1, r.output);
+  BOOST_TEST(contains(r.output, "flow ping: cannot connect to http://127.0.0.1:1"), r.output);
+  // A command of the library loads it, and LibTorch with it.
+  r = run_command("cd " + dir.path().string() + " && LD_DEBUG=files " + kFlow + " validate " + flow);
+  BOOST_TEST(r.exit_code == 0, r.output.substr(r.output.size() > 2000 ? r.output.size() - 2000 : 0));
+  BOOST_TEST(contains(r.output, "libtorch_cpu.so"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

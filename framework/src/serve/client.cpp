@@ -1,16 +1,6 @@
 #include "docflow/client.hpp"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
 #include <algorithm>
-#include <cctype>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <deque>
 #include <map>
 #include <optional>
@@ -19,14 +9,11 @@
 #include "docarray/envelope.hpp"
 #include "docarray/error.hpp"
 #include "error_answer.hpp"
-#include "flow_address.hpp"
+#include "http_connection.hpp"
 
 namespace docflow {
 
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = net::ip::tcp;
+namespace http = boost::beast::http;
 
 namespace {
 
@@ -39,147 +26,45 @@ struct Pending {
 }  // namespace
 
 struct Client::Impl {
-  std::string url, host, port;
-  ClientOptions options;
-  net::io_context io;
-  std::optional<beast::tcp_stream> stream;
-  beast::flat_buffer buffer;
-
-  void run_io() {
-    io.restart();
-    io.run();
-  }
-
-  void connect() {
-    stream.emplace(io);
-    buffer.clear();
-    beast::error_code ec;
-    tcp::resolver resolver(io);
-    auto results = resolver.resolve(host, port, ec);
-    if (!ec) {
-      // Asynchronous operations run to completion here so that the stream's
-      // expiry bounds each of them (blocking calls would ignore it).
-      stream->expires_after(std::chrono::milliseconds(options.timeout_ms));
-      stream->async_connect(results, [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
-      run_io();
-    }
-    if (ec) {
-      stream.reset();
-      throw ClientError("cannot connect to " + url + ": " + ec.message());
-    }
-    stream->socket().set_option(tcp::no_delay(true), ec);
-  }
-
-  http::request<http::string_body> request(http::verb verb, const std::string& target, std::string body) const {
-    http::request<http::string_body> req{verb, target, 11};
-    req.set(http::field::host, host + ":" + port);
-    req.set(http::field::user_agent, "docflow-client");
-    if (!options.token.empty()) req.set(http::field::authorization, "Bearer " + options.token);
-    if (verb != http::verb::get) {
-      req.set(http::field::content_type, options.binary ? "application/x-msgpack" : "application/json");
-      req.body() = std::move(body);
-    }
-    req.set(http::field::accept, options.binary ? "application/x-msgpack" : "application/json");
-    req.keep_alive(true);
-    req.prepare_payload();
-    return req;
-  }
-
-  // False when the connection is gone (the caller reconnects).
-  bool write(const http::request<http::string_body>& req) {
-    stream->expires_after(std::chrono::milliseconds(options.timeout_ms));
-    beast::error_code ec;
-    http::async_write(*stream, req, [&](beast::error_code e, std::size_t) { ec = e; });
-    run_io();
-    return !ec;
-  }
-
-  std::optional<http::response<http::string_body>> read() {
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(boost::none);  // the answer is as large as the server made it
-    parser.header_limit(1 << 20);
-    stream->expires_after(std::chrono::milliseconds(options.timeout_ms));
-    beast::error_code ec;
-    http::async_read(*stream, buffer, parser, [&](beast::error_code e, std::size_t) { ec = e; });
-    run_io();
-    if (ec == beast::error::timeout) throw ClientError(url + " did not answer within " + std::to_string(options.timeout_ms) + " ms");
-    if (ec) return std::nullopt;
-    return parser.release();
-  }
+  explicit Impl(const std::string& url, ClientOptions o) : conn(url, std::move(o)) {}
+  serve::HttpConnection conn;
 };
 
-namespace serve {
-
-FlowAddress parse_flow_address(const std::string& url) {
-  std::string rest = url;
-  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
-  else if (rest.find("://") != std::string::npos)
-    throw ClientError("'" + url + "': docflow serves plain HTTP (http://HOST:PORT); put TLS in front with a proxy");
-  if (auto slash = rest.find('/'); slash != std::string::npos) rest.resize(slash);
-  auto colon = rest.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size())
-    throw ClientError("'" + url + "' is not a flow's address: expected http://HOST:PORT");
-  FlowAddress a;
-  a.host = rest.substr(0, colon);
-  if (a.host.size() > 2 && a.host.front() == '[' && a.host.back() == ']') a.host = a.host.substr(1, a.host.size() - 2);
-  a.port = rest.substr(colon + 1);
-  a.url = "http://" + rest;
-  return a;
-}
-
-}  // namespace serve
-
-Client::Client(const std::string& url, ClientOptions options) : impl_(std::make_unique<Impl>()) {
-  impl_->options = std::move(options);
-  const serve::FlowAddress a = serve::parse_flow_address(url);
-  impl_->host = a.host;
-  impl_->port = a.port;
-  impl_->url = a.url;
-  if (impl_->options.in_flight == 0) impl_->options.in_flight = 1;
+Client::Client(const std::string& url, ClientOptions options) {
+  if (options.in_flight == 0) options.in_flight = 1;
+  impl_ = std::make_unique<Impl>(url, std::move(options));
 }
 
 Client::~Client() = default;
 
-const std::string& Client::url() const { return impl_->url; }
+const std::string& Client::url() const { return impl_->conn.url(); }
 
-std::pair<int, std::string> Client::get(const std::string& path) {
-  auto& im = *impl_;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    if (!im.stream) im.connect();
-    if (im.write(im.request(http::verb::get, path, ""))) {
-      if (auto res = im.read()) {
-        if (!res->keep_alive()) im.stream.reset();
-        return {static_cast<int>(res->result_int()), std::move(res->body())};
-      }
-    }
-    im.stream.reset();  // a kept-alive connection the server closed: once more on a new one
-  }
-  throw ClientError("the connection to " + im.url + " was lost");
-}
+std::pair<int, std::string> Client::get(const std::string& path) { return impl_->conn.get(path); }
 
 void Client::post(const std::string& endpoint, const NextBatch& next, const docarray::Value& parameters,
                   const OnResponse& on_response) {
-  auto& im = *impl_;
+  auto& conn = impl_->conn;
+  const ClientOptions& options = conn.options();
   std::deque<Pending> pending, retry;
   std::map<std::size_t, ClientResponse> done;  // answered, waiting for their turn
   std::size_t next_batch = 0, next_delivery = 0;
   bool more = true;
-  int backoff = im.options.backoff_ms;
+  int backoff = options.backoff_ms;
   int connect_failures = 0;
 
   auto encode = [&](const docarray::DocumentArray& docs) {
     docarray::Value fields = docarray::Value::map();
     fields["exec_endpoint"] = endpoint;
     if (!parameters.is_null()) fields["parameters"] = parameters;
-    return im.options.binary ? docarray::to_msgpack_envelope(fields, docs) : docarray::to_json_envelope(fields, docs);
+    return options.binary ? docarray::to_msgpack_envelope(fields, docs) : docarray::to_json_envelope(fields, docs);
   };
   auto give_up = [&](const Pending& p, const std::string& why, int status) {
-    throw ClientError("request " + std::to_string(p.batch) + " to " + im.url + " " + endpoint + " " + why, status);
+    throw ClientError("request " + std::to_string(p.batch) + " to " + conn.url() + " " + endpoint + " " + why, status);
   };
   auto requeue_all = [&](int extra_attempt) {
     for (auto& p : pending) {
       p.attempts += extra_attempt;
-      if (p.attempts > im.options.retries) give_up(p, "failed: the connection was lost " + std::to_string(p.attempts) + " times", 0);
+      if (p.attempts > options.retries) give_up(p, "failed: the connection was lost " + std::to_string(p.attempts) + " times", 0);
       retry.push_back(std::move(p));
     }
     pending.clear();
@@ -193,18 +78,18 @@ void Client::post(const std::string& endpoint, const NextBatch& next, const doca
       backoff = std::min(backoff * 2, 10000);
     }
     try {
-      if (!im.stream) im.connect();
+      if (!conn.connected()) conn.connect();
       connect_failures = 0;
     } catch (const ClientError&) {
       // Nothing reached the server yet: say so now. Otherwise the server may
       // be restarting: back off and try again, up to `retries` times.
-      if (next_batch == 0 || ++connect_failures > im.options.retries) throw;
+      if (next_batch == 0 || ++connect_failures > options.retries) throw;
       std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
       backoff = std::min(backoff * 2, 10000);
       continue;
     }
     bool lost = false;
-    while (!lost && pending.size() < im.options.in_flight) {
+    while (!lost && pending.size() < options.in_flight) {
       Pending p;
       if (!retry.empty() && pending.empty()) {
         p = std::move(retry.front());
@@ -218,16 +103,16 @@ void Client::post(const std::string& endpoint, const NextBatch& next, const doca
       } else {
         break;
       }
-      const bool ok = im.write(im.request(http::verb::post, "/post", p.body));
+      const bool ok = conn.write(conn.request(http::verb::post, "/post", p.body));
       pending.push_back(std::move(p));
       if (!ok) lost = true;
     }
     if (pending.empty() && retry.empty()) break;
     if (pending.empty()) continue;
-    std::optional<http::response<http::string_body>> res;
-    if (!lost) res = im.read();
+    std::optional<serve::HttpConnection::Response> res;
+    if (!lost) res = conn.read();
     if (!res) {
-      im.stream.reset();
+      conn.close();
       requeue_all(1);
       continue;
     }
@@ -235,22 +120,22 @@ void Client::post(const std::string& endpoint, const NextBatch& next, const doca
     pending.pop_front();
     const int status = static_cast<int>(res->result_int());
     if (!res->keep_alive()) {
-      im.stream.reset();
+      conn.close();
       requeue_all(0);  // answered by nobody: the server closed after this one
     }
     if (status == 503) {
-      if (++p.attempts > im.options.retries)
-        give_up(p, "failed: 503 after " + std::to_string(im.options.retries) + " retries: " + serve::describe_error_answer(res->body(), im.options.binary), status);
+      if (++p.attempts > options.retries)
+        give_up(p, "failed: 503 after " + std::to_string(options.retries) + " retries: " + serve::describe_error_answer(res->body(), options.binary), status);
       retry.push_back(std::move(p));
       std::sort(retry.begin(), retry.end(), [](const Pending& a, const Pending& b) { return a.batch < b.batch; });
       continue;
     }
-    backoff = im.options.backoff_ms;
+    backoff = options.backoff_ms;
     if (status != 200)
-      give_up(p, "failed with HTTP " + std::to_string(status) + ": " + serve::describe_error_answer(res->body(), im.options.binary), status);
+      give_up(p, "failed with HTTP " + std::to_string(status) + ": " + serve::describe_error_answer(res->body(), options.binary), status);
     docarray::Envelope env;
     try {
-      env = im.options.binary ? docarray::parse_msgpack_envelope(res->body()) : docarray::parse_json_envelope(res->body());
+      env = options.binary ? docarray::parse_msgpack_envelope(res->body()) : docarray::parse_json_envelope(res->body());
     } catch (const docarray::Error& e) {
       give_up(p, std::string("got an answer that does not parse: ") + e.what(), status);
     }
@@ -291,23 +176,6 @@ docarray::DocumentArray Client::post(const std::string& endpoint, const docarray
         for (auto& d : r.docs) out.append(std::move(d));
       });
   return out;
-}
-
-std::string read_token_file(const std::string& file) {
-  std::ifstream in(file);
-  if (!in) throw Error("cannot read the token file " + file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string token = ss.str();
-  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-  if (token.empty()) throw Error("the token file " + file + " is empty");
-  if (token.find_first_of("\r\n") != std::string::npos) throw Error("the token file " + file + " holds more than one line");
-  return token;
-}
-
-std::string default_token() {
-  const char* t = std::getenv("DOCFLOW_TOKEN");
-  return t ? t : "";
 }
 
 }  // namespace docflow
