@@ -56,11 +56,10 @@ extern "C" int docflow_cli_main(int argc, char** argv) {
   std::error_code no_proc;
   const std::string self = std::filesystem::read_symlink("/proc/self/exe", no_proc).string();
   // First, before any thread or file exists: OpenBLAS's right kernels for a
-  // CPU model newer than it and a heap on huge pages (process_tuning.hpp),
-  // for the commands that compute. The heap's setting was normally applied
-  // before any library initialised (early_restart.cpp); OpenBLAS's choice
-  // can only be known now that it is loaded, and a restart from here loads
-  // LibTorch a second time (0.45 s here).
+  // CPU model newer than it (process_tuning.hpp), for the commands that
+  // compute. `flow` set the heap's setting before loading this library
+  // (main.cpp); OpenBLAS's choice can only be known now that it is loaded,
+  // and a restart from here loads LibTorch a second time (0.45 s here).
   if (!no_proc && restarts_for_process_settings(argv[1])) docflow::restart_with_better_process_settings(self, argv);
   // Isolated executors run in `flow` processes of their own: this one.
   if (!no_proc) docflow::set_flow_executable(self);

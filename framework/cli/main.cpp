@@ -7,14 +7,20 @@
 // registrations) costs 0.5-1 s of CPU: a Kubernetes probe runs `flow ping`
 // every few seconds in every pod, and scripts poll `flow status`.
 #include <dlfcn.h>
+#include <sys/auxv.h>
+#include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <string>
 
 #include "command.hpp"
 #include "docarray/limits.hpp"
+#include "docflow/process_tuning.hpp"
 #include "input_limits.hpp"
+#include "process_settings_commands.hpp"
 
 namespace {
 const char* kUsage =
@@ -41,13 +47,35 @@ const char* kUsage =
     "Every command takes --input-limit NAME=VALUE (repeatable) to raise a limit on\n"
     "untrusted input; `flow limits` lists them with their values.\n"
     "\n"
-    "Run `flow COMMAND --help` for a command's options. Exit codes: 0 success,\n"
-    "1 run failed, 2 bad input.\n";
+    "Run `flow COMMAND --help` for a command's options, `flow --version` for\n"
+    "docflow's version. Exit codes: 0 success, 1 run failed, 2 bad input.\n";
 
 int limits_command(const docflow::cli::Args&) {
   std::cout << "limits on untrusted input (raise one with --input-limit NAME=VALUE):\n";
   for (const auto& line : docarray::limit_names()) std::cout << "  " << line << "\n";
   return docflow::cli::kOk;
+}
+
+// A heap on huge pages for the commands that compute (docflow/process_tuning.hpp):
+// glibc reads GLIBC_TUNABLES only at a process's start, so `flow` starts
+// again with it, here, before the command library and LibTorch are loaded
+// (their start-up, 0.5 s of CPU here, is paid once). OpenBLAS's kernels can
+// only be asked once it is loaded: that restart is the library's
+// (flow_main.cpp), for the CPU models OpenBLAS does not know.
+void restart_for_malloc_tunables(char** argv) {
+  // A GLIBC_TUNABLES the user set stands. A set-user-ID start would have the
+  // variable removed by glibc and come back here for ever.
+  if (std::getenv("GLIBC_TUNABLES") || ::getauxval(AT_SECURE)) return;
+  const char* tunables = docflow::malloc_tunables_to_ask();
+  if (!tunables) return;
+  // The path /proc/self/exe points to, not the link: ps, pkill and
+  // /proc/PID/comm name a process by the path executed.
+  std::error_code no_proc;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe", no_proc).string();
+  if (no_proc) return;
+  ::setenv("GLIBC_TUNABLES", tunables, 1);
+  ::execv(self.c_str(), argv);
+  ::unsetenv("GLIBC_TUNABLES");  // the exec failed: the command library tries once more
 }
 
 // Loads the command library (found the way the executable finds its own
@@ -78,7 +106,14 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return argc < 2 ? kBadInput : kOk;
   }
-  if (is_loaded_command(argv[1])) return run_loaded_command(argc, argv);
+  if (std::string(argv[1]) == "--version") {
+    std::cout << "docflow " DOCFLOW_VERSION "\n";
+    return kOk;
+  }
+  if (is_loaded_command(argv[1])) {
+    if (restarts_for_process_settings(argv[1])) restart_for_malloc_tunables(argv);
+    return run_loaded_command(argc, argv);
+  }
   static const std::map<std::string, int (*)(const Args&)> commands = {
       {"status", status_command}, {"logs", logs_command},   {"runs", runs_command},
       {"artifact", artifact_command}, {"ping", ping_command}, {"limits", limits_command},

@@ -1,9 +1,9 @@
 #pragma once
 // The `flow` commands that start again with better process settings
 // (docflow/process_tuning.hpp): those that compute. `flow ping` or `flow
-// status` would pay a restart for nothing. One list for both restarts: the
-// early one (early_restart.cpp, before any library initialises, so libc
-// only) and the command library's (flow_main.cpp).
+// status` would pay a restart for nothing. One list for both restarts:
+// `flow`'s own for the heap (main.cpp) and the command library's for
+// OpenBLAS (flow_main.cpp).
 #include <cstring>
 
 namespace docflow::cli {

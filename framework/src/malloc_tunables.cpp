@@ -1,7 +1,6 @@
 // docflow::malloc_tunables_to_ask (process_tuning.hpp), in the library
-// without LibTorch: `flow`'s early restart (cli/early_restart.cpp) calls it
-// before any library has initialised, from an executable that does not load
-// LibTorch unless the command needs it.
+// without LibTorch: `flow` (cli/main.cpp) restarts with it before it loads
+// the command library, and LibTorch with it.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -13,8 +12,7 @@ namespace docflow {
 
 const char* malloc_tunables_to_ask() noexcept {
   // Only where huge pages are to be asked for: "always" gives them without
-  // asking, "never" refuses them. libc only (flow's early restart calls it
-  // before any library initialises).
+  // asking, "never" refuses them.
   const int fd = ::open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return nullptr;
   char mode[128];

@@ -149,6 +149,9 @@ BOOST_AUTO_TEST_CASE(validate_plot_and_plugins) {
   BOOST_TEST(r.exit_code == 2);
   r = run_command(in(dir, "frobnicate"));
   BOOST_TEST(r.exit_code == 2);
+  r = run_command(in(dir, "--version"));
+  BOOST_TEST(r.exit_code == 0, r.output);
+  BOOST_TEST(r.output.rfind("docflow ", 0) == 0, r.output);
   // Every command of the usage, those `flow` runs itself and those of the
   // command library it loads (framework/cli/main.cpp).
   for (const char* cmd : {"run", "serve", "executor", "export", "ping", "post", "status", "logs", "runs", "artifact",
@@ -169,7 +172,7 @@ BOOST_AUTO_TEST_CASE(commands_that_need_no_tensors_load_no_libtorch) {
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
   const std::string runs = " --workspace " + dir.file("runs");
   for (const std::string& cmd : std::vector<std::string>{"status done" + runs, "runs" + runs, "logs done" + runs, "limits --input-limit depth=5",
-                                "ping http://127.0.0.1:1 --timeout-ms 200", "status nothing" + runs, "--help", "frobnicate"}) {
+                                "ping http://127.0.0.1:1 --timeout-ms 200", "status nothing" + runs, "--help", "--version", "frobnicate"}) {
     r = run_command("cd " + dir.path().string() + " && LD_DEBUG=files " + kFlow + " " + cmd);
     BOOST_TEST_CONTEXT(cmd) {
       BOOST_TEST(contains(r.output, "libdocflow_base.so"), r.output.substr(0, 2000));  // the loader did report

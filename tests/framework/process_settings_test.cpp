@@ -81,14 +81,10 @@ BOOST_AUTO_TEST_CASE(malloc_asks_for_huge_pages_where_the_kernel_gives_them_when
              r.output);
 }
 
-// The restart for the heap's setting comes before any library initialises:
-// LibTorch's initialisers (0.5 s of CPU here) run once, not twice. The
-// dynamic loader names each initialiser it calls under LD_DEBUG=files.
+// The restart for the heap's setting comes before `flow` loads its command
+// library: LibTorch's initialisers (0.5 s of CPU here) run once, not twice.
+// The dynamic loader names each initialiser it calls under LD_DEBUG=files.
 BOOST_AUTO_TEST_CASE(the_restart_for_huge_pages_initialises_libtorch_once) {
-#if defined(__SANITIZE_ADDRESS__)
-  BOOST_TEST_MESSAGE("skipped: under AddressSanitizer flow restarts from main(), after the libraries initialised");
-  return;
-#endif
   // A user's OPENBLAS_CORETYPE (the safe SSE3 one), so that OpenBLAS's choice
   // never calls for the restart from main().
   const auto r = run_command("env -u GLIBC_TUNABLES OPENBLAS_CORETYPE=Prescott LD_DEBUG=files " + kFlow + " info");

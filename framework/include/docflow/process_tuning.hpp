@@ -66,9 +66,8 @@ std::string better_malloc_tunables();
 
 // The GLIBC_TUNABLES value better_malloc_tunables() asks for where the
 // kernel's mode calls for one, whatever the environment says, or null.
-// Uses libc only: `flow` calls it before any library has initialised
-// (framework/cli/early_restart.cpp), so that its restart does not load
-// LibTorch twice.
+// In docflow_base, without LibTorch: `flow` (framework/cli/main.cpp)
+// restarts with it before it loads LibTorch, which it then loads once.
 const char* malloc_tunables_to_ask() noexcept;
 
 // `flow`'s first step: when better_openblas_coretype() names a kernel or
