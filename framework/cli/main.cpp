@@ -78,21 +78,40 @@ void restart_for_malloc_tunables(char** argv) {
   ::unsetenv("GLIBC_TUNABLES");  // the exec failed: the command library tries once more
 }
 
-// Loads the command library (found the way the executable finds its own
-// libraries: its RUNPATH, then LD_LIBRARY_PATH and the system's) and hands
-// it the command. RTLD_GLOBAL: its symbols are visible to the plugins it
-// loads, as they were when `flow` linked everything.
+// Where the command library is: beside `flow` in the build tree, in the
+// library folder of an installed tree, else wherever the dynamic loader
+// finds it (LD_LIBRARY_PATH, the system's folders). An explicit path, not
+// `flow`'s RUNPATH: under AddressSanitizer dlopen is called from the
+// sanitizer's runtime, whose RUNPATH the loader would search instead.
+std::string command_library_path() {
+  std::error_code no_proc;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", no_proc);
+  if (!no_proc) {
+    for (const std::filesystem::path& dir : {self.parent_path(), self.parent_path() / DOCFLOW_LIBDIR_FROM_BINDIR}) {
+      const std::filesystem::path candidate = dir / docflow::cli::kCommandLibrary;
+      if (::access(candidate.c_str(), R_OK) == 0) return candidate.string();
+    }
+  }
+  return docflow::cli::kCommandLibrary;
+}
+
+// Loads the command library and hands it the command. RTLD_GLOBAL: its
+// symbols are visible to the plugins it loads, as they were when `flow`
+// linked everything.
 int run_loaded_command(int argc, char** argv) {
-  void* library = ::dlopen(docflow::cli::kCommandLibrary, RTLD_NOW | RTLD_GLOBAL);
+  const std::string path = command_library_path();
+  void* library = ::dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
   if (!library) {
     std::cerr << "flow " << argv[1] << ": cannot load " << docflow::cli::kCommandLibrary
-              << ", which runs this command: " << ::dlerror() << "\n";
+              << ", which runs this command (looked beside flow, in " DOCFLOW_LIBDIR_FROM_BINDIR
+                 " from it and where the dynamic loader looks): "
+              << ::dlerror() << "\n";
     return docflow::cli::kRunFailed;
   }
   auto* entry = reinterpret_cast<int (*)(int, char**)>(::dlsym(library, docflow::cli::kCommandEntry));
   if (!entry) {
-    std::cerr << "flow " << argv[1] << ": " << docflow::cli::kCommandLibrary << " has no "
-              << docflow::cli::kCommandEntry << ": " << ::dlerror() << "\n";
+    std::cerr << "flow " << argv[1] << ": " << path << " has no " << docflow::cli::kCommandEntry << ": " << ::dlerror()
+              << "\n";
     return docflow::cli::kRunFailed;
   }
   return entry(argc, argv);
