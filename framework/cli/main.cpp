@@ -63,17 +63,17 @@ int limits_command(const docflow::cli::Args&) {
 // only be asked once it is loaded: that restart is the library's
 // (flow_main.cpp), for the CPU models OpenBLAS does not know.
 void restart_for_malloc_tunables(char** argv) {
-  // A GLIBC_TUNABLES the user set stands. A set-user-ID start would have the
-  // variable removed by glibc and come back here for ever.
-  if (std::getenv("GLIBC_TUNABLES") || ::getauxval(AT_SECURE)) return;
-  const char* tunables = docflow::malloc_tunables_to_ask();
-  if (!tunables) return;
+  // A set-user-ID start would have the variable removed by glibc and come
+  // back here for ever.
+  if (::getauxval(AT_SECURE)) return;
+  const std::string tunables = docflow::better_malloc_tunables();  // empty where the user set one
+  if (tunables.empty()) return;
   // The path /proc/self/exe points to, not the link: ps, pkill and
   // /proc/PID/comm name a process by the path executed.
   std::error_code no_proc;
   const std::string self = std::filesystem::read_symlink("/proc/self/exe", no_proc).string();
   if (no_proc) return;
-  ::setenv("GLIBC_TUNABLES", tunables, 1);
+  ::setenv("GLIBC_TUNABLES", tunables.c_str(), 1);
   ::execv(self.c_str(), argv);
   ::unsetenv("GLIBC_TUNABLES");  // the exec failed: the command library tries once more
 }

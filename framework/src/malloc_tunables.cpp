@@ -1,9 +1,11 @@
-// docflow::malloc_tunables_to_ask (process_tuning.hpp), in the library
-// without LibTorch: `flow` (cli/main.cpp) restarts with it before it loads
-// the command library, and LibTorch with it.
+// docflow::malloc_tunables_to_ask and better_malloc_tunables
+// (process_tuning.hpp), in the library without LibTorch: `flow`
+// (cli/main.cpp) restarts with them before it loads the command library,
+// and LibTorch with it.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "docflow/process_tuning.hpp"
@@ -21,6 +23,12 @@ const char* malloc_tunables_to_ask() noexcept {
   if (n <= 0) return nullptr;
   mode[n] = '\0';
   return std::strstr(mode, "[madvise]") ? "glibc.malloc.hugetlb=1" : nullptr;
+}
+
+std::string better_malloc_tunables() {
+  if (std::getenv("GLIBC_TUNABLES")) return {};
+  const char* tunables = malloc_tunables_to_ask();
+  return tunables ? tunables : "";
 }
 
 }  // namespace docflow

@@ -53,12 +53,6 @@ std::string better_openblas_coretype() {
   return {};
 }
 
-std::string better_malloc_tunables() {
-  if (std::getenv("GLIBC_TUNABLES")) return {};
-  const char* tunables = malloc_tunables_to_ask();
-  return tunables ? tunables : "";
-}
-
 void restart_with_better_process_settings(const std::string& executable, char** argv) {
   const std::string coretype = better_openblas_coretype(), tunables = better_malloc_tunables();
   if (coretype.empty() && tunables.empty()) return;
