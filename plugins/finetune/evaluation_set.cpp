@@ -1,5 +1,7 @@
 #include "evaluation_set.hpp"
 
+#include <ATen/ops/tensor.h>
+
 #include "docflow/error.hpp"
 #include "fashion_mnist.hpp"
 #include "pairs.hpp"
@@ -11,8 +13,8 @@ docarray::Document query(const std::string& text, const clip::Tokenizer& tokeniz
   docarray::Document d;
   d.text = text;
   d.modality = "text";
-  d.tensor = torch::tensor(tokenizer.tokenize(text, static_cast<std::size_t>(params.get_int("context_length")), true),
-                           torch::kLong);
+  d.tensor = at::tensor(tokenizer.tokenize(text, static_cast<std::size_t>(params.get_int("context_length")), true),
+                           at::kLong);
   return d;
 }
 

@@ -98,7 +98,7 @@ clip::Image fashion_image(const FashionMnist& data, std::int64_t i) {
   return im;
 }
 
-torch::Tensor image_tensor(const FashionMnist& data, std::int64_t i, int size) {
+at::Tensor image_tensor(const FashionMnist& data, std::int64_t i, int size) {
   return clip::preprocess(fashion_image(data, i), size);
 }
 

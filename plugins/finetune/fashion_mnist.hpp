@@ -3,8 +3,6 @@
 // dataset-fashion-mnist ships them), and the captions its ten classes get:
 // training captions from several templates and synonyms, evaluation queries
 // from templates that training never sees.
-#include <torch/torch.h>
-
 #include "clip/image.hpp"
 
 #include <cstdint>
@@ -35,6 +33,6 @@ std::vector<std::string> evaluation_queries(int label);
 clip::Image fashion_image(const FashionMnist& data, std::int64_t i);
 // Image `i` as a CLIP-normalised float tensor [3, size, size] (grey -> RGB,
 // PIL-style bicubic resize).
-torch::Tensor image_tensor(const FashionMnist& data, std::int64_t i, int size);
+at::Tensor image_tensor(const FashionMnist& data, std::int64_t i, int size);
 
 }  // namespace docflow::finetune

@@ -205,7 +205,7 @@ PairSourceOptions pair_source_options(const Params& params, const std::string& p
   return o;
 }
 
-torch::Tensor pair_image_tensor(const PairRecord& r, int size) {
+at::Tensor pair_image_tensor(const PairRecord& r, int size) {
   const docarray::Document& image = r.image;
   if (image.tensor.defined() && image.blob.empty() && image.uri.empty()) return image.tensor;
   try {

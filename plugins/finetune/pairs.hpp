@@ -34,7 +34,7 @@ PairSourceOptions pair_source_options(const Params& params, const std::string& p
 // The record's image as the model's input at `size`: its tensor when it
 // came as one (JSON Lines), else its blob or file decoded and preprocessed.
 // Throws docflow::Error naming the record.
-torch::Tensor pair_image_tensor(const PairRecord& record, int size);
+at::Tensor pair_image_tensor(const PairRecord& record, int size);
 
 // Reads every record (paths and captions only: images are decoded later).
 // Throws docflow::Error naming the file, line and column at fault.

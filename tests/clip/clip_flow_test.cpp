@@ -2,6 +2,8 @@
 // a JSON Lines file come out with the reference model's embeddings.
 #include <boost/test/unit_test.hpp>
 
+#include <ATen/ops/stack.h>
+
 #include "../support/run_command.hpp"
 #include "../support/temp_dir.hpp"
 #include "clip/image.hpp"
@@ -39,15 +41,15 @@ BOOST_AUTO_TEST_CASE(encode_images_and_captions_from_the_command_line) {
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.output);
   auto docs = docarray::load_documents(dir.file("out.jsonl"));
   BOOST_REQUIRE(docs.size() == 4u);
-  std::vector<torch::Tensor> images, texts;
+  std::vector<at::Tensor> images, texts;
   for (const auto& d : docs) {
     images.push_back(d.chunks[0].embedding);
     texts.push_back(d.chunks[1].embedding);
   }
   // Text goes through our tokenizer: exact up to float rounding. Images
   // through our decoder and resize: within the fixture README's 1e-2.
-  BOOST_TEST(relative_error(torch::stack(texts), tensor_of(e["text_embeds"])) < 1e-4);
-  BOOST_TEST(relative_error(torch::stack(images), tensor_of(e["image_embeds"])) < 2e-2);
+  BOOST_TEST(relative_error(at::stack(texts), tensor_of(e["text_embeds"])) < 1e-4);
+  BOOST_TEST(relative_error(at::stack(images), tensor_of(e["image_embeds"])) < 2e-2);
 }
 
 // The stateless CLIP executors with replicas (the flow of the test above,

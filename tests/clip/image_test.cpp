@@ -5,6 +5,8 @@
 #include <random>
 #include <tuple>
 
+#include <ATen/ops/equal.h>
+
 #include "clip/error.hpp"
 #include "clip/image.hpp"
 #include "encode_jpeg.hpp"
@@ -51,11 +53,11 @@ BOOST_AUTO_TEST_SUITE(image)
 
 BOOST_AUTO_TEST_CASE(png_files_match_the_reference_preprocessing, *boost::unit_test::precondition(SharedFixtures())) {
   auto e = docflow::testing::expected();
-  torch::Tensor want = tensor_of(e["pixel_values"]);
+  at::Tensor want = tensor_of(e["pixel_values"]);
   for (std::size_t i = 0; i < e["images"].size(); ++i) {
     clip::Image im = clip::load_image(docflow::testing::fixture_dir() + "/" + e["images"][i].get<std::string>());
-    torch::Tensor got = clip::preprocess(im, 32);
-    torch::Tensor diff = (got - want[static_cast<std::int64_t>(i)]).abs();
+    at::Tensor got = clip::preprocess(im, 32);
+    at::Tensor diff = (got - want[static_cast<std::int64_t>(i)]).abs();
     BOOST_TEST_MESSAGE("image" << i << " " << im.width << "x" << im.height << ": max |diff| " << diff.max().item<double>()
                                << ", mean " << diff.mean().item<double>());
     // PIL's own fixed-point bicubic: within one 8-bit step (1/255/std = 0.0146).
@@ -94,15 +96,15 @@ BOOST_AUTO_TEST_CASE(resize_crop_and_normalise) {
   BOOST_TEST(r.height == 20);
   clip::Image c = clip::center_crop(r, 20);
   BOOST_TEST(c.width == 20);
-  torch::Tensor t = clip::preprocess(im, 16);
-  BOOST_TEST(t.sizes() == torch::IntArrayRef({3, 16, 16}));
+  at::Tensor t = clip::preprocess(im, 16);
+  BOOST_TEST(t.sizes() == at::IntArrayRef({3, 16, 16}));
   // A constant image stays constant through resampling and normalises exactly.
   clip::Image flat{10, 10, std::vector<std::uint8_t>(300, 255)};
-  torch::Tensor f = clip::preprocess(flat, 4);
+  at::Tensor f = clip::preprocess(flat, 4);
   BOOST_TEST(f[0][0][0].item<float>() == (1.0f - 0.48145466f) / 0.26862954f, boost::test_tools::tolerance(1e-5f));
   std::mt19937_64 rng(7), rng2(7);
-  torch::Tensor a = clip::preprocess_random_crop(im, 16, rng), b = clip::preprocess_random_crop(im, 16, rng2);
-  BOOST_TEST(torch::equal(a, b));  // seeded
+  at::Tensor a = clip::preprocess_random_crop(im, 16, rng), b = clip::preprocess_random_crop(im, 16, rng2);
+  BOOST_TEST(at::equal(a, b));  // seeded
 }
 
 BOOST_AUTO_TEST_CASE(preprocess_computes_only_the_crop_yet_equals_resize_then_crop) {
@@ -114,8 +116,8 @@ BOOST_AUTO_TEST_CASE(preprocess_computes_only_the_crop_yet_equals_resize_then_cr
            {640, 480, 224}, {480, 640, 224}, {300, 300, 224}, {50, 90, 224}, {224, 500, 224}, {97, 61, 32}}) {
     clip::Image im{w, h, std::vector<std::uint8_t>(static_cast<std::size_t>(w) * h * 3)};
     for (auto& b : im.rgb) b = static_cast<std::uint8_t>(rng());
-    const torch::Tensor full = clip::to_normalized_tensor(clip::center_crop(clip::resize_shorter_side(im, size), size));
-    BOOST_TEST(torch::equal(clip::preprocess(im, size), full), w << "x" << h << " -> " << size);
+    const at::Tensor full = clip::to_normalized_tensor(clip::center_crop(clip::resize_shorter_side(im, size), size));
+    BOOST_TEST(at::equal(clip::preprocess(im, size), full), w << "x" << h << " -> " << size);
   }
 }
 

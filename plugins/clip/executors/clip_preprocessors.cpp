@@ -1,6 +1,8 @@
 #include "clip_preprocessors.hpp"
 #include "selection.hpp"
 
+#include <ATen/ops/tensor.h>
+
 #include <filesystem>
 
 #include "clip/error.hpp"
@@ -90,7 +92,7 @@ void ClipTokenizer::tokenize(Request& request) {
   for (docarray::Document* d : selected_documents(request, params())) {
     try {
       auto ids = tokenizer_->tokenize(d->text, context, truncate);
-      d->tensor = torch::tensor(ids, torch::kLong);
+      d->tensor = at::tensor(ids, at::kLong);
     } catch (const clip::Error& e) {
       throw Error("document " + d->id + ": " + e.what());
     }

@@ -1,5 +1,7 @@
 #include "clip/image.hpp"
 
+#include <ATen/ops/empty.h>
+
 #include <jpeglib.h>
 #include <png.h>
 
@@ -367,9 +369,9 @@ const float kMean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
 const float kStd[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 }  // namespace
 
-Image from_normalized_tensor(const torch::Tensor& tensor) {
+Image from_normalized_tensor(const at::Tensor& tensor) {
   if (tensor.dim() != 3 || tensor.size(0) != 3) throw Error("from_normalized_tensor expects [3, H, W]");
-  const torch::Tensor t = tensor.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  const at::Tensor t = tensor.detach().to(at::kCPU, at::kFloat).contiguous();
   Image out;
   out.height = static_cast<int>(t.size(1));
   out.width = static_cast<int>(t.size(2));
@@ -396,13 +398,13 @@ CLIP_VECTOR_CLONES void normalize_planes(const std::uint8_t* rgb, float* out, st
 }
 }  // namespace
 
-torch::Tensor to_normalized_tensor(const Image& in) {
-  torch::Tensor t = torch::empty({3, in.height, in.width}, torch::kFloat);
+at::Tensor to_normalized_tensor(const Image& in) {
+  at::Tensor t = at::empty({3, in.height, in.width}, at::kFloat);
   normalize_planes(in.rgb.data(), t.data_ptr<float>(), static_cast<std::size_t>(in.width) * in.height);
   return t;
 }
 
-torch::Tensor preprocess(const Image& in, int size) {
+at::Tensor preprocess(const Image& in, int size) {
   // resize_shorter_side + center_crop, computing only the pixels the crop keeps.
   const auto [w, h] = shorter_side_size(in, size);
   const int top = static_cast<int>(std::nearbyint((h - size) / 2.0)), left = static_cast<int>(std::nearbyint((w - size) / 2.0));
@@ -410,7 +412,7 @@ torch::Tensor preprocess(const Image& in, int size) {
   return to_normalized_tensor(resize_window(in, w, h, left, top, size, size));
 }
 
-torch::Tensor preprocess_random_crop(const Image& in, int size, std::mt19937_64& rng, double min_scale) {
+at::Tensor preprocess_random_crop(const Image& in, int size, std::mt19937_64& rng, double min_scale) {
   const double area = static_cast<double>(in.width) * in.height;
   std::uniform_real_distribution<double> scale(min_scale, 1.0), log_ratio(std::log(3.0 / 4.0), std::log(4.0 / 3.0));
   for (int attempt = 0; attempt < 10; ++attempt) {

@@ -1,20 +1,29 @@
 #include "clip/loss.hpp"
 
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/arange.h>
+#include <ATen/ops/cross_entropy_loss.h>
+#include <ATen/ops/matmul.h>
+
+#include <algorithm>
 #include <cmath>
 
 #include "clip/error.hpp"
 
 namespace clip {
 
-torch::Tensor clip_loss(const torch::Tensor& image, const torch::Tensor& text, const torch::Tensor& logit_scale) {
+namespace {
+// torch::nn::functional::normalize(x, {.p = 2, .dim = -1}), op for op (its eps 1e-12).
+at::Tensor l2_normalized(const at::Tensor& x) { return x / x.norm(2.0, {-1}, true).clamp_min(1e-12).expand_as(x); }
+}  // namespace
+
+at::Tensor clip_loss(const at::Tensor& image, const at::Tensor& text, const at::Tensor& logit_scale) {
   if (image.sizes() != text.sizes() || image.dim() != 2)
     throw Error("CLIPLoss needs image and text features of one shape [batch, dim]");
-  namespace F = torch::nn::functional;
-  torch::Tensor img = F::normalize(image, F::NormalizeFuncOptions().dim(-1));
-  torch::Tensor txt = F::normalize(text, F::NormalizeFuncOptions().dim(-1));
-  torch::Tensor logits = logit_scale.exp() * torch::matmul(img, txt.t());
-  torch::Tensor labels = torch::arange(image.size(0), torch::TensorOptions().dtype(torch::kLong).device(image.device()));
-  return (F::cross_entropy(logits, labels) + F::cross_entropy(logits.t(), labels)) / 2;
+  const at::Tensor logits = logit_scale.exp() * at::matmul(l2_normalized(image), l2_normalized(text).t());
+  const at::Tensor labels = at::arange(image.size(0), at::TensorOptions().dtype(at::kLong).device(image.device()));
+  // F::cross_entropy's defaults: mean over the batch, no weights, no label smoothing.
+  return (at::cross_entropy_loss(logits, labels) + at::cross_entropy_loss(logits.t(), labels)) / 2;
 }
 
 double schedule_factor(const std::string& name, std::int64_t step, std::int64_t warmup, std::int64_t total) {

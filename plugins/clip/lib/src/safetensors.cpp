@@ -1,5 +1,7 @@
 #include "clip/safetensors.hpp"
 
+#include <ATen/ops/from_blob.h>
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -19,10 +21,10 @@ namespace clip {
 namespace {
 
 
-const std::pair<const char*, torch::ScalarType> kDtypes[] = {
-    {"F32", torch::kFloat}, {"F16", torch::kHalf}, {"BF16", torch::kBFloat16}, {"F64", torch::kDouble},
-    {"I64", torch::kLong},  {"I32", torch::kInt},  {"I16", torch::kShort},     {"I8", torch::kChar},
-    {"U8", torch::kByte},   {"BOOL", torch::kBool}};
+const std::pair<const char*, at::ScalarType> kDtypes[] = {
+    {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16}, {"F64", at::kDouble},
+    {"I64", at::kLong},  {"I32", at::kInt},  {"I16", at::kShort},     {"I8", at::kChar},
+    {"U8", at::kByte},   {"BOOL", at::kBool}};
 
 struct Mapping {
   void* data = MAP_FAILED;
@@ -111,14 +113,14 @@ SafetensorsFile read_safetensors(const std::string& path) {
     if (begin > end || end > data_size)
       bad(path, "tensor '" + name + "' data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
                     "] are outside the " + std::to_string(data_size) + "-byte data (truncated?)");
-    const std::uint64_t need = numel * torch::elementSize(dt->second);
+    const std::uint64_t need = numel * at::elementSize(dt->second);
     if (end - begin != need)
       bad(path, "tensor '" + name + "' holds " + std::to_string(end - begin) + " bytes, its dtype and shape need " +
                     std::to_string(need));
     spans.emplace_back(begin, end, name);
     // A view into the mapping; the deleter keeps the mapping alive.
     void* ptr = const_cast<char*>(base + data_start + begin);
-    out.tensors[name] = torch::from_blob(ptr, shape, [map](void*) {}, torch::TensorOptions().dtype(dt->second));
+    out.tensors[name] = at::from_blob(ptr, shape, [map](void*) {}, at::TensorOptions().dtype(dt->second));
   }
   std::sort(spans.begin(), spans.end());
   std::uint64_t expected = 0;
@@ -133,14 +135,14 @@ SafetensorsFile read_safetensors(const std::string& path) {
   return out;
 }
 
-void write_safetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
+void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header;
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::vector<torch::Tensor> data;
+  std::vector<at::Tensor> data;
   std::uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
-    torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
+    at::Tensor c = t.detach().to(at::kCPU).contiguous();
     auto dt = std::find_if(std::begin(kDtypes), std::end(kDtypes), [&](auto& d) { return d.second == c.scalar_type(); });
     if (dt == std::end(kDtypes)) throw Error("cannot write tensor '" + name + "' of dtype " + std::string(c.dtype().name()));
     const std::uint64_t n = static_cast<std::uint64_t>(c.numel()) * c.element_size();

@@ -3,7 +3,9 @@
 // decoding for large images) and PNG (libpng); grey, palette, RGBA and CMYK
 // become RGB. Resizing is PIL's antialiased bicubic with PIL's own 8-bit
 // fixed-point arithmetic, so results match torchvision + PIL within a unit.
-#include <torch/torch.h>
+// ATen's Tensor alone, not <torch/torch.h>: every file that includes this
+// would otherwise pay that header's 8-9 s of template instantiation (GCC 12).
+#include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <random>
@@ -35,13 +37,13 @@ Image crop(const Image& in, int left, int top, int width, int height);
 Image center_crop(const Image& in, int size);             // torchvision CenterCrop(size)
 
 // [3, H, W] float: scaled to [0, 1], normalised with CLIP's mean and std.
-torch::Tensor to_normalized_tensor(const Image& in);
+at::Tensor to_normalized_tensor(const Image& in);
 // The inverse, for showing a preprocessed image (reports).
-Image from_normalized_tensor(const torch::Tensor& tensor);
+Image from_normalized_tensor(const at::Tensor& tensor);
 // CLIP's inference transform: Resize(size), CenterCrop(size), normalise.
-torch::Tensor preprocess(const Image& in, int size);
+at::Tensor preprocess(const Image& in, int size);
 // Training: a random resized crop covering `min_scale`..1 of the area (aspect
 // 3/4..4/3, as torchvision's RandomResizedCrop), then normalise.
-torch::Tensor preprocess_random_crop(const Image& in, int size, std::mt19937_64& rng, double min_scale = 0.9);
+at::Tensor preprocess_random_crop(const Image& in, int size, std::mt19937_64& rng, double min_scale = 0.9);
 
 }  // namespace clip

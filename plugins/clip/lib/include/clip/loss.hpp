@@ -1,7 +1,10 @@
 #pragma once
 // CLIPLoss and the learning-rate schedules of fine-tuning.
-#include <torch/torch.h>
+// ATen's Tensor alone, not <torch/torch.h>: every file that includes this
+// would otherwise pay that header's 8-9 s of template instantiation (GCC 12).
+#include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <string>
 
 namespace clip {
@@ -9,8 +12,8 @@ namespace clip {
 // Symmetric cross-entropy over logits = exp(logit_scale) * normalize(image)
 // @ normalize(text).T with labels = position in the batch, averaged over the
 // image->text and text->image directions.
-torch::Tensor clip_loss(const torch::Tensor& image_features, const torch::Tensor& text_features,
-                        const torch::Tensor& logit_scale);
+at::Tensor clip_loss(const at::Tensor& image_features, const at::Tensor& text_features,
+                        const at::Tensor& logit_scale);
 
 // The learning-rate multiplier at `step` (0-based) of `total`:
 // constant, constant_with_warmup, linear (warmup then linear decay to 0) and

@@ -5,7 +5,9 @@
 // file; every check that keeps a bad file from becoming a crash is made:
 // header size capped, offsets in bounds and tiling the buffer exactly, sizes
 // matching dtype and shape, no duplicate names.
-#include <torch/torch.h>
+// ATen's Tensor alone, not <torch/torch.h>: every file that includes this
+// would otherwise pay that header's 8-9 s of template instantiation (GCC 12).
+#include <ATen/core/Tensor.h>
 
 #include <map>
 #include <string>
@@ -13,13 +15,13 @@
 namespace clip {
 
 struct SafetensorsFile {
-  std::map<std::string, torch::Tensor> tensors;  // views into the mapping (kept alive by them)
+  std::map<std::string, at::Tensor> tensors;  // views into the mapping (kept alive by them)
   std::map<std::string, std::string> metadata;
 };
 
 SafetensorsFile read_safetensors(const std::string& path);
 // Tensors are written contiguous, in name order, as F32/F16/BF16/... by dtype.
-void write_safetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
+void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
                        const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
 
 }  // namespace clip
