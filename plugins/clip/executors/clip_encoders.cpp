@@ -1,6 +1,9 @@
 #include "clip_encoders.hpp"
 #include "selection.hpp"
 
+#include <torch/cuda.h>
+#include <torch/utils.h>
+
 #include "clip/error.hpp"
 #include "clip/weights.hpp"
 #include "docflow/error.hpp"

@@ -1,6 +1,7 @@
 #include "clip/weights.hpp"
 
 #include <torch/script.h>
+#include <torch/serialize.h>
 
 #include <cmath>
 #include <cstring>
