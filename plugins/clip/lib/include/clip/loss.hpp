@@ -13,7 +13,7 @@ namespace clip {
 // @ normalize(text).T with labels = position in the batch, averaged over the
 // image->text and text->image directions.
 at::Tensor clip_loss(const at::Tensor& image_features, const at::Tensor& text_features,
-                        const at::Tensor& logit_scale);
+                     const at::Tensor& logit_scale);
 
 // The learning-rate multiplier at `step` (0-based) of `total`:
 // constant, constant_with_warmup, linear (warmup then linear decay to 0) and
