@@ -14,7 +14,7 @@ docarray::Document query(const std::string& text, const clip::Tokenizer& tokeniz
   d.text = text;
   d.modality = "text";
   d.tensor = at::tensor(tokenizer.tokenize(text, static_cast<std::size_t>(params.get_int("context_length")), true),
-                           at::kLong);
+                        at::kLong);
   return d;
 }
 
